@@ -1,0 +1,135 @@
+"""The email activity: render a journey's template for a lead and deliver it over SMTP, once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from email.message import EmailMessage
+from email.utils import formataddr, parseaddr
+from typing import Any
+
+import aiosmtplib
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import SEND_EMAIL, SendEmailRequest, SendEmailResult
+from db.models import Lead, OutboxEmail, utcnow
+from journeys.rendering import RenderedEmail, TemplateMissingError, render_email
+from starter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def message_id_for(idempotency_key: str, mail_from: str) -> str:
+    """A Message-ID derived from the send's key, so a resend is recognisably the same mail."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "nurture.invalid"
+    return f"<{digest}@{domain}>"
+
+
+def lead_context(lead: Lead) -> dict[str, Any]:
+    """The `lead` variables a template may use (None where unknown, for `or` fallbacks)."""
+    return {
+        "id": lead.id,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "company": lead.company,
+        "title": lead.title,
+        "industry": lead.industry,
+        "company_size": lead.company_size,
+        "country": lead.country,
+    }
+
+
+class EmailActivities:
+    """Email delivery with injected settings and database sessions."""
+
+    def __init__(self, settings: Settings, sessions: async_sessionmaker) -> None:
+        self._settings = settings
+        self._sessions = sessions
+
+    def _template_context(self, lead: Lead) -> dict[str, Any]:
+        base = self._settings.public_base_url.rstrip("/")
+        return {
+            "lead": lead_context(lead),
+            "sender": {
+                "name": parseaddr(self._settings.mail_from)[0] or "Nurture",
+                "postal_address": "Nurture Inc., 1 Example Street, Springfield",
+            },
+            "links": {
+                "getting_started": f"{base}/guides/getting-started",
+                "book_demo": f"{base}/demo",
+            },
+        }
+
+    @activity.defn(name=SEND_EMAIL)
+    async def send_email(self, request: SendEmailRequest) -> SendEmailResult:
+        """Record the send in the outbox, deliver it, mark it sent.
+
+        A retry (or a second worker) that finds the key already sent returns the recorded
+        result; one that finds it pending delivers again with the same Message-ID.
+        """
+        async with self._sessions() as session:
+            lead = await session.get(Lead, request.lead_id)
+            if lead is None or lead.email is None or lead.erased_at is not None:
+                return SendEmailResult(status="skipped", reason="lead not found or erased")
+            message_id = message_id_for(request.idempotency_key, self._settings.mail_from)
+            session.add(
+                OutboxEmail(
+                    idempotency_key=request.idempotency_key,
+                    lead_id=request.lead_id,
+                    workflow_id=request.workflow_id,
+                    step_id=request.step_id,
+                    template=request.template,
+                    message_id=message_id,
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+            outbox = (
+                await session.execute(
+                    select(OutboxEmail).where(
+                        OutboxEmail.idempotency_key == request.idempotency_key
+                    )
+                )
+            ).scalar_one()
+            if outbox.status == "sent":
+                return SendEmailResult(status="sent", message_id=outbox.message_id)
+
+            try:
+                rendered = render_email(request.template, self._template_context(lead))
+            except TemplateMissingError as exc:
+                raise ApplicationError(str(exc), type="TemplateMissing", non_retryable=True) from exc
+            await self._deliver(lead.email, outbox.message_id, rendered)
+
+            outbox.status = "sent"
+            outbox.subject = rendered.subject
+            outbox.sent_at = utcnow()
+            await session.commit()
+            log.info("sent %s to lead %s (%s)", request.template, request.lead_id, message_id)
+            return SendEmailResult(status="sent", message_id=outbox.message_id)
+
+    async def _deliver(self, to: str, message_id: str, rendered: RenderedEmail) -> None:
+        message = EmailMessage()
+        name, address = parseaddr(self._settings.mail_from)
+        message["From"] = formataddr((name, address))
+        message["To"] = to
+        message["Subject"] = rendered.subject
+        message["Message-ID"] = message_id
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        settings = self._settings
+        await aiosmtplib.send(
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            start_tls=settings.smtp_starttls,
+            timeout=30,
+        )

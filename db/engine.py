@@ -1,0 +1,34 @@
+"""Engines and sessions for the application database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def async_url(sync_url: str) -> str:
+    """The asyncio driver URL for a synchronous SQLAlchemy URL."""
+    url = make_url(sync_url)
+    if url.drivername in ("sqlite", "sqlite+pysqlite"):
+        return url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    # psycopg 3 serves both the sync and the async dialect under one name.
+    return url.render_as_string(hide_password=False)
+
+
+def create_engine_for(sync_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for `sync_url`; creates the SQLite file's folder when needed."""
+    url = make_url(sync_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(async_url(sync_url))
+    return create_async_engine(
+        async_url(sync_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)

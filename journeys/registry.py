@@ -1,0 +1,41 @@
+"""Finds every journey module in the `journeys` package and the definition it builds."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+
+import journeys
+from journeys.dsl import JourneyDefinition
+
+# Modules of the package that are machinery, not journeys.
+_NOT_JOURNEYS = {"dsl", "registry", "rendering"}
+
+
+class UnknownJourneyError(LookupError):
+    """No registered journey has this name."""
+
+
+@cache
+def all_journeys() -> dict[str, JourneyDefinition]:
+    """Every registered journey by name; a journey module exposes `JOURNEY`."""
+    found: dict[str, JourneyDefinition] = {}
+    for module_info in pkgutil.iter_modules(journeys.__path__):
+        if module_info.name in _NOT_JOURNEYS or module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"journeys.{module_info.name}")
+        definition = getattr(module, "JOURNEY", None)
+        if isinstance(definition, JourneyDefinition):
+            if definition.name in found:
+                raise ValueError(f"two journey modules define {definition.name!r}")
+            found[definition.name] = definition
+    return found
+
+
+def get_journey(name: str) -> JourneyDefinition:
+    """The registered journey called `name`."""
+    try:
+        return all_journeys()[name]
+    except KeyError:
+        raise UnknownJourneyError(name) from None

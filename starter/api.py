@@ -1,0 +1,139 @@
+"""The HTTP API: `create_app(settings)` builds it; `nurture api` serves it with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Path, Request, status
+from fastapi.responses import JSONResponse
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from db.engine import create_engine_for, session_factory
+from db.migrate import upgrade_to_head
+from journeys.registry import UnknownJourneyError, all_journeys, get_journey
+from starter.auth import require_role
+from starter.enrollment import EnrollmentRequest, EnrollmentResult, enroll
+from starter.errors import ApiProblem, TemporalUnavailable, UnknownJourney
+from starter.events import EventIn, EventResult, record_event
+from starter.leads import LeadView, read_lead
+from starter.provisioning.temporal import temporal_address
+from starter.settings import Role, Settings
+from starter.temporal_client import connect
+
+log = logging.getLogger(__name__)
+
+Marketing = Depends(require_role(Role.MARKETING))
+LeadId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The lead's id (a UUID)")]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API for `settings`; start-up migrates the database and connects to Temporal."""
+    api_keys = settings.require_api_keys()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await asyncio.to_thread(upgrade_to_head, settings.effective_database_url)
+            engine = create_engine_for(settings.effective_database_url)
+            stack.push_async_callback(engine.dispose)
+            address = await stack.enter_async_context(
+                temporal_address(
+                    settings.temporal_address,
+                    namespace=settings.temporal_namespace,
+                    data_dir=settings.data_dir,
+                )
+            )
+            app.state.temporal = await connect(address, settings.temporal_namespace)
+            app.state.sessions = session_factory(engine)
+            yield
+
+    app = FastAPI(
+        title="Nurture",
+        version="0.1.0",
+        summary="Buyer journeys as durable workflows: enroll leads, report engagement, read leads.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_keys = api_keys
+
+    @app.exception_handler(ApiProblem)
+    async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RPCError)
+    async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            problem = TemporalUnavailable()
+            return JSONResponse(problem.body(), status_code=problem.status)
+        log.exception("Temporal refused a request")
+        return JSONResponse(
+            {"detail": [{"loc": [], "msg": "the workflow engine refused the request",
+                         "type": "temporal_error"}]},
+            status_code=status.HTTP_502_BAD_GATEWAY,
+        )
+
+    def temporal(request: Request) -> Client:
+        return request.app.state.temporal
+
+    @app.post(
+        "/v1/enrollments",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=EnrollmentResult,
+        tags=["enrollments"],
+        dependencies=[Marketing],
+        responses={422: {"description": "Invalid lead or unknown journey"}},
+    )
+    async def create_enrollment(body: EnrollmentRequest, request: Request) -> EnrollmentResult:
+        """Enroll a lead (created or updated by email) into a journey.
+
+        Enrolling the same lead into the same journey again starts nothing:
+        the answer then says `"status": "already_enrolled"`.
+        """
+        try:
+            definition = get_journey(body.journey)
+        except UnknownJourneyError:
+            raise UnknownJourney(body.journey, sorted(all_journeys())) from None
+        return await enroll(
+            temporal(request),
+            request.app.state.sessions,
+            task_queue=settings.task_queue,
+            lead_in=body.lead,
+            definition=definition,
+        )
+
+    @app.post(
+        "/v1/events",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=EventResult,
+        tags=["events"],
+        dependencies=[Marketing],
+        responses={404: {"description": "No lead with this id"}},
+    )
+    async def create_event(body: EventIn, request: Request) -> EventResult:
+        """Report engagement (a click, open, download, …) for a lead's running journeys.
+
+        Sending the same `event_id` again is harmless: it counts once.
+        """
+        return await record_event(temporal(request), request.app.state.sessions, body)
+
+    @app.get(
+        "/v1/leads/{lead_id}",
+        response_model=LeadView,
+        tags=["leads"],
+        dependencies=[Marketing],
+        responses={404: {"description": "No lead with this id"}},
+    )
+    async def get_lead(lead_id: LeadId, request: Request) -> LeadView:
+        """A lead with its stage, journeys (current step), emails sent and events received."""
+        return await read_lead(temporal(request), request.app.state.sessions, lead_id)
+
+    @app.get("/healthz", tags=["operations"], include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,193 @@
+"""Enrolling a lead into a journey: upsert the lead, start its journey workflow once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from db.models import Enrollment, Lead
+from journeys.dsl import JourneyDefinition
+from workflows import search_attributes
+from workflows.contracts import WORKFLOW_NAME, JourneyInput, journey_workflow_id
+
+log = logging.getLogger(__name__)
+
+_Text100 = Field(default=None, max_length=100)
+
+
+class LeadIn(BaseModel):
+    """A lead as a marketer (or a form) submits it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "example": {
+                "email": "ada@example.com",
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "company": "Analytical Engines Ltd",
+                "title": "VP Engineering",
+                "company_size": 250,
+                "industry": "software",
+                "country": "GB",
+            }
+        },
+    )
+
+    email: EmailStr
+    first_name: str | None = _Text100
+    last_name: str | None = _Text100
+    company: str | None = Field(default=None, max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+    company_size: int | None = Field(default=None, ge=1, le=10_000_000)
+    industry: str | None = _Text100
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+    timezone: str | None = Field(default=None, max_length=64)
+    properties: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+    @field_validator("email")
+    @classmethod
+    def _normalise_email(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("properties")
+    @classmethod
+    def _properties_are_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 50:
+            raise ValueError("at most 50 properties")
+        for key, item in value.items():
+            if len(key) > 64 or (isinstance(item, str) and len(item) > 1000):
+                raise ValueError(f"property {key[:64]!r} is too long (keys 64, values 1000 chars)")
+        return value
+
+
+class EnrollmentRequest(BaseModel):
+    """`POST /v1/enrollments`: put a lead into a journey."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "journey": "welcome",
+                "lead": {"email": "ada@example.com", "first_name": "Ada", "company": "ACME"},
+            }
+        },
+    )
+
+    journey: str = Field(min_length=1, max_length=100)
+    lead: LeadIn
+
+
+class EnrollmentResult(BaseModel):
+    """What an enrollment did; `status` says whether it started a journey."""
+
+    lead_id: str
+    workflow_id: str
+    journey: str
+    journey_version: str
+    status: Literal["enrolled", "already_enrolled"]
+
+
+async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
+    """The lead with this email, created or updated with the fields given."""
+    fields = lead_in.model_dump(exclude={"email", "properties"}, exclude_none=True)
+    if "country" in fields:
+        fields["country"] = fields["country"].upper()
+    for _ in range(2):  # a concurrent insert of the same email makes the first try lose
+        lead = (
+            await session.execute(select(Lead).where(Lead.email == lead_in.email))
+        ).scalar_one_or_none()
+        if lead is None:
+            lead = Lead(email=lead_in.email, properties=dict(lead_in.properties), **fields)
+            session.add(lead)
+        else:
+            for name, value in fields.items():
+                setattr(lead, name, value)
+            if lead_in.properties:
+                lead.properties = {**lead.properties, **lead_in.properties}
+        try:
+            await session.commit()
+            return lead
+        except IntegrityError:
+            await session.rollback()
+    raise RuntimeError("could not upsert the lead")  # pragma: no cover
+
+
+async def start_journey(
+    client: Client,
+    sessions: async_sessionmaker,
+    *,
+    task_queue: str,
+    lead_id: str,
+    definition: JourneyDefinition,
+) -> EnrollmentResult:
+    """Start the lead's journey workflow unless it was ever started; record the enrollment.
+
+    The workflow id is derived from (journey, lead) and duplicates are rejected, so any
+    number of concurrent or repeated enrollments start one workflow.
+    """
+    workflow_id = journey_workflow_id(definition.name, lead_id)
+    status: Literal["enrolled", "already_enrolled"] = "enrolled"
+    try:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            JourneyInput(lead_id=lead_id, definition=definition),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search_attributes.JOURNEY, definition.name),
+                    SearchAttributePair(search_attributes.JOURNEY_VERSION, definition.version),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        status = "already_enrolled"
+    async with sessions() as session:
+        session.add(
+            Enrollment(
+                lead_id=lead_id,
+                journey=definition.name,
+                journey_version=definition.version,
+                workflow_id=workflow_id,
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()  # recorded by an earlier (or concurrent) enrollment
+    if status == "enrolled":
+        log.info("enrolled lead %s in %s (%s)", lead_id, definition.name, definition.version)
+    return EnrollmentResult(
+        lead_id=lead_id,
+        workflow_id=workflow_id,
+        journey=definition.name,
+        journey_version=definition.version,
+        status=status,
+    )
+
+
+async def enroll(
+    client: Client,
+    sessions: async_sessionmaker,
+    *,
+    task_queue: str,
+    lead_in: LeadIn,
+    definition: JourneyDefinition,
+) -> EnrollmentResult:
+    """Create or update the lead, then start its journey (once)."""
+    async with sessions() as session:
+        lead = await upsert_lead(session, lead_in)
+    return await start_journey(
+        client, sessions, task_queue=task_queue, lead_id=lead.id, definition=definition
+    )

@@ -1,0 +1,103 @@
+"""Engagement events: recorded once in the database, signalled to the lead's running journeys."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.contracts import EngagementSignal
+from db.models import EngagementEvent, Enrollment, Lead
+from journeys.dsl import EventType
+from starter.errors import LeadNotFound
+from workflows.contracts import ENGAGEMENT_SIGNAL
+
+log = logging.getLogger(__name__)
+
+
+class EventIn(BaseModel):
+    """`POST /v1/events`: something a lead did. `event_id` makes retries harmless."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "lead_id": "0b6f3a51-2d1c-4a8e-9f3e-2f1c9b7a5d10",
+                "type": "email_click",
+                "event_id": "click-8f14e45f",
+                "occurred_at": "2026-11-22T10:15:00Z",
+                "properties": {"url": "https://example.com/pricing"},
+            }
+        },
+    )
+
+    lead_id: uuid.UUID
+    type: EventType
+    event_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    properties: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, max_length=50
+    )
+
+
+class EventResult(BaseModel):
+    """What became of an event: `duplicate` when this `event_id` was seen before."""
+
+    lead_id: str
+    event_id: str
+    duplicate: bool
+    delivered_to: list[str]
+
+
+async def record_event(client: Client, sessions: async_sessionmaker, event: EventIn) -> EventResult:
+    """Store the event (once) and signal it to every journey of the lead that still runs.
+
+    A repeated event is signalled again: the workflows ignore ids they have seen, and this
+    way a client retrying after a failed signal still gets the event delivered.
+    """
+    lead_id = str(event.lead_id)
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        if lead is None or lead.erased_at is not None:
+            raise LeadNotFound(lead_id)
+        session.add(
+            EngagementEvent(
+                lead_id=lead_id,
+                event_id=event.event_id,
+                type=event.type.value,
+                occurred_at=event.occurred_at,
+                properties=dict(event.properties),
+            )
+        )
+        duplicate = False
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            duplicate = True
+        workflow_ids = (
+            await session.execute(
+                select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
+            )
+        ).scalars().all()
+    signal = EngagementSignal(
+        event_id=event.event_id, type=event.type, occurred_at=event.occurred_at
+    )
+    delivered = []
+    for workflow_id in workflow_ids:
+        try:
+            await client.get_workflow_handle(workflow_id).signal(ENGAGEMENT_SIGNAL, signal)
+            delivered.append(workflow_id)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: that journey has ended
+                raise
+    return EventResult(
+        lead_id=lead_id, event_id=event.event_id, duplicate=duplicate, delivered_to=delivered
+    )

@@ -1,0 +1,143 @@
+"""Configuration from the environment.
+
+Every setting has the environment name operators rely on (no prefix magic); a wrong or
+missing value fails at start-up with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Role(StrEnum):
+    """What an API key may do."""
+
+    MARKETING = "marketing"
+    SALES = "sales"
+    ADMIN = "admin"
+
+
+class SettingsError(RuntimeError):
+    """A configuration value is wrong or missing; the message names the variable."""
+
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "nurture"
+
+
+class Settings(BaseSettings):
+    """All of Nurture's configuration, read from environment variables."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    temporal_address: str | None = Field(
+        default=None,
+        alias="TEMPORAL_ADDRESS",
+        description="host:port of a Temporal frontend; unset starts an embedded dev server.",
+    )
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE", min_length=1)
+    task_queue: str = Field(default="nurture", alias="NURTURE_TASK_QUEUE", min_length=1)
+    database_url: str | None = Field(
+        default=None,
+        alias="DATABASE_URL",
+        description="SQLAlchemy URL; unset uses a SQLite file for the demo.",
+    )
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, alias="NURTURE_DATA_DIR")
+    smtp_host: str = Field(default="localhost", alias="SMTP_HOST", min_length=1)
+    smtp_port: int = Field(default=1025, alias="SMTP_PORT", ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=False, alias="SMTP_STARTTLS")
+    mail_from: str = Field(
+        default="Nurture <nurture@localhost>", alias="MAIL_FROM", pattern=r"^[^\r\n]*@[^\r\n]*$"
+    )
+    public_base_url: str = Field(
+        default="http://localhost:8000", alias="PUBLIC_BASE_URL", pattern=r"^https?://[^\s]+$"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        alias="NURTURE_SECRET_KEY",
+        validation_alias=AliasChoices("NURTURE_SECRET_KEY", "secret_key"),
+    )
+    api_keys: Annotated[dict[str, Role], NoDecode] = Field(
+        default_factory=dict,
+        alias="NURTURE_API_KEYS",
+        validation_alias=AliasChoices("NURTURE_API_KEYS", "api_keys"),
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        """Parse `role:key,role:key` into {key: role}."""
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for pair in filter(None, (part.strip() for part in value.split(","))):
+            role, sep, key = pair.partition(":")
+            if not sep or not key:
+                raise ValueError(f"expected role:key pairs separated by commas, got {pair!r}")
+            if role not in {r.value for r in Role}:
+                raise ValueError(f"unknown role {role!r} (roles: marketing, sales, admin)")
+            if len(key) < 16:
+                raise ValueError(f"the {role} key must be at least 16 characters")
+            keys[key] = role
+        return keys
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_has_a_known_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("postgresql+psycopg://", "postgresql://", "sqlite:///")):
+            raise ValueError("expected postgresql+psycopg://user:pass@host/db or sqlite:///path")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The synchronous SQLAlchemy URL in use (a SQLite file when DATABASE_URL is unset)."""
+        if self.database_url is None:
+            return f"sqlite:///{self.data_dir / 'nurture.db'}"
+        if self.database_url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+        return self.database_url
+
+    def require_secret_key(self) -> str:
+        """The signing key, or a SettingsError naming NURTURE_SECRET_KEY."""
+        if self.secret_key is None:
+            raise SettingsError(
+                "NURTURE_SECRET_KEY is required: set it to a random string of at least 32 "
+                "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return self.secret_key.get_secret_value()
+
+    def require_api_keys(self) -> dict[str, Role]:
+        """The API keys, or a SettingsError naming NURTURE_API_KEYS."""
+        if not self.api_keys:
+            raise SettingsError(
+                "NURTURE_API_KEYS is required: role:key pairs separated by commas, "
+                "e.g. marketing:<key>,sales:<key>,admin:<key>"
+            )
+        return self.api_keys
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (overrides win); errors name the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

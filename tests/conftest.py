@@ -1,0 +1,141 @@
+"""Session fixtures: one real Temporal dev server, one PostgreSQL database, one SMTP sink.
+
+Each test gets its own task queue and worker, and its own lead emails, so tests never
+see each other's journeys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from db.engine import create_engine_for, session_factory
+from db.migrate import upgrade_to_head
+from starter.api import create_app
+from starter.provisioning.postgres import ensure_database
+from starter.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.settings import Settings
+from tests.smtp_sink import SmtpSink, free_port, start_sink
+from worker import build_worker
+from workflows import search_attributes
+
+MARKETING_KEY = "marketing-" + secrets.token_hex(12)
+SALES_KEY = "sales-" + secrets.token_hex(12)
+ADMIN_KEY = "admin-" + secrets.token_hex(12)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A migrated PostgreSQL database (provisioned on this machine when none is configured)."""
+    url = ensure_database()
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine_for(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: AsyncEngine) -> async_sessionmaker:
+    return session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (the pinned CLI), with our search attributes registered."""
+    env = await start_dev_server()
+    await register_search_attributes(env.client, "default", search_attributes.ALL)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback collecting every message."""
+    controller, sink = start_sink()
+    sink.port = controller.port  # type: ignore[attr-defined]
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(
+    database_url: str, temporal_client: Client, smtp: SmtpSink, task_queue: str
+) -> Settings:
+    return Settings(
+        TEMPORAL_ADDRESS=temporal_client.service_client.config.target_host,
+        NURTURE_TASK_QUEUE=task_queue,
+        DATABASE_URL=database_url,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=smtp.port,  # type: ignore[attr-defined]
+        MAIL_FROM="Nurture Test <hello@nurture.example>",
+        PUBLIC_BASE_URL="http://nurture.example",
+        NURTURE_SECRET_KEY=secrets.token_urlsafe(32),
+        NURTURE_API_KEYS=f"marketing:{MARKETING_KEY},sales:{SALES_KEY},admin:{ADMIN_KEY}",
+    )
+
+
+@pytest.fixture
+async def worker(
+    temporal_client: Client, settings: Settings, sessions: async_sessionmaker
+) -> AsyncIterator[Worker]:
+    """A worker on this test's own task queue."""
+    worker = build_worker(temporal_client, settings, sessions)
+    async with worker:
+        yield worker
+
+
+@pytest.fixture
+async def api_url(settings: Settings) -> AsyncIterator[str]:
+    """The real HTTP API (uvicorn on a loopback port), built by `create_app(settings)`."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                       lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the API with a marketing key."""
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {MARKETING_KEY}"}, timeout=30
+    ) as client:
+        yield client
+
+
+def new_email(prefix: str = "lead") -> str:
+    """An address no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"

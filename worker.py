@@ -1,0 +1,94 @@
+"""The Nurture worker: runs the journey workflow and every activity on the task queue.
+
+`python worker.py` migrates the database, connects to Temporal (starting an embedded dev
+server when TEMPORAL_ADDRESS is unset and none is running), registers missing search
+attributes, and runs until SIGTERM or SIGINT, finishing in-flight activities first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.email import EmailActivities
+from db.engine import create_engine_for, session_factory
+from db.migrate import upgrade_to_head
+from starter.provisioning.temporal import register_search_attributes, temporal_address
+from starter.settings import Settings, SettingsError, load_settings
+from starter.temporal_client import connect
+from workflows import search_attributes
+from workflows.journey import JourneyWorkflow
+
+log = logging.getLogger("nurture.worker")
+
+# Pure-data modules the workflow imports: shared with the sandbox instead of re-imported
+# for every workflow run (they hold no state and do no I/O).
+_PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "journeys", "activities", "workflows.contracts", "workflows.search_attributes")
+
+
+def build_worker(
+    client: Client, settings: Settings, sessions: async_sessionmaker, *, task_queue: str | None = None
+) -> Worker:
+    """A worker for every Nurture workflow and activity, wired to `settings` and `sessions`."""
+    email = EmailActivities(settings, sessions)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[JourneyWorkflow],
+        activities=[email.send_email],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
+        ),
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+async def run(settings: Settings) -> None:
+    """Run the worker until a termination signal arrives."""
+    await asyncio.to_thread(upgrade_to_head, settings.effective_database_url)
+    engine = create_engine_for(settings.effective_database_url)
+    try:
+        async with temporal_address(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_dir=settings.data_dir,
+        ) as address:
+            client = await connect(address, settings.temporal_namespace)
+            await register_search_attributes(
+                client, settings.temporal_namespace, search_attributes.ALL
+            )
+            worker = build_worker(client, settings, session_factory(engine))
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            log.info("worker on %s, namespace %s, task queue %s",
+                     address, settings.temporal_namespace, settings.task_queue)
+            async with worker:
+                await stop.wait()
+                log.info("stopping: finishing in-flight tasks…")
+            log.info("worker stopped")
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"nurture worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The journey workflow's input, state and answers: pure pydantic, imported by the API too."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from journeys.dsl import JourneyDefinition
+
+WORKFLOW_NAME = "JourneyWorkflow"
+ENGAGEMENT_SIGNAL = "engagement"
+PROGRESS_QUERY = "progress"
+
+
+def journey_workflow_id(journey: str, lead_id: str) -> str:
+    """The workflow id of a lead in a journey: enrollment is idempotent by construction."""
+    return f"journey:{journey}:{lead_id}"
+
+
+class JourneyState(BaseModel):
+    """What a journey has done so far; carried across continue-as-new."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_step: str | None = None
+    # How often each step has been entered: keys effects of a step visited more than once.
+    visits: dict[str, int] = Field(default_factory=dict)
+    # Events counted by type; a wait compares them with the counts when the last wait ended.
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    counts_at_last_wait: dict[str, int] = Field(default_factory=dict)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    emails_sent: list[str] = Field(default_factory=list)
+
+
+class JourneyInput(BaseModel):
+    """The workflow input: a lead id and a snapshot of the journey. No personal data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: str
+    definition: JourneyDefinition
+    state: JourneyState | None = None
+
+
+class JourneyProgress(BaseModel):
+    """Where a lead stands in its journey (answer to the `progress` query)."""
+
+    journey: str
+    version: str
+    status: Literal["running", "completed"]
+    current_step: str | None
+    emails_sent: list[str]
+    events_received: int
+
+
+class JourneyOutcome(BaseModel):
+    """How a journey ended."""
+
+    journey: str
+    ended_at_step: str
+    emails_sent: list[str]

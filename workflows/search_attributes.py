@@ -1,0 +1,12 @@
+"""Custom search attributes the journey workflow sets, so the Temporal UI can list leads by them.
+
+The worker registers any that are missing at start-up (see starter.provisioning.temporal).
+"""
+
+from temporalio.common import SearchAttributeKey
+
+JOURNEY = SearchAttributeKey.for_keyword("NurtureJourney")
+JOURNEY_VERSION = SearchAttributeKey.for_keyword("NurtureJourneyVersion")
+STEP = SearchAttributeKey.for_keyword("NurtureStep")
+
+ALL = (JOURNEY, JOURNEY_VERSION, STEP)
