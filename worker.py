@@ -31,11 +31,23 @@ log = logging.getLogger("nurture.worker")
 
 # Pure-data modules the workflow imports: shared with the sandbox instead of re-imported
 # for every workflow run (they hold no state and do no I/O).
-_PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "journeys", "activities", "workflows.contracts", "workflows.search_attributes")
+_PASSTHROUGH = (
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "journeys",
+    "activities",
+    "workflows.contracts",
+    "workflows.search_attributes",
+)
 
 
 def build_worker(
-    client: Client, settings: Settings, sessions: async_sessionmaker, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker,
+    *,
+    task_queue: str | None = None,
 ) -> Worker:
     """A worker for every Nurture workflow and activity, wired to `settings` and `sessions`."""
     email = EmailActivities(settings, sessions)
@@ -70,8 +82,12 @@ async def run(settings: Settings) -> None:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            log.info("worker on %s, namespace %s, task queue %s",
-                     address, settings.temporal_namespace, settings.task_queue)
+            log.info(
+                "worker on %s, namespace %s, task queue %s",
+                address,
+                settings.temporal_namespace,
+                settings.task_queue,
+            )
             async with worker:
                 await stop.wait()
                 log.info("stopping: finishing in-flight tasks…")
@@ -81,7 +97,9 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -104,7 +104,9 @@ class EmailActivities:
             try:
                 rendered = render_email(request.template, self._template_context(lead))
             except TemplateMissingError as exc:
-                raise ApplicationError(str(exc), type="TemplateMissing", non_retryable=True) from exc
+                raise ApplicationError(
+                    str(exc), type="TemplateMissing", non_retryable=True
+                ) from exc
             await self._deliver(lead.email, outbox.message_id, rendered)
 
             outbox.status = "sent"

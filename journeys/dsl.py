@@ -128,7 +128,7 @@ class JourneyDefinition(_Model):
 
 
 def graph_problems(definition: JourneyDefinition) -> list[str]:
-    """Every structural problem of a journey: duplicates, dangling ids, unreachable steps, no end."""
+    """Every structural problem: duplicate or dangling ids, unreachable steps, no end."""
     problems: list[str] = []
     ids = [step.id for step in definition.steps]
     known = set(ids)

@@ -72,8 +72,15 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse(problem.body(), status_code=problem.status)
         log.exception("Temporal refused a request")
         return JSONResponse(
-            {"detail": [{"loc": [], "msg": "the workflow engine refused the request",
-                         "type": "temporal_error"}]},
+            {
+                "detail": [
+                    {
+                        "loc": [],
+                        "msg": "the workflow engine refused the request",
+                        "type": "temporal_error",
+                    }
+                ]
+            },
             status_code=status.HTTP_502_BAD_GATEWAY,
         )
 

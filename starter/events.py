@@ -83,10 +83,14 @@ async def record_event(client: Client, sessions: async_sessionmaker, event: Even
             await session.rollback()
             duplicate = True
         workflow_ids = (
-            await session.execute(
-                select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
+            (
+                await session.execute(
+                    select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     signal = EngagementSignal(
         event_id=event.event_id, type=event.type, occurred_at=event.occurred_at
     )

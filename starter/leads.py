@@ -82,26 +82,38 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         if lead is None or lead.erased_at is not None:
             raise LeadNotFound(lead_id, loc=("path", "lead_id"))
         enrollments = (
-            await session.execute(
-                select(Enrollment)
-                .where(Enrollment.lead_id == lead_id)
-                .order_by(Enrollment.enrolled_at)
+            (
+                await session.execute(
+                    select(Enrollment)
+                    .where(Enrollment.lead_id == lead_id)
+                    .order_by(Enrollment.enrolled_at)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         emails = (
-            await session.execute(
-                select(OutboxEmail)
-                .where(OutboxEmail.lead_id == lead_id)
-                .order_by(OutboxEmail.created_at, OutboxEmail.id)
+            (
+                await session.execute(
+                    select(OutboxEmail)
+                    .where(OutboxEmail.lead_id == lead_id)
+                    .order_by(OutboxEmail.created_at, OutboxEmail.id)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         events = (
-            await session.execute(
-                select(EngagementEvent)
-                .where(EngagementEvent.lead_id == lead_id)
-                .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
+            (
+                await session.execute(
+                    select(EngagementEvent)
+                    .where(EngagementEvent.lead_id == lead_id)
+                    .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     return LeadView(
         id=lead.id,
         email=lead.email,
@@ -123,5 +135,7 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
             )
             for e in emails
         ],
-        events=[EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at) for e in events],
+        events=[
+            EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at) for e in events
+        ],
     )

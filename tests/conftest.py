@@ -25,7 +25,7 @@ from starter.api import create_app
 from starter.provisioning.postgres import ensure_database
 from starter.provisioning.temporal import register_search_attributes, start_dev_server
 from starter.settings import Settings
-from tests.smtp_sink import SmtpSink, free_port, start_sink
+from starter.smtp_sink import SmtpSink, free_port, start_sink
 from worker import build_worker
 from workflows import search_attributes
 
@@ -114,8 +114,9 @@ async def api_url(settings: Settings) -> AsyncIterator[str]:
     """The real HTTP API (uvicorn on a loopback port), built by `create_app(settings)`."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                       lifespan="on")
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -16,7 +17,7 @@ from journeys.registry import get_journey
 from starter.enrollment import start_journey
 from starter.settings import Settings
 from tests.conftest import new_email
-from tests.smtp_sink import SmtpSink
+from starter.smtp_sink import SmtpSink
 
 
 async def enroll(api: httpx.AsyncClient, email: str, **lead: object) -> dict:
@@ -66,7 +67,7 @@ async def test_click_after_welcome_sends_next_step_email(
     assert response.status_code == 202, response.text
     assert response.json()["delivered_to"] == [body["workflow_id"]]
     await temporal_client.get_workflow_handle(body["workflow_id"]).result()
-    welcome, next_step = smtp.to(email)
+    _welcome, next_step = smtp.to(email)
     assert next_step["Subject"] == "Alan, your next step with Nurture Test"
 
 
@@ -85,7 +86,10 @@ async def test_no_click_sends_reminder_after_the_wait(
     journey = with_wait(get_journey("welcome"), timedelta(seconds=2))
 
     result = await start_journey(
-        temporal_client, sessions, task_queue=settings.task_queue, lead_id=lead.id,
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=lead.id,
         definition=journey,
     )
     await temporal_client.get_workflow_handle(result.workflow_id).result()
@@ -110,10 +114,12 @@ async def test_enrolling_the_same_lead_twice_starts_one_journey_and_one_welcome(
     await smtp.wait_for(email, 1)
     async with sessions() as session:
         enrollments = await session.scalar(
-            select(func.count()).select_from(Enrollment).where(Enrollment.lead_id == first["lead_id"])
+            select(func.count())
+            .select_from(Enrollment)
+            .where(Enrollment.lead_id == first["lead_id"])
         )
     assert enrollments == 1
-    await __import__("asyncio").sleep(1.0)  # give a wrongly started second journey time to send
+    await asyncio.sleep(1.0)  # give a wrongly started second journey time to send
     assert len(smtp.to(email)) == 1
 
 
@@ -142,8 +148,12 @@ async def test_lead_view_shows_stage_current_step_emails_and_events(
     await smtp.wait_for(email, 1)
     await api.post(
         "/v1/events",
-        json={"lead_id": body["lead_id"], "type": "page_view", "event_id": "pv-1",
-              "properties": {"url": "https://nurture.example/pricing"}},
+        json={
+            "lead_id": body["lead_id"],
+            "type": "page_view",
+            "event_id": "pv-1",
+            "properties": {"url": "https://nurture.example/pricing"},
+        },
     )
 
     response = await api.get(f"/v1/leads/{body['lead_id']}")

@@ -75,7 +75,11 @@ def clusters() -> list[Cluster]:
 
 def _newest_installed_version() -> str | None:
     versions = sorted(
-        (p.name for p in Path("/usr/lib/postgresql").glob("*") if (p / "bin" / "postgres").exists()),
+        (
+            p.name
+            for p in Path("/usr/lib/postgresql").glob("*")
+            if (p / "bin" / "postgres").exists()
+        ),
         key=lambda v: float(v) if v.replace(".", "").isdigit() else 0.0,
     )
     return versions[-1] if versions else None
@@ -113,7 +117,11 @@ def url_for(port: int, database: str) -> str:
 def _can_connect(port: int, database: str) -> bool:
     try:
         with psycopg.connect(
-            host="127.0.0.1", port=port, user=ROLE, password=PASSWORD, dbname=database,
+            host="127.0.0.1",
+            port=port,
+            user=ROLE,
+            password=PASSWORD,
+            dbname=database,
             connect_timeout=3,
         ):
             return True

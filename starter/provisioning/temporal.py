@@ -60,8 +60,10 @@ def build_temporal_cli() -> Path | None:
         return None
     target = cli_cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    log.warning("building the Temporal CLI %s with Go (first run only, a few minutes)…",
-                TEMPORAL_CLI_VERSION)
+    log.warning(
+        "building the Temporal CLI %s with Go (first run only, a few minutes)…",
+        TEMPORAL_CLI_VERSION,
+    )
     subprocess.run(
         [go, "install", f"{TEMPORAL_CLI_MODULE}@{TEMPORAL_CLI_VERSION}"],
         env={**os.environ, "GOBIN": str(target), "CGO_ENABLED": "0"},
@@ -128,8 +130,11 @@ async def temporal_address(
         ui_port=DEFAULT_UI_PORT,
         database_file=data_dir / "temporal.db",
     )
-    log.info("embedded Temporal dev server on 127.0.0.1:%d, UI on http://localhost:%d",
-             DEFAULT_PORT, DEFAULT_UI_PORT)
+    log.info(
+        "embedded Temporal dev server on 127.0.0.1:%d, UI on http://localhost:%d",
+        DEFAULT_PORT,
+        DEFAULT_UI_PORT,
+    )
     try:
         yield f"127.0.0.1:{DEFAULT_PORT}"
     finally:

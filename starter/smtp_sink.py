@@ -1,4 +1,4 @@
-"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives, for the tests."""
+"""A real SMTP server (aiosmtpd) on loopback keeping what it receives (demo mailbox, test sink)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ class SmtpSink:
         with self._lock:
             return [m for m in self.messages if m["To"] == address]
 
-    async def wait_for(self, address: str, count: int, timeout: float = 20.0) -> list[EmailMessage]:
+    async def wait_for(self, address: str, count: int, within: float = 20.0) -> list[EmailMessage]:
         """Wait until `count` messages to `address` arrived; fail with what did arrive."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
             found = self.to(address)
             if len(found) >= count:
