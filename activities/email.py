@@ -76,6 +76,8 @@ class EmailActivities:
             lead = await session.get(Lead, request.lead_id)
             if lead is None or lead.email is None or lead.erased_at is not None:
                 return SendEmailResult(status="skipped", reason="lead not found or erased")
+            # Read what the send needs now: a rollback below expires the loaded lead.
+            recipient, context = lead.email, self._template_context(lead)
             message_id = message_id_for(request.idempotency_key, self._settings.mail_from)
             session.add(
                 OutboxEmail(
@@ -102,12 +104,12 @@ class EmailActivities:
                 return SendEmailResult(status="sent", message_id=outbox.message_id)
 
             try:
-                rendered = render_email(request.template, self._template_context(lead))
+                rendered = render_email(request.template, context)
             except TemplateMissingError as exc:
                 raise ApplicationError(
                     str(exc), type="TemplateMissing", non_retryable=True
                 ) from exc
-            await self._deliver(lead.email, outbox.message_id, rendered)
+            await self._deliver(recipient, outbox.message_id, rendered)
 
             outbox.status = "sent"
             outbox.subject = rendered.subject

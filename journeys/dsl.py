@@ -74,15 +74,6 @@ class End(_Model):
 Step = Annotated[SendEmail | WaitForEvent | End, Field(discriminator="kind")]
 
 
-class JourneyDefinitionError(ValueError):
-    """A journey definition has problems; the message lists every one."""
-
-    def __init__(self, journey: str, problems: list[str]) -> None:
-        self.journey = journey
-        self.problems = problems
-        super().__init__(f"journey {journey!r} is invalid: " + "; ".join(problems))
-
-
 def successors(step: SendEmail | WaitForEvent | End) -> tuple[str, ...]:
     """The step ids a step can go on to."""
     match step:
@@ -104,9 +95,10 @@ class JourneyDefinition(_Model):
 
     @model_validator(mode="after")
     def _graph_is_sound(self) -> JourneyDefinition:
+        # All problems in one error, so an engineer fixes a journey in one pass.
         problems = graph_problems(self)
         if problems:
-            raise JourneyDefinitionError(self.name, problems)
+            raise ValueError(f"journey {self.name!r} is invalid: " + "; ".join(problems))
         return self
 
     def step(self, step_id: str) -> SendEmail | WaitForEvent | End:

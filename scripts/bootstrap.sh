@@ -24,7 +24,12 @@ stamp=.venv/.nurture-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing Nurture and its dependencies into .venv…" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+          .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev]"; } \
+       > .venv/install.log 2>&1; then
+    tail -n 30 .venv/install.log >&2
+    echo "installation failed; the whole log is in .venv/install.log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

@@ -34,15 +34,37 @@ from starter.smtp_sink import SmtpSink, start_sink
 from starter.temporal_client import connect
 from workflows import search_attributes
 
-console = Console()
+# Wide enough for the summary table even when the output is not a terminal.
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 SAMPLE_LEADS = (
-    {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines",
-     "title": "VP Engineering", "company_size": 250, "industry": "software", "country": "GB"},
-    {"first_name": "Grace", "last_name": "Hopper", "company": "Compiler Works",
-     "title": "Head of Platform", "company_size": 1200, "industry": "software", "country": "US"},
-    {"first_name": "Alan", "last_name": "Turing", "company": "Bletchley Analytics",
-     "title": "Data Scientist", "company_size": 40, "industry": "research", "country": "GB"},
+    {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "company": "Analytical Engines",
+        "title": "VP Engineering",
+        "company_size": 250,
+        "industry": "software",
+        "country": "GB",
+    },
+    {
+        "first_name": "Grace",
+        "last_name": "Hopper",
+        "company": "Compiler Works",
+        "title": "Head of Platform",
+        "company_size": 1200,
+        "industry": "software",
+        "country": "US",
+    },
+    {
+        "first_name": "Alan",
+        "last_name": "Turing",
+        "company": "Bletchley Analytics",
+        "title": "Data Scientist",
+        "company_size": 40,
+        "industry": "research",
+        "country": "GB",
+    },
 )
 DEMO_SMTP_PORT = 1025
 API_PORT = 8000
@@ -61,12 +83,16 @@ def _persisted_secret(path: Path, make: str) -> str:
 def demo_environment(settings: Settings, temporal: str, smtp_port: int) -> dict[str, str]:
     """The environment the demo's worker and API run with: the settings plus demo secrets."""
     data = settings.data_dir
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else _persisted_secret(
-        data / "secret_key", secrets.token_urlsafe(32)
+    secret = (
+        settings.secret_key.get_secret_value()
+        if settings.secret_key
+        else _persisted_secret(data / "secret_key", secrets.token_urlsafe(32))
     )
     keys = os.environ.get("NURTURE_API_KEYS") or _persisted_secret(
         data / "api_keys",
-        ",".join(f"{role}:demo-{role}-{secrets.token_hex(8)}" for role in ("marketing", "sales", "admin")),
+        ",".join(
+            f"{role}:demo-{role}-{secrets.token_hex(8)}" for role in ("marketing", "sales", "admin")
+        ),
     )
     return {
         **os.environ,
@@ -99,7 +125,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @asynccontextmanager
-async def demo_stack(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str], SmtpSink | None]]:
+async def demo_stack(
+    settings: Settings,
+) -> AsyncIterator[tuple[str, dict[str, str], SmtpSink | None]]:
     """Temporal, a mailbox, the worker and the API; yields (API URL, environment, mailbox)."""
     if port_is_open("127.0.0.1", API_PORT):
         raise SystemExit(f"port {API_PORT} is taken: stop whatever serves it (an earlier demo?)")
@@ -116,7 +144,8 @@ async def demo_stack(settings: Settings) -> AsyncIterator[tuple[str, dict[str, s
         repo = Path(__file__).resolve().parent.parent
         worker = _spawn([sys.executable, str(repo / "worker.py")], env, logs / "worker.log")
         api = _spawn(
-            [sys.executable, "-m", "starter.cli", "api", "--port", str(API_PORT)], env,
+            [sys.executable, "-m", "starter.cli", "api", "--port", str(API_PORT)],
+            env,
             logs / "api.log",
         )
         try:
@@ -155,19 +184,24 @@ async def _wait_for_emails(http: httpx.AsyncClient, lead_id: str, count: int) ->
     deadline = time.monotonic() + 60
     while True:
         lead = (await http.get(f"/v1/leads/{lead_id}")).json()
-        if sum(e["status"] == "sent" for e in lead["emails"]) >= count or time.monotonic() > deadline:
+        if (
+            sum(e["status"] == "sent" for e in lead["emails"]) >= count
+            or time.monotonic() > deadline
+        ):
             return lead
         await asyncio.sleep(0.25)
 
 
-async def run_scenario(url: str, env: dict[str, str]) -> None:
+async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = None) -> None:
     """Enroll the sample leads, have one click, enroll one twice; print what each got."""
     run = time.strftime("%Y%m%d%H%M%S")
     headers = {"Authorization": f"Bearer {_marketing_key(env)}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         leads = []
         for sample in SAMPLE_LEADS:
-            email = f"{sample['first_name'].lower()}.{sample['last_name'].lower()}+{run}@example.com"
+            email = (
+                f"{sample['first_name'].lower()}.{sample['last_name'].lower()}+{run}@example.com"
+            )
             response = await http.post(
                 "/v1/enrollments", json={"journey": "welcome", "lead": {"email": email, **sample}}
             )
@@ -195,22 +229,35 @@ async def run_scenario(url: str, env: dict[str, str]) -> None:
         for email, body in leads:
             lead = (await http.get(f"/v1/leads/{body['lead_id']}")).json()
             journey = lead["journeys"][0]
-            subjects = "\n".join(f"✉ {e['subject']}" for e in lead["emails"] if e["status"] == "sent")
+            if sink is not None:  # what the SMTP server really received
+                subjects = "\n".join(f"✉ {m['Subject']}" for m in sink.to(email))
+            else:
+                subjects = "\n".join(
+                    f"✉ {e['subject']}" for e in lead["emails"] if e["status"] == "sent"
+                )
             if journey["status"] == "completed":
                 nxt = "journey complete"
             else:
                 nxt = "a reminder in 3 days, unless they click first"
             table.add_row(email, subjects, f"{journey['current_step']} ({journey['status']})", nxt)
         console.print(table)
+        if sink is not None and sink.to(leads[0][0]):
+            welcome = sink.to(leads[0][0])[0]
+            console.rule(f"the welcome email as {leads[0][0]} received it (text part)")
+            console.print(f"Subject: {welcome['Subject']}")
+            console.print(welcome.get_body(("plain",)).get_content(), markup=False, highlight=False)
+            console.rule()
 
 
 async def run_demo(settings: Settings, *, exit_after_scenario: bool) -> None:
     """Bring the stack up, run the scenario, and keep it up until Ctrl-C (unless told not to)."""
     async with demo_stack(settings) as (url, env, sink):
-        await run_scenario(url, env)
+        await run_scenario(url, env, sink)
         if sink is not None:
-            console.print(f"the local mailbox on 127.0.0.1:{DEMO_SMTP_PORT} holds "
-                          f"{len(sink.messages)} message(s) from this run")
+            console.print(
+                f"the local mailbox on 127.0.0.1:{DEMO_SMTP_PORT} holds "
+                f"{len(sink.messages)} message(s) from this run"
+            )
         console.print(f"API docs:    {url.replace('127.0.0.1', 'localhost')}/docs")
         console.print(f"Temporal UI: http://localhost:{DEFAULT_UI_PORT} (if this demo started it)")
         console.print(f"API keys:    {env['NURTURE_API_KEYS']}")

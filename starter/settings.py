@@ -69,6 +69,19 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NURTURE_API_KEYS", "api_keys"),
     )
 
+    @field_validator(
+        "temporal_address",
+        "database_url",
+        "smtp_username",
+        "smtp_password",
+        "secret_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # `FOO=` in an env file or compose file means "not set", not "the empty string".
+        return None if value == "" else value
+
     @field_validator("secret_key")
     @classmethod
     def _secret_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:

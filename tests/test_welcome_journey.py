@@ -16,8 +16,8 @@ from journeys.dsl import JourneyDefinition, WaitForEvent
 from journeys.registry import get_journey
 from starter.enrollment import start_journey
 from starter.settings import Settings
-from tests.conftest import new_email
 from starter.smtp_sink import SmtpSink
+from tests.conftest import new_email
 
 
 async def enroll(api: httpx.AsyncClient, email: str, **lead: object) -> dict:
