@@ -67,6 +67,7 @@ SAMPLE_LEADS = (
     },
 )
 DEMO_SMTP_PORT = 1025
+REPO = Path(__file__).resolve().parent.parent
 API_PORT = 8000
 
 
@@ -141,8 +142,7 @@ async def demo_stack(
         await register_search_attributes(client, settings.temporal_namespace, search_attributes.ALL)
         env = demo_environment(settings, temporal, DEMO_SMTP_PORT)
         logs = settings.data_dir / "logs"
-        repo = Path(__file__).resolve().parent.parent
-        worker = _spawn([sys.executable, str(repo / "worker.py")], env, logs / "worker.log")
+        worker = _spawn([sys.executable, str(REPO / "worker.py")], env, logs / "worker.log")
         api = _spawn(
             [sys.executable, "-m", "starter.cli", "api", "--port", str(API_PORT)],
             env,
