@@ -10,13 +10,13 @@ from typing import Any
 
 import aiosmtplib
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import SEND_EMAIL, SendEmailRequest, SendEmailResult
 from db.models import Lead, OutboxEmail, utcnow
+from db.writes import insert_once
 from journeys.rendering import RenderedEmail, TemplateMissingError, render_email
 from starter.settings import Settings
 
@@ -79,7 +79,8 @@ class EmailActivities:
             # Read what the send needs now: a rollback below expires the loaded lead.
             recipient, context = lead.email, self._template_context(lead)
             message_id = message_id_for(request.idempotency_key, self._settings.mail_from)
-            session.add(
+            await insert_once(
+                session,
                 OutboxEmail(
                     idempotency_key=request.idempotency_key,
                     lead_id=request.lead_id,
@@ -87,12 +88,8 @@ class EmailActivities:
                     step_id=request.step_id,
                     template=request.template,
                     message_id=message_id,
-                )
+                ),
             )
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
             outbox = (
                 await session.execute(
                     select(OutboxEmail).where(

@@ -14,6 +14,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from db.models import Enrollment, Lead
+from db.writes import insert_once
 from journeys.dsl import JourneyDefinition
 from workflows import search_attributes
 from workflows.contracts import WORKFLOW_NAME, JourneyInput, journey_workflow_id
@@ -154,18 +155,16 @@ async def start_journey(
     except WorkflowAlreadyStartedError:
         status = "already_enrolled"
     async with sessions() as session:
-        session.add(
+        # Already there when an earlier (or concurrent) enrollment recorded it.
+        await insert_once(
+            session,
             Enrollment(
                 lead_id=lead_id,
                 journey=definition.name,
                 journey_version=definition.version,
                 workflow_id=workflow_id,
-            )
+            ),
         )
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()  # recorded by an earlier (or concurrent) enrollment
     if status == "enrolled":
         log.info("enrolled lead %s in %s (%s)", lead_id, definition.name, definition.version)
     return EnrollmentResult(

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.contracts import EngagementSignal
 from db.models import EngagementEvent, Enrollment, Lead
+from db.writes import insert_once
 from journeys.dsl import EventType
 from starter.errors import LeadNotFound
 from workflows.contracts import ENGAGEMENT_SIGNAL
@@ -67,21 +67,16 @@ async def record_event(client: Client, sessions: async_sessionmaker, event: Even
         lead = await session.get(Lead, lead_id)
         if lead is None or lead.erased_at is not None:
             raise LeadNotFound(lead_id)
-        session.add(
+        duplicate = not await insert_once(
+            session,
             EngagementEvent(
                 lead_id=lead_id,
                 event_id=event.event_id,
                 type=event.type.value,
                 occurred_at=event.occurred_at,
                 properties=dict(event.properties),
-            )
+            ),
         )
-        duplicate = False
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            duplicate = True
         workflow_ids = (
             (
                 await session.execute(

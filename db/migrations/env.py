@@ -1,37 +1,28 @@
 """Alembic environment: migrations run on the connection handed over by db.migrate."""
 
+import os
+
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from db.models import Base
 
-config = context.config
-target_metadata = Base.metadata
+
+def migrate(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        # SQLite can't ALTER most things: batch mode rebuilds tables instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
-def run() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    # `alembic revision --autogenerate` from the command line: DATABASE_URL names the target.
-    import os
-
-    engine = create_engine(os.environ["DATABASE_URL"])
-    with engine.begin() as conn:
-        context.configure(
-            connection=conn,
-            target_metadata=target_metadata,
-            render_as_batch=conn.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-
-
-run()
+handed_over = context.config.attributes.get("connection")
+if handed_over is not None:
+    migrate(handed_over)
+else:
+    # `alembic -c db/alembic.ini revision --autogenerate`: DATABASE_URL names the database.
+    with create_engine(os.environ["DATABASE_URL"]).begin() as connection:
+        migrate(connection)
