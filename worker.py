@@ -18,7 +18,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.crm import CrmActivities
 from activities.email import EmailActivities
+from activities.leads import LeadActivities
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from starter.provisioning.temporal import register_search_attributes, temporal_address
@@ -51,11 +53,19 @@ def build_worker(
 ) -> Worker:
     """A worker for every Nurture workflow and activity, wired to `settings` and `sessions`."""
     email = EmailActivities(settings, sessions)
+    leads = LeadActivities(sessions)
+    crm = CrmActivities(sessions)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[JourneyWorkflow],
-        activities=[email.send_email],
+        activities=[
+            email.send_email,
+            leads.choose_branch,
+            leads.next_send_window,
+            leads.update_lead,
+            crm.hand_over,
+        ],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
         ),

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from journeys.dsl import EventType
+from journeys.dsl import Branch, EventType, LifecycleStage, SendWindow
 
 SEND_EMAIL = "send_email"
 
@@ -43,3 +43,54 @@ class EngagementSignal(_Contract):
     event_id: str = Field(min_length=1, max_length=200)
     type: EventType
     occurred_at: datetime
+
+
+CHOOSE_BRANCH = "choose_branch"
+NEXT_SEND_WINDOW = "next_send_window"
+UPDATE_LEAD = "update_lead"
+HAND_OVER = "hand_over"
+
+
+class ChooseBranchRequest(_Contract):
+    """Evaluate `branch` against the lead's facts (read by the activity, never returned)."""
+
+    lead_id: str
+    branch: Branch
+
+
+class NextSendWindowRequest(_Contract):
+    """The next moment at or after `now` inside `window`, in the lead's timezone."""
+
+    lead_id: str
+    window: SendWindow
+    now: datetime
+
+
+class UpdateLeadRequest(_Contract):
+    """Apply a `set` step: score points, a stage move, properties. Once per key."""
+
+    lead_id: str
+    idempotency_key: str = Field(max_length=300)
+    add_score: int | None = None
+    stage: LifecycleStage | None = None
+    properties: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    cause: str
+    actor: str
+
+
+class UpdateLeadResult(_Contract):
+    stage: LifecycleStage
+    score: int
+
+
+class HandOverRequest(_Contract):
+    """Hand the lead to sales, once per `idempotency_key` (one per MQL cycle)."""
+
+    lead_id: str
+    idempotency_key: str = Field(max_length=300)
+    reason: str
+
+
+class HandOverResult(_Contract):
+    handover_id: int
+    created: bool

@@ -43,6 +43,9 @@ class Lead(Base):
     industry: Mapped[str | None] = mapped_column(String(100))
     country: Mapped[str | None] = mapped_column(String(2))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    persona: Mapped[str | None] = mapped_column(String(64))
+    # Points journeys and feedback added by hand (`set` steps); model scores come on top.
+    score: Mapped[int] = mapped_column(default=0, server_default="0")
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lifecycle_stage: Mapped[str] = mapped_column(String(20), default="lead")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -61,6 +64,10 @@ class Enrollment(Base):
     journey_version: Mapped[str] = mapped_column(String(64))
     workflow_id: Mapped[str] = mapped_column(String(200), unique=True)
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Re-entrant journeys run again under the same workflow id: one row, counted entries.
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(default=1, server_default="1")
+    last_enrolled_at: Mapped[datetime | None]
 
 
 class EngagementEvent(Base):
@@ -99,3 +106,32 @@ class OutboxEmail(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class StageTransition(Base):
+    """A change of a lead's lifecycle stage: when, from what, to what, why and by whom."""
+
+    __tablename__ = "stage_transitions"
+    __table_args__ = (Index("ix_stage_transitions_lead", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"))
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    cause: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+
+
+class CrmHandover(Base):
+    """A lead handed to sales in the built-in CRM: one per lead and MQL cycle."""
+
+    __tablename__ = "crm_handovers"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

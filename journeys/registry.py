@@ -1,4 +1,4 @@
-"""Finds every journey module in the `journeys` package and the definition it builds."""
+"""Finds every journey module in `journeys.catalog` and the definition it builds."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import importlib
 import pkgutil
 from functools import cache
 
-import journeys
+import journeys.catalog
 from journeys.dsl import JourneyDefinition
-
-# Modules of the package that are machinery, not journeys.
-_NOT_JOURNEYS = {"dsl", "registry", "rendering"}
 
 
 class UnknownJourneyError(LookupError):
@@ -21,10 +18,10 @@ class UnknownJourneyError(LookupError):
 def all_journeys() -> dict[str, JourneyDefinition]:
     """Every registered journey by name; a journey module exposes `JOURNEY`."""
     found: dict[str, JourneyDefinition] = {}
-    for module_info in pkgutil.iter_modules(journeys.__path__):
-        if module_info.name in _NOT_JOURNEYS or module_info.name.startswith("_"):
+    for module_info in pkgutil.iter_modules(journeys.catalog.__path__):
+        if module_info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"journeys.{module_info.name}")
+        module = importlib.import_module(f"journeys.catalog.{module_info.name}")
         definition = getattr(module, "JOURNEY", None)
         if isinstance(definition, JourneyDefinition):
             if definition.name in found:

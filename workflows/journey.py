@@ -3,32 +3,64 @@
 The definition arrives in the input (a snapshot with its content hash), so a deploy that
 edits the journey never changes a lead already inside it. The workflow orchestrates only:
 effects happen in activities, called by name with the contracts of `activities.contracts`.
+
+Changing what this interpreter does for an existing step kind changes the commands that
+running workflows replay: put such a change behind `workflow.patched("<id>")` and keep
+`tests/test_replay.py` green (see docs/journeys.md).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
+        CHOOSE_BRANCH,
+        HAND_OVER,
+        NEXT_SEND_WINDOW,
         SEND_EMAIL,
+        UPDATE_LEAD,
+        ChooseBranchRequest,
         EngagementSignal,
+        HandOverRequest,
+        HandOverResult,
+        NextSendWindowRequest,
         SendEmailRequest,
         SendEmailResult,
+        UpdateLeadRequest,
+        UpdateLeadResult,
     )
-    from journeys.dsl import End, SendEmail, WaitForEvent
+    from journeys.dsl import (
+        AnyStep,
+        Branch,
+        End,
+        HandOver,
+        LifecycleStage,
+        SendEmail,
+        SetLeadFields,
+        Wait,
+        WaitForEvent,
+        assert_never,
+    )
+    from journeys.variants import choose_variant
     from workflows import search_attributes
     from workflows.contracts import (
         ENGAGEMENT_SIGNAL,
         PROGRESS_QUERY,
+        SEEN_EVENT_IDS_KEPT,
+        STAGE_SIGNAL,
+        TIMELINE_ENTRIES_KEPT,
+        TIMELINE_QUERY,
         WORKFLOW_NAME,
         JourneyInput,
         JourneyOutcome,
         JourneyProgress,
         JourneyState,
+        TimelineEntry,
     )
 
 # Effects retry for as long as it takes (an SMTP outage must not lose a send); each
@@ -39,6 +71,12 @@ EFFECT_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=5),
 )
 EFFECT_ATTEMPT_TIMEOUT = timedelta(seconds=60)
+
+T = TypeVar("T")
+
+
+class _ContinueAsNew(Exception):
+    """Raised inside a wait when the history should be cut; the run loop acts on it."""
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -52,67 +90,274 @@ class JourneyWorkflow:
         self._state = input.state.model_copy(deep=True) if input.state else JourneyState()
         self._seen = set(self._state.seen_event_ids)
         self._finished = False
+        self._goals_by_event = {
+            g.on_event: g.name for g in self._definition.exit_goals if g.on_event
+        }
+        self._goals_by_stage = {
+            g.on_stage: g.name for g in self._definition.exit_goals if g.on_stage
+        }
+
+    # --- the interpreter ---------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: JourneyInput) -> JourneyOutcome:
         step_id = self._state.current_step or self._definition.entry
-        while True:
-            self._enter(step_id)
+        resuming = self._state.entered
+        while self._state.exit_goal is None:
             step = self._definition.step(step_id)
-            match step:
-                case SendEmail():
-                    step_id = await self._send_email(step)
-                case WaitForEvent():
-                    step_id = await self._wait_for_event(step)
-                case End():
-                    self._finished = True
-                    return JourneyOutcome(
-                        journey=self._definition.name,
-                        ended_at_step=step.id,
-                        emails_sent=list(self._state.emails_sent),
-                    )
+            if not resuming:
+                self._enter(step)
+            resuming = False
+            try:
+                next_step = await self._execute(step)
+            except _ContinueAsNew:
+                return await self._continue_as_new()
+            if next_step is None:
+                return self._finish(step.id)
+            step_id = next_step
+            self._state.current_step, self._state.entered = step_id, False
+            if self._should_continue_as_new():
+                return await self._continue_as_new()
+        self._note(f"exit goal reached: {self._state.exit_goal}")
+        return self._finish(self._state.current_step or step_id)
 
-    def _enter(self, step_id: str) -> None:
-        self._state.current_step = step_id
-        self._state.visits[step_id] = self._state.visits.get(step_id, 0) + 1
-        workflow.upsert_search_attributes([search_attributes.STEP.value_set(step_id)])
+    async def _execute(self, step: AnyStep) -> str | None:
+        """Run one step; the id of the next one, or None at the end. One handler per kind."""
+        match step:
+            case SendEmail():
+                return await self._send_email(step)
+            case Wait():
+                return await self._wait(step)
+            case WaitForEvent():
+                return await self._wait_for_event(step)
+            case Branch():
+                return await self._branch(step)
+            case SetLeadFields():
+                return await self._set(step)
+            case HandOver():
+                return await self._hand_over(step)
+            case End():
+                return None
+            case _:
+                assert_never(step)
+                return None
+
+    # --- step handlers -----------------------------------------------------------------
 
     async def _send_email(self, step: SendEmail) -> str:
-        info = workflow.info()
-        visit = self._state.visits[step.id]
-        # Stable across retries, worker crashes and continue-as-new; distinct per visit.
-        key = f"{info.workflow_id}/{info.first_execution_run_id}/{step.id}/{visit}"
-        result = await workflow.execute_activity(
+        template, variant = step.template, None
+        if step.variants:
+            chosen = choose_variant(self._input.lead_id, step.id, step.variants)
+            template, variant = chosen.template, chosen.name
+        assert template is not None
+        result = await self._activity(
             SEND_EMAIL,
             SendEmailRequest(
                 lead_id=self._input.lead_id,
-                workflow_id=info.workflow_id,
+                workflow_id=workflow.info().workflow_id,
                 step_id=step.id,
-                template=step.template,
-                idempotency_key=key,
+                template=template,
+                idempotency_key=self._effect_key(step.id),
             ),
-            result_type=SendEmailResult,
-            start_to_close_timeout=EFFECT_ATTEMPT_TIMEOUT,
-            retry_policy=EFFECT_RETRY,
+            SendEmailResult,
         )
         if result.status == "sent":
-            self._state.emails_sent.append(step.template)
+            self._state.emails_sent.append(template)
+            self._note(f"email sent: {template}" + (f" (variant {variant})" if variant else ""))
+        else:
+            self._note(f"email {template} skipped: {result.reason}")
+        return step.next
+
+    async def _wait(self, step: Wait) -> str:
+        if self._state.wait_deadline is None:
+            if step.duration is not None:
+                deadline = workflow.now() + step.duration
+            elif step.until is not None:
+                deadline = step.until
+            else:
+                assert step.send_window is not None
+                deadline = await self._activity(
+                    NEXT_SEND_WINDOW,
+                    NextSendWindowRequest(
+                        lead_id=self._input.lead_id, window=step.send_window, now=workflow.now()
+                    ),
+                    datetime,
+                )
+            self._state.wait_deadline = deadline
+            self._note(f"waiting until {deadline.isoformat()}")
+        await self._wait_until(lambda: False, self._state.wait_deadline)
+        self._state.wait_deadline = None
         return step.next
 
     async def _wait_for_event(self, step: WaitForEvent) -> str:
-        def arrived() -> bool:
-            return any(
-                self._state.event_counts.get(t, 0) > self._state.counts_at_last_wait.get(t, 0)
-                for t in step.events
-            )
+        if self._state.wait_deadline is None:
+            self._state.wait_deadline = workflow.now() + step.timeout
+            kinds = ", ".join(e for o in step.outcomes for e in o.events)
+            self._note(f"waiting for {kinds} until {self._state.wait_deadline.isoformat()}")
 
-        try:
-            await workflow.wait_condition(arrived, timeout=step.timeout, timeout_summary=step.id)
-            outcome = step.on_event
-        except TimeoutError:
-            outcome = step.on_timeout
+        def outcome() -> str | None:
+            for candidate in step.outcomes:
+                for event in candidate.events:
+                    counted = self._state.event_counts.get(event, 0)
+                    if counted > self._state.counts_at_last_wait.get(event, 0):
+                        return candidate.next
+            return None
+
+        arrived = await self._wait_until(lambda: outcome() is not None, self._state.wait_deadline)
+        next_step = outcome() if arrived else step.on_timeout
+        if not arrived:
+            self._note("wait timed out")
         self._state.counts_at_last_wait = dict(self._state.event_counts)
-        return outcome
+        self._state.wait_deadline = None
+        assert next_step is not None
+        return next_step
+
+    async def _branch(self, step: Branch) -> str:
+        chosen = await self._activity(
+            CHOOSE_BRANCH, ChooseBranchRequest(lead_id=self._input.lead_id, branch=step), str
+        )
+        self._note(f"branch → {chosen}")
+        return chosen
+
+    async def _set(self, step: SetLeadFields) -> str:
+        await self._update_lead(
+            step.id,
+            add_score=step.add_score,
+            stage=step.stage,
+            properties=step.properties,
+            cause=f"journey {self._definition.name}, step {step.id}",
+        )
+        return step.next
+
+    async def _hand_over(self, step: HandOver) -> str:
+        await self._update_lead(step.id, stage=LifecycleStage.MQL, cause=f"handover: {step.reason}")
+        if self._state.exit_goal is not None:
+            return step.next  # becoming an MQL reached an exit goal; the loop ends the journey
+        result = await self._activity(
+            HAND_OVER,
+            HandOverRequest(
+                lead_id=self._input.lead_id,
+                idempotency_key=self._effect_key(step.id),
+                reason=step.reason,
+            ),
+            HandOverResult,
+        )
+        self._note(f"handed over to sales (handover {result.handover_id})")
+        return step.next
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _activity(self, name: str, request: object, result_type: type[T]) -> T:
+        return await workflow.execute_activity(
+            name,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=EFFECT_ATTEMPT_TIMEOUT,
+            retry_policy=EFFECT_RETRY,
+        )
+
+    async def _update_lead(self, step_id: str, *, cause: str, **changes: object) -> None:
+        result = await self._activity(
+            UPDATE_LEAD,
+            UpdateLeadRequest(
+                lead_id=self._input.lead_id,
+                idempotency_key=self._effect_key(step_id),
+                cause=cause,
+                actor=f"journey:{self._definition.name}",
+                **changes,  # type: ignore[arg-type]
+            ),
+            UpdateLeadResult,
+        )
+        if result.stage.value != self._state.stage:
+            self._note(f"stage → {result.stage.value}")
+        if result.score != self._state.score and self._state.score is not None:
+            self._note(f"score → {result.score}")
+        self._state.score = result.score
+        self._stage_reached(result.stage)
+
+    def _effect_key(self, step_id: str) -> str:
+        # Stable across retries, worker crashes and continue-as-new; distinct per visit.
+        info = workflow.info()
+        visit = self._state.visits[step_id]
+        return f"{info.workflow_id}/{info.first_execution_run_id}/{step_id}/{visit}"
+
+    async def _wait_until(self, condition: object, deadline: datetime) -> bool:
+        """Wait until `condition()` holds (True) or `deadline` passes (False).
+
+        An exit goal ends the wait at once; so does a history that has grown too long
+        (the wait resumes, with the same deadline, in the continued run).
+        """
+        check = condition  # type: ignore[assignment]
+        remaining = (deadline - workflow.now()).total_seconds()
+        if remaining > 0:
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(check())  # type: ignore[operator]
+                        or self._state.exit_goal is not None
+                        or self._should_continue_as_new()
+                    ),
+                    timeout=remaining,
+                )
+            except TimeoutError:
+                return False
+        if self._state.exit_goal is not None:
+            return bool(check())  # type: ignore[operator]
+        if check():  # type: ignore[operator]
+            return True
+        if remaining > 0 and self._should_continue_as_new():
+            raise _ContinueAsNew
+        return False
+
+    def _enter(self, step: AnyStep) -> None:
+        self._state.current_step, self._state.entered = step.id, True
+        self._state.visits[step.id] = self._state.visits.get(step.id, 0) + 1
+        workflow.upsert_search_attributes([search_attributes.STEP.value_set(step.id)])
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        limit = self._input.continue_as_new_after
+        if limit is not None and info.get_current_history_length() >= limit:
+            return True
+        return info.is_continue_as_new_suggested()
+
+    async def _continue_as_new(self) -> JourneyOutcome:
+        # Signal handlers are synchronous, but wait anyway so a future async one can't be cut off.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._state.continued_as_new += 1
+        self._state.seen_event_ids = self._state.seen_event_ids[-SEEN_EVENT_IDS_KEPT:]
+        workflow.continue_as_new(
+            JourneyInput(
+                lead_id=self._input.lead_id,
+                definition=self._definition,
+                state=self._state,
+                continue_as_new_after=self._input.continue_as_new_after,
+            )
+        )
+
+    def _finish(self, step_id: str) -> JourneyOutcome:
+        self._finished = True
+        self._note("journey ended")
+        return JourneyOutcome(
+            journey=self._definition.name,
+            ended_at_step=step_id,
+            emails_sent=list(self._state.emails_sent),
+            exit_goal=self._state.exit_goal,
+            events_received=self._state.events_received,
+        )
+
+    def _note(self, what: str) -> None:
+        self._state.timeline.append(
+            TimelineEntry(at=workflow.now(), step=self._state.current_step, what=what)
+        )
+        del self._state.timeline[:-TIMELINE_ENTRIES_KEPT]
+
+    def _stage_reached(self, stage: LifecycleStage) -> None:
+        self._state.stage = stage.value
+        if stage in self._goals_by_stage and self._state.exit_goal is None:
+            self._state.exit_goal = self._goals_by_stage[stage]
+
+    # --- handlers ----------------------------------------------------------------------
 
     @workflow.signal(name=ENGAGEMENT_SIGNAL)
     def engagement(self, event: EngagementSignal) -> None:
@@ -121,7 +366,21 @@ class JourneyWorkflow:
             return
         self._seen.add(event.event_id)
         self._state.seen_event_ids.append(event.event_id)
+        if len(self._state.seen_event_ids) > 2 * SEEN_EVENT_IDS_KEPT:
+            del self._state.seen_event_ids[:-SEEN_EVENT_IDS_KEPT]
+            self._seen = set(self._state.seen_event_ids)
+        self._state.events_received += 1
         self._state.event_counts[event.type] = self._state.event_counts.get(event.type, 0) + 1
+        self._note(f"event: {event.type.value}")
+        if event.type in self._goals_by_event and self._state.exit_goal is None:
+            self._state.exit_goal = self._goals_by_event[event.type]
+
+    @workflow.signal(name=STAGE_SIGNAL)
+    def stage_changed(self, stage: LifecycleStage) -> None:
+        """The lead's lifecycle stage changed elsewhere (sales feedback, another journey)."""
+        if stage.value != self._state.stage:
+            self._note(f"stage → {stage.value}")
+        self._stage_reached(stage)
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JourneyProgress:
@@ -132,5 +391,11 @@ class JourneyWorkflow:
             status="completed" if self._finished else "running",
             current_step=self._state.current_step,
             emails_sent=list(self._state.emails_sent),
-            events_received=len(self._state.seen_event_ids),
+            events_received=self._state.events_received,
+            exit_goal=self._state.exit_goal,
         )
+
+    @workflow.query(name=TIMELINE_QUERY)
+    def timeline(self) -> list[TimelineEntry]:
+        """What happened so far, at workflow time (the last entries)."""
+        return list(self._state.timeline)

@@ -1,0 +1,106 @@
+"""Lead activities: branch decisions, send windows and `set` steps, reading the database.
+
+Branches are decided here rather than in the workflow so that a lead's fit data (title,
+company, industry) never enters workflow history: only the chosen step id does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import (
+    CHOOSE_BRANCH,
+    NEXT_SEND_WINDOW,
+    UPDATE_LEAD,
+    ChooseBranchRequest,
+    NextSendWindowRequest,
+    UpdateLeadRequest,
+    UpdateLeadResult,
+)
+from db.models import Lead, StageTransition
+from db.writes import insert_once
+from journeys.conditions import choose_branch
+from journeys.dsl import LifecycleStage
+from journeys.send_windows import next_window_start
+
+
+def lead_facts(lead: Lead) -> dict[str, Any]:
+    """What branch conditions may look at."""
+    return {
+        "persona": lead.persona,
+        "score": lead.score,
+        "lifecycle_stage": lead.lifecycle_stage,
+        "title": lead.title,
+        "company_size": lead.company_size,
+        "industry": lead.industry,
+        "country": lead.country,
+        "properties": lead.properties or {},
+    }
+
+
+class LeadActivities:
+    """Activities that read or change a lead, with injected database sessions."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    async def _lead(self, session: Any, lead_id: str) -> Lead:
+        lead = await session.get(Lead, lead_id)
+        if lead is None:
+            raise ApplicationError(f"no lead {lead_id}", type="LeadNotFound", non_retryable=True)
+        return lead
+
+    @activity.defn(name=CHOOSE_BRANCH)
+    async def choose_branch(self, request: ChooseBranchRequest) -> str:
+        """The step the branch leads to for this lead."""
+        async with self._sessions() as session:
+            lead = await self._lead(session, request.lead_id)
+            return choose_branch(request.branch, lead_facts(lead))
+
+    @activity.defn(name=NEXT_SEND_WINDOW)
+    async def next_send_window(self, request: NextSendWindowRequest) -> datetime:
+        """When the lead's next send window opens (or `now` if it is open)."""
+        async with self._sessions() as session:
+            lead = await self._lead(session, request.lead_id)
+            return next_window_start(request.now, lead.timezone, request.window)
+
+    @activity.defn(name=UPDATE_LEAD)
+    async def update_lead(self, request: UpdateLeadRequest) -> UpdateLeadResult:
+        """Apply a `set` step once: the transition row's unique key guards the whole change."""
+        async with self._sessions() as session:
+            lead = await self._lead(session, request.lead_id)
+            marker = StageTransition(
+                lead_id=lead.id,
+                from_stage=lead.lifecycle_stage,
+                to_stage=(request.stage or lead.lifecycle_stage),
+                cause=request.cause,
+                actor=request.actor,
+                idempotency_key=request.idempotency_key,
+            )
+            if request.add_score:
+                lead.score += request.add_score
+            if request.stage is not None:
+                lead.lifecycle_stage = request.stage.value
+            if request.properties:
+                lead.properties = {**(lead.properties or {}), **request.properties}
+            applied = await insert_once(session, marker)
+            if not applied:  # a retry of a change that was committed: report, don't redo
+                lead = await self._lead(session, request.lead_id)
+            return UpdateLeadResult(stage=LifecycleStage(lead.lifecycle_stage), score=lead.score)
+
+
+async def transitions_of(sessions: async_sessionmaker, lead_id: str) -> list[StageTransition]:
+    """A lead's recorded stage transitions, oldest first."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(StageTransition)
+            .where(StageTransition.lead_id == lead_id)
+            .order_by(StageTransition.id)
+        )
+        return list(rows.scalars())
