@@ -62,7 +62,7 @@ def build_worker(
         activities=[
             email.send_email,
             leads.choose_branch,
-            leads.next_send_window,
+            leads.resolve_wait,
             leads.update_lead,
             crm.hand_over,
         ],

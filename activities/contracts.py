@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from journeys.dsl import Branch, EventType, LifecycleStage, SendWindow
+from journeys.dsl import Branch, EventType, LifecycleStage, Wait
 
 SEND_EMAIL = "send_email"
 
@@ -46,7 +46,7 @@ class EngagementSignal(_Contract):
 
 
 CHOOSE_BRANCH = "choose_branch"
-NEXT_SEND_WINDOW = "next_send_window"
+RESOLVE_WAIT = "resolve_wait"
 UPDATE_LEAD = "update_lead"
 HAND_OVER = "hand_over"
 
@@ -58,11 +58,12 @@ class ChooseBranchRequest(_Contract):
     branch: Branch
 
 
-class NextSendWindowRequest(_Contract):
-    """The next moment at or after `now` inside `window`, in the lead's timezone."""
+class ResolveWaitRequest(_Contract):
+    """When a lead-dependent wait ends: a send window in the lead's timezone, or a moment
+    read from a lead property (e.g. a webinar's start), given the workflow's `now`."""
 
     lead_id: str
-    window: SendWindow
+    step: Wait
     now: datetime
 
 

@@ -17,7 +17,13 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import SEND_EMAIL, SendEmailRequest, SendEmailResult
 from db.models import Lead, OutboxEmail, utcnow
 from db.writes import insert_once
-from journeys.rendering import RenderedEmail, TemplateMissingError, render_email
+from journeys.rendering import (
+    LEAD_FIELDS,
+    RenderedEmail,
+    TemplateMissingError,
+    render_email,
+    template_context,
+)
 from starter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,18 +36,9 @@ def message_id_for(idempotency_key: str, mail_from: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def lead_context(lead: Lead) -> dict[str, Any]:
-    """The `lead` variables a template may use (None where unknown, for `or` fallbacks)."""
-    return {
-        "id": lead.id,
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "company": lead.company,
-        "title": lead.title,
-        "industry": lead.industry,
-        "company_size": lead.company_size,
-        "country": lead.country,
-    }
+def lead_fields(lead: Lead) -> dict[str, Any]:
+    """The lead's fields that templates may use."""
+    return {name: getattr(lead, name, None) for name in LEAD_FIELDS}
 
 
 class EmailActivities:
@@ -52,18 +49,12 @@ class EmailActivities:
         self._sessions = sessions
 
     def _template_context(self, lead: Lead) -> dict[str, Any]:
-        base = self._settings.public_base_url.rstrip("/")
-        return {
-            "lead": lead_context(lead),
-            "sender": {
-                "name": parseaddr(self._settings.mail_from)[0] or "Nurture",
-                "postal_address": "Nurture Inc., 1 Example Street, Springfield",
-            },
-            "links": {
-                "getting_started": f"{base}/guides/getting-started",
-                "book_demo": f"{base}/demo",
-            },
-        }
+        return template_context(
+            lead_fields(lead),
+            base_url=self._settings.public_base_url,
+            sender_name=parseaddr(self._settings.mail_from)[0] or "Nurture",
+            postal_address=self._settings.postal_address,
+        )
 
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, request: SendEmailRequest) -> SendEmailResult:

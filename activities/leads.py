@@ -6,7 +6,7 @@ company, industry) never enters workflow history: only the chosen step id does.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -16,10 +16,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import (
     CHOOSE_BRANCH,
-    NEXT_SEND_WINDOW,
+    RESOLVE_WAIT,
     UPDATE_LEAD,
     ChooseBranchRequest,
-    NextSendWindowRequest,
+    ResolveWaitRequest,
     UpdateLeadRequest,
     UpdateLeadResult,
 )
@@ -63,12 +63,25 @@ class LeadActivities:
             lead = await self._lead(session, request.lead_id)
             return choose_branch(request.branch, lead_facts(lead))
 
-    @activity.defn(name=NEXT_SEND_WINDOW)
-    async def next_send_window(self, request: NextSendWindowRequest) -> datetime:
-        """When the lead's next send window opens (or `now` if it is open)."""
+    @activity.defn(name=RESOLVE_WAIT)
+    async def resolve_wait(self, request: ResolveWaitRequest) -> datetime:
+        """When a lead-dependent wait ends. A missing or unreadable moment ends it at once:
+        the journey goes on rather than waiting forever on data that will not come."""
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
-            return next_window_start(request.now, lead.timezone, request.window)
+        step = request.step
+        if step.send_window is not None:
+            return next_window_start(request.now, lead.timezone, step.send_window)
+        assert step.until_property is not None
+        raw = (lead.properties or {}).get(step.until_property)
+        try:
+            moment = datetime.fromisoformat(str(raw))
+        except ValueError:
+            activity.logger.warning("lead property %s is not a moment", step.until_property)
+            return request.now
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return max(request.now, moment + step.offset)
 
     @activity.defn(name=UPDATE_LEAD)
     async def update_lead(self, request: UpdateLeadRequest) -> UpdateLeadResult:

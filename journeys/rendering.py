@@ -16,6 +16,47 @@ from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
+# The variables a template may use; `journeys.validation` checks templates against these.
+LEAD_FIELDS = (
+    "id",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "industry",
+    "company_size",
+    "country",
+    "persona",
+    "properties",
+)
+SENDER_FIELDS = ("name", "postal_address")
+LINK_PATHS = {
+    "getting_started": "/guides/getting-started",
+    "book_demo": "/demo",
+    "whitepaper": "/content/whitepaper",
+    "case_study": "/content/case-study",
+    "webinar": "/webinars/join",
+    "webinar_recording": "/webinars/recording",
+    "form": "/forms/resume",
+    "pricing": "/pricing",
+    "preferences": "/preferences",
+    "stay_subscribed": "/preferences/stay",
+}
+TEMPLATE_VARIABLES = {"lead": LEAD_FIELDS, "sender": SENDER_FIELDS, "links": tuple(LINK_PATHS)}
+
+
+def template_context(
+    lead: dict[str, Any], *, base_url: str, sender_name: str, postal_address: str
+) -> dict[str, Any]:
+    """The variables every email template is rendered with."""
+    base = base_url.rstrip("/")
+    return {
+        "lead": {name: lead.get(name) for name in LEAD_FIELDS}
+        | {"properties": dict(lead.get("properties") or {})},
+        "sender": {"name": sender_name, "postal_address": postal_address},
+        "links": {name: f"{base}{path}" for name, path in LINK_PATHS.items()},
+    }
+
 
 class TemplateMissingError(LookupError):
     """An email template (or one of its three parts) does not exist."""

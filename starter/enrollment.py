@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -53,6 +54,7 @@ class LeadIn(BaseModel):
     industry: str | None = _Text100
     country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
     timezone: str | None = Field(default=None, max_length=64)
+    persona: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$")
     properties: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
     @field_validator("email")
@@ -123,6 +125,51 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
     raise RuntimeError("could not upsert the lead")  # pragma: no cover
 
 
+async def _recent_entry(sessions: async_sessionmaker, workflow_id: str, within: timedelta) -> bool:
+    async with sessions() as session:
+        enrollment = (
+            await session.execute(select(Enrollment).where(Enrollment.workflow_id == workflow_id))
+        ).scalar_one_or_none()
+    if enrollment is None:
+        return False
+    last = enrollment.last_enrolled_at or enrollment.enrolled_at
+    if last.tzinfo is None:  # SQLite hands back naive datetimes
+        last = last.replace(tzinfo=UTC)
+    return datetime.now(UTC) - last < within
+
+
+async def _record_entry(
+    sessions: async_sessionmaker,
+    lead_id: str,
+    definition: JourneyDefinition,
+    workflow_id: str,
+    run_id: str | None,
+) -> None:
+    """One enrollment row per (lead, journey); a re-entry counts up on the same row."""
+    async with sessions() as session:
+        if await insert_once(
+            session,
+            Enrollment(
+                lead_id=lead_id,
+                journey=definition.name,
+                journey_version=definition.version,
+                workflow_id=workflow_id,
+                run_id=run_id,
+                last_enrolled_at=datetime.now(UTC),
+            ),
+        ):
+            return
+        enrollment = (
+            await session.execute(select(Enrollment).where(Enrollment.workflow_id == workflow_id))
+        ).scalar_one()
+        if run_id is not None and enrollment.run_id != run_id:
+            enrollment.run_id = run_id
+            enrollment.entries += 1
+            enrollment.journey_version = definition.version
+            enrollment.last_enrolled_at = datetime.now(UTC)
+            await session.commit()
+
+
 async def start_journey(
     client: Client,
     sessions: async_sessionmaker,
@@ -130,21 +177,34 @@ async def start_journey(
     task_queue: str,
     lead_id: str,
     definition: JourneyDefinition,
+    continue_as_new_after: int | None = None,
 ) -> EnrollmentResult:
-    """Start the lead's journey workflow unless it was ever started; record the enrollment.
+    """Start the lead's journey workflow as its re-entry policy allows; record the enrollment.
 
-    The workflow id is derived from (journey, lead) and duplicates are rejected, so any
-    number of concurrent or repeated enrollments start one workflow.
+    The workflow id is derived from (journey, lead), so concurrent or repeated enrollments
+    can't start two runs at once. `once` rejects any second run; `always` starts a new run
+    when the previous one has ended; `periodic` also waits out the period since the last.
     """
     workflow_id = journey_workflow_id(definition.name, lead_id)
+    policy = definition.reentry
+    if policy.policy == "periodic" and policy.every is not None:
+        if await _recent_entry(sessions, workflow_id, policy.every):
+            return _result(lead_id, workflow_id, definition, "already_enrolled")
     status: Literal["enrolled", "already_enrolled"] = "enrolled"
+    new_run_id: str | None = None
     try:
-        await client.start_workflow(
+        handle = await client.start_workflow(
             WORKFLOW_NAME,
-            JourneyInput(lead_id=lead_id, definition=definition),
+            JourneyInput(
+                lead_id=lead_id, definition=definition, continue_as_new_after=continue_as_new_after
+            ),
             id=workflow_id,
             task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if policy.policy == "once"
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            ),
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(search_attributes.JOURNEY, definition.name),
@@ -152,21 +212,24 @@ async def start_journey(
                 ]
             ),
         )
-    except WorkflowAlreadyStartedError:
+        new_run_id = handle.first_execution_run_id
+    except WorkflowAlreadyStartedError as exc:
         status = "already_enrolled"
-    async with sessions() as session:
-        # Already there when an earlier (or concurrent) enrollment recorded it.
-        await insert_once(
-            session,
-            Enrollment(
-                lead_id=lead_id,
-                journey=definition.name,
-                journey_version=definition.version,
-                workflow_id=workflow_id,
-            ),
-        )
-    if status == "enrolled":
+        # An earlier attempt may have started the run but died before recording it.
+        await _record_entry(sessions, lead_id, definition, workflow_id, None)
+        log.debug("already running: %s (%s)", workflow_id, exc.run_id)
+    else:
+        await _record_entry(sessions, lead_id, definition, workflow_id, new_run_id)
         log.info("enrolled lead %s in %s (%s)", lead_id, definition.name, definition.version)
+    return _result(lead_id, workflow_id, definition, status)
+
+
+def _result(
+    lead_id: str,
+    workflow_id: str,
+    definition: JourneyDefinition,
+    status: Literal["enrolled", "already_enrolled"],
+) -> EnrollmentResult:
     return EnrollmentResult(
         lead_id=lead_id,
         workflow_id=workflow_id,

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     mail_from: str = Field(
         default="Nurture <nurture@localhost>", alias="MAIL_FROM", pattern=r"^[^\r\n]*@[^\r\n]*$"
     )
+    postal_address: str = Field(
+        default="Nurture Inc., 1 Example Street, Springfield",
+        alias="MAIL_POSTAL_ADDRESS",
+        min_length=1,
+        description="The sender's postal address, shown in every email's footer.",
+    )
     public_base_url: str = Field(
         default="http://localhost:8000", alias="PUBLIC_BASE_URL", pattern=r"^https?://[^\s]+$"
     )

@@ -21,14 +21,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         CHOOSE_BRANCH,
         HAND_OVER,
-        NEXT_SEND_WINDOW,
+        RESOLVE_WAIT,
         SEND_EMAIL,
         UPDATE_LEAD,
         ChooseBranchRequest,
         EngagementSignal,
         HandOverRequest,
         HandOverResult,
-        NextSendWindowRequest,
+        ResolveWaitRequest,
         SendEmailRequest,
         SendEmailResult,
         UpdateLeadRequest,
@@ -174,13 +174,10 @@ class JourneyWorkflow:
                 deadline = workflow.now() + step.duration
             elif step.until is not None:
                 deadline = step.until
-            else:
-                assert step.send_window is not None
+            else:  # depends on the lead: its timezone or one of its properties
                 deadline = await self._activity(
-                    NEXT_SEND_WINDOW,
-                    NextSendWindowRequest(
-                        lead_id=self._input.lead_id, window=step.send_window, now=workflow.now()
-                    ),
+                    RESOLVE_WAIT,
+                    ResolveWaitRequest(lead_id=self._input.lead_id, step=step, now=workflow.now()),
                     datetime,
                 )
             self._state.wait_deadline = deadline

@@ -2,9 +2,10 @@
 
 from datetime import timedelta
 
-from journeys.dsl import End, EventType, JourneyDefinition, SendEmail, WaitForEvent
+from journeys.dsl import End, EventType, SendEmail, WaitForEvent
+from journeys.validation import define_journey
 
-JOURNEY = JourneyDefinition(
+JOURNEY = define_journey(
     name="welcome",
     description="Welcome email at once; a next-step email if the lead clicks within 3 days, "
     "otherwise a reminder.",
