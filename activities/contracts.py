@@ -80,7 +80,9 @@ class UpdateLeadRequest(_Contract):
 
 
 class UpdateLeadResult(_Contract):
+    previous_stage: LifecycleStage
     stage: LifecycleStage
+    previous_score: int
     score: int
 
 

@@ -88,6 +88,7 @@ class LeadActivities:
         """Apply a `set` step once: the transition row's unique key guards the whole change."""
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
+            previous_stage, previous_score = lead.lifecycle_stage, lead.score
             marker = StageTransition(
                 lead_id=lead.id,
                 from_stage=lead.lifecycle_stage,
@@ -105,7 +106,16 @@ class LeadActivities:
             applied = await insert_once(session, marker)
             if not applied:  # a retry of a change that was committed: report, don't redo
                 lead = await self._lead(session, request.lead_id)
-            return UpdateLeadResult(stage=LifecycleStage(lead.lifecycle_stage), score=lead.score)
+                previous_stage, previous_score = (
+                    marker.from_stage or lead.lifecycle_stage,
+                    lead.score,
+                )
+            return UpdateLeadResult(
+                previous_stage=LifecycleStage(previous_stage),
+                stage=LifecycleStage(lead.lifecycle_stage),
+                previous_score=previous_score,
+                score=lead.score,
+            )
 
 
 async def transitions_of(sessions: async_sessionmaker, lead_id: str) -> list[StageTransition]:

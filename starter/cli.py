@@ -68,6 +68,62 @@ def demo(
 
 
 @app.command()
+def simulate(
+    journey: Annotated[
+        str, typer.Argument(help="The journey to simulate, e.g. whitepaper-nurture.")
+    ],
+    persona: Annotated[
+        str, typer.Option(help="Whose sample lead to enroll (see journeys/personas.py).")
+    ] = "decision-maker",
+    days: Annotated[float, typer.Option(min=0.01, max=3650, help="Simulated days to run.")] = 90,
+    events: Annotated[
+        str,
+        typer.Option(help='Engagement to play, e.g. "3d:email_click,10d:download,36h:page_view".'),
+    ] = "",
+    prop: Annotated[
+        list[str] | None,
+        typer.Option("--property", help="Lead property KEY=VALUE (repeatable)."),
+    ] = None,
+) -> None:
+    """Run a journey for a sample lead on a time-skipping server and print its timeline.
+
+    The real workflow and activities run; emails go to a local SMTP sink. 90 days take
+    seconds.
+    """
+    from journeys.personas import PERSONAS
+    from journeys.registry import UnknownJourneyError, all_journeys, get_journey
+    from starter.simulation import parse_events, print_report, run_simulation
+
+    try:
+        definition = get_journey(journey)
+    except UnknownJourneyError:
+        raise typer.BadParameter(
+            f"unknown journey {journey!r}; known: {', '.join(sorted(all_journeys()))}",
+            param_hint="JOURNEY",
+        ) from None
+    if persona not in PERSONAS:
+        raise typer.BadParameter(
+            f"unknown persona {persona!r}; known: {', '.join(PERSONAS)}", param_hint="--persona"
+        )
+    try:
+        played = parse_events(events)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--events") from None
+    properties = {}
+    for item in prop or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--property")
+        properties[key] = value
+    report = asyncio.run(
+        run_simulation(
+            definition, PERSONAS[persona], days=days, events=played, properties=properties
+        )
+    )
+    print_report(report, days=days)
+
+
+@app.command()
 def provision(
     postgres: Annotated[bool, typer.Option(help="Provide a PostgreSQL test database.")] = True,
     temporal: Annotated[bool, typer.Option(help="Find or build the Temporal CLI.")] = True,

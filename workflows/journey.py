@@ -217,6 +217,8 @@ class JourneyWorkflow:
         return chosen
 
     async def _set(self, step: SetLeadFields) -> str:
+        if step.properties:
+            self._note(f"properties set: {', '.join(sorted(step.properties))}")
         await self._update_lead(
             step.id,
             add_score=step.add_score,
@@ -265,10 +267,10 @@ class JourneyWorkflow:
             ),
             UpdateLeadResult,
         )
-        if result.stage.value != self._state.stage:
-            self._note(f"stage → {result.stage.value}")
-        if result.score != self._state.score and self._state.score is not None:
-            self._note(f"score → {result.score}")
+        if result.stage != result.previous_stage:
+            self._note(f"stage {result.previous_stage.value} → {result.stage.value}")
+        if result.score != result.previous_score:
+            self._note(f"score {result.previous_score} → {result.score}")
         self._state.score = result.score
         self._stage_reached(result.stage)
 
@@ -376,7 +378,7 @@ class JourneyWorkflow:
     def stage_changed(self, stage: LifecycleStage) -> None:
         """The lead's lifecycle stage changed elsewhere (sales feedback, another journey)."""
         if stage.value != self._state.stage:
-            self._note(f"stage → {stage.value}")
+            self._note(f"stage changed to {stage.value}")
         self._stage_reached(stage)
 
     @workflow.query(name=PROGRESS_QUERY)

@@ -24,6 +24,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from starter.provisioning.paths import cache_dir
@@ -155,14 +156,34 @@ _INDEXED_TYPES = {
 async def register_search_attributes(
     client: Client, namespace: str, keys: Iterable[SearchAttributeKey]
 ) -> list[str]:
-    """Add the custom search attributes the server lacks; returns the names it added."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
+    """Add the custom search attributes the server lacks; returns the names it added.
+
+    Servers that can't list them (the Java time-skipping test server) get each one added,
+    with "already exists" taken as success.
+    """
+    wanted = {key.name: _INDEXED_TYPES[key.indexed_value_type] for key in keys}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        added = []
+        for name, kind in wanted.items():
+            try:
+                await client.operator_service.add_search_attributes(
+                    AddSearchAttributesRequest(namespace=namespace, search_attributes={name: kind})
+                )
+                added.append(name)
+            except RPCError as add_error:
+                if add_error.status != RPCStatusCode.ALREADY_EXISTS and "already exists" not in str(
+                    add_error
+                ):
+                    raise
+        return sorted(added)
     known = set(existing.custom_attributes) | set(existing.system_attributes)
-    missing = {
-        key.name: _INDEXED_TYPES[key.indexed_value_type] for key in keys if key.name not in known
-    }
+    missing = {name: kind for name, kind in wanted.items() if name not in known}
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
