@@ -140,3 +140,23 @@ async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 def new_email(prefix: str = "lead") -> str:
     """An address no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server: weeks of journey time in seconds."""
+    from starter.provisioning.test_server import start_time_skipping
+
+    env = await start_time_skipping()
+    await register_search_attributes(env.client, "default", search_attributes.ALL)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def simulation(time_skipping_env: WorkflowEnvironment, sessions: async_sessionmaker):
+    """The simulation machinery of `nurture simulate`, on this suite's PostgreSQL."""
+    from starter.simulation import simulation_stack
+
+    async with simulation_stack(env=time_skipping_env, sessions=sessions) as stack:
+        yield stack
