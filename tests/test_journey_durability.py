@@ -1,0 +1,152 @@
+"""Bounded histories and safe versioning, on the real Temporal dev server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.contracts import EngagementSignal
+from db.models import Lead
+from journeys.dsl import End, EventType, JourneyDefinition, SendEmail, WaitForEvent
+from journeys.registry import get_journey
+from journeys.validation import define_journey
+from starter.enrollment import start_journey
+from starter.settings import Settings
+from starter.smtp_sink import SmtpSink
+from tests.conftest import new_email
+from workflows.contracts import ENGAGEMENT_SIGNAL, PROGRESS_QUERY, JourneyOutcome, JourneyProgress
+
+CLICKY = define_journey(
+    name="clicky",
+    entry="hello",
+    steps=(
+        SendEmail(id="hello", template="welcome", next="await_demo"),
+        WaitForEvent(
+            id="await_demo",
+            events=(EventType.DEMO_REQUEST,),
+            timeout=timedelta(hours=1),
+            on_event="next_step",
+            on_timeout="done",
+        ),
+        SendEmail(id="next_step", template="welcome_next_step", next="done"),
+        End(id="done"),
+    ),
+)
+
+
+async def new_lead(sessions: async_sessionmaker, first_name: str = "Lin") -> tuple[str, str]:
+    email = new_email()
+    async with sessions() as session:
+        lead = Lead(email=email, first_name=first_name)
+        session.add(lead)
+        await session.commit()
+    return lead.id, email
+
+
+def click(number: int) -> EngagementSignal:
+    return EngagementSignal(
+        event_id=f"click-{number}", type=EventType.EMAIL_CLICK, occurred_at=datetime.now(UTC)
+    )
+
+
+async def test_a_lead_that_clicks_thousands_of_times_keeps_a_bounded_history_and_loses_nothing(
+    worker: Worker,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+    smtp: SmtpSink,
+) -> None:
+    lead_id, email = await new_lead(sessions)
+    enrollment = await start_journey(
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=lead_id,
+        definition=CLICKY,
+        continue_as_new_after=200,
+    )
+    handle = temporal_client.get_workflow_handle(enrollment.workflow_id, result_type=JourneyOutcome)
+    await smtp.wait_for(email, 1)
+
+    for batch in range(0, 2000, 100):
+        await asyncio.gather(
+            *(handle.signal(ENGAGEMENT_SIGNAL, click(n)) for n in range(batch, batch + 100))
+        )
+    await asyncio.gather(*(handle.signal(ENGAGEMENT_SIGNAL, click(n)) for n in range(50)))  # again
+    await handle.signal(
+        ENGAGEMENT_SIGNAL,
+        EngagementSignal(
+            event_id="demo", type=EventType.DEMO_REQUEST, occurred_at=datetime.now(UTC)
+        ),
+    )
+    outcome = await handle.result()
+
+    assert outcome.events_received == 2001  # every click once, the repeats ignored, the demo
+    assert outcome.emails_sent == ["welcome", "welcome_next_step"]
+    assert len(smtp.to(email)) == 2  # continuing as new sent nothing twice
+    description = await handle.describe()
+    assert description.run_id != enrollment_first_run(description)
+    history = await handle.fetch_history()
+    assert len(history.events) < 400  # the last run's history, not 2,000+ signals
+
+
+def enrollment_first_run(description) -> str:  # type: ignore[no-untyped-def]
+    return description.raw_description.workflow_execution_info.first_run_id
+
+
+async def test_editing_a_journey_leaves_a_lead_already_inside_on_its_version(
+    worker: Worker,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+    smtp: SmtpSink,
+) -> None:
+    shipped = get_journey("welcome")
+    version_1 = short_wait(shipped, seconds=3)
+    # The edit a later deploy makes: the reminder becomes the next-step email.
+    data = version_1.model_dump()
+    for step in data["steps"]:
+        if step["id"] == "reminder":
+            step["template"] = "welcome_next_step"
+    version_2 = JourneyDefinition.model_validate(data)
+    assert version_2.version != version_1.version
+
+    inside, inside_email = await new_lead(sessions, "Early")
+    await start_journey(
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=inside,
+        definition=version_1,
+    )
+    await smtp.wait_for(inside_email, 1)
+    later, later_email = await new_lead(sessions, "Late")
+    await start_journey(
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=later,
+        definition=version_2,
+    )
+
+    early_emails = await smtp.wait_for(inside_email, 2)
+    late_emails = await smtp.wait_for(later_email, 2)
+
+    assert early_emails[1]["Subject"] == "Did you get a chance to look, Early?"  # version 1
+    assert late_emails[1]["Subject"] == "Late, your next step with Nurture Test"  # version 2
+    progress = await temporal_client.get_workflow_handle(f"journey:welcome:{inside}").query(
+        PROGRESS_QUERY, result_type=JourneyProgress
+    )
+    assert progress.version == version_1.version
+
+
+def short_wait(definition: JourneyDefinition, *, seconds: float) -> JourneyDefinition:
+    data = definition.model_dump()
+    for step in data["steps"]:
+        if step["kind"] == "wait_for_event":
+            step["timeout"] = timedelta(seconds=seconds)
+    return JourneyDefinition.model_validate(data)
