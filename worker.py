@@ -44,6 +44,13 @@ _PASSTHROUGH = (
 )
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every worker (and the replay tests) runs workflows in."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -66,9 +73,7 @@ def build_worker(
             leads.update_lead,
             crm.hand_over,
         ],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
 

@@ -127,6 +127,9 @@ def simulate(
 def provision(
     postgres: Annotated[bool, typer.Option(help="Provide a PostgreSQL test database.")] = True,
     temporal: Annotated[bool, typer.Option(help="Find or build the Temporal CLI.")] = True,
+    test_server: Annotated[
+        bool, typer.Option(help="Fetch the time-skipping test server (Java, via Maven).")
+    ] = True,
 ) -> None:
     """Provision the dev stack for the tests; prints `TEST_DATABASE_URL=…` for the shell."""
     import logging
@@ -138,6 +141,13 @@ def provision(
     if temporal:
         cli = ensure_temporal_cli()
         typer.echo(f"temporal CLI: {cli or 'none found; the SDK will download one'}", err=True)
+    if test_server:
+        from starter.provisioning.test_server import ensure_test_server
+
+        wrapper = ensure_test_server()
+        typer.echo(
+            f"test server: {wrapper or 'no Java/Maven; the SDK will download one'}", err=True
+        )
     if postgres:
         try:
             url = ensure_database()

@@ -1,0 +1,96 @@
+"""Record the workflow histories that `tests/test_replay.py` replays.
+
+    python -m tests.record_histories
+
+Runs representative journeys on the time-skipping server and writes one JSON history per
+run to `tests/histories/`. Record again only for a deliberate, replay-safe interpreter
+change that the old histories can't cover; never to make a failing replay pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from journeys.dsl import End, EventType, SendEmail, WaitForEvent
+from journeys.personas import PERSONAS
+from journeys.registry import get_journey
+from journeys.validation import define_journey
+from starter.simulation import SimulationStack, parse_events, simulation_stack
+from workflows.contracts import journey_workflow_id
+
+HISTORIES = Path(__file__).with_name("histories")
+
+CLICKY = define_journey(
+    name="clicky",
+    entry="hello",
+    steps=(
+        SendEmail(id="hello", template="welcome", next="await_demo"),
+        WaitForEvent(
+            id="await_demo",
+            events=(EventType.DEMO_REQUEST,),
+            timeout=timedelta(hours=1),
+            on_event="next_step",
+            on_timeout="done",
+        ),
+        SendEmail(id="next_step", template="welcome_next_step", next="done"),
+        End(id="done"),
+    ),
+)
+
+RUNS = {
+    "welcome-clicked": ("welcome", "1d:email_click", {}),
+    "welcome-no-click": ("welcome", "", {}),
+    "welcome-series-unsubscribed": ("welcome-series", "3d:unsubscribe", {}),
+    "whitepaper-nurture-handover": ("whitepaper-nurture", "12d:download,14d:demo_request", {}),
+    "whitepaper-nurture-quiet": ("whitepaper-nurture", "", {}),
+    "webinar-registration-attended": (
+        "webinar-registration",
+        "5d:webinar_attended",
+        {"webinar_starts_at": None},
+    ),
+    "form-reminder": ("form-reminder", "", {}),
+    "win-back": ("win-back", "", {}),
+    "recycled-nurture": ("recycled-nurture", "40d:demo_request", {}),
+}
+
+
+async def _save(
+    stack: SimulationStack, name: str, workflow_id: str, run_id: str | None = None
+) -> None:
+    history = await stack.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    (HISTORIES / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
+    print(f"recorded {name}: {len(history.events)} events")
+
+
+async def main() -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    async with simulation_stack() as stack:
+        for name, (journey, events, properties) in RUNS.items():
+            props = {k: v for k, v in properties.items() if v is not None}
+            report = await stack.run(
+                get_journey(journey),
+                persona=PERSONAS["decision-maker"],
+                days=60,
+                events=parse_events(events),
+                properties=props,
+            )
+            await _save(stack, name, journey_workflow_id(journey, report.lead_id))
+        # A run that continued as new: its first run's history ends in ContinueAsNew.
+        report = await stack.run(
+            CLICKY,
+            persona=PERSONAS["practitioner"],
+            days=0.01,
+            continue_as_new_after=40,
+            events=parse_events(",".join(["1m:email_click"] * 30)),
+        )
+        workflow_id = journey_workflow_id("clicky", report.lead_id)
+        description = await stack.client.get_workflow_handle(workflow_id).describe()
+        first_run = description.raw_description.workflow_execution_info.first_run_id
+        await _save(stack, "continued-as-new", workflow_id, first_run)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
