@@ -82,6 +82,8 @@ class EngagementEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once the event reached the lead's journeys: a repeat is then not signalled again.
+    signalled_at: Mapped[datetime | None]
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

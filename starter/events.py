@@ -7,13 +7,13 @@ import uuid
 from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.contracts import EngagementSignal
-from db.models import EngagementEvent, Enrollment, Lead
+from db.models import EngagementEvent, Enrollment, Lead, utcnow
 from db.writes import insert_once
 from journeys.dsl import EventType
 from starter.errors import LeadNotFound
@@ -59,8 +59,10 @@ class EventResult(BaseModel):
 async def record_event(client: Client, sessions: async_sessionmaker, event: EventIn) -> EventResult:
     """Store the event (once) and signal it to every journey of the lead that still runs.
 
-    A repeated event is signalled again: the workflows ignore ids they have seen, and this
-    way a client retrying after a failed signal still gets the event delivered.
+    A repeated event is signalled again only if it never reached the journeys (the first
+    request failed half-way), so a client's retry still delivers it; one that was
+    delivered is not, however long ago. The workflows also ignore ids they saw recently,
+    which covers two requests racing.
     """
     lead_id = str(event.lead_id)
     async with sessions() as session:
@@ -77,6 +79,19 @@ async def record_event(client: Client, sessions: async_sessionmaker, event: Even
                 properties=dict(event.properties),
             ),
         )
+        if duplicate:
+            stored = (
+                await session.execute(
+                    select(EngagementEvent).where(
+                        EngagementEvent.lead_id == lead_id,
+                        EngagementEvent.event_id == event.event_id,
+                    )
+                )
+            ).scalar_one()
+            if stored.signalled_at is not None:
+                return EventResult(
+                    lead_id=lead_id, event_id=event.event_id, duplicate=True, delivered_to=[]
+                )
         workflow_ids = (
             (
                 await session.execute(
@@ -97,6 +112,13 @@ async def record_event(client: Client, sessions: async_sessionmaker, event: Even
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: that journey has ended
                 raise
+    async with sessions() as session:
+        await session.execute(
+            update(EngagementEvent)
+            .where(EngagementEvent.lead_id == lead_id, EngagementEvent.event_id == event.event_id)
+            .values(signalled_at=utcnow())
+        )
+        await session.commit()
     return EventResult(
         lead_id=lead_id, event_id=event.event_id, duplicate=duplicate, delivered_to=delivered
     )

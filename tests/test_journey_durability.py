@@ -76,7 +76,8 @@ async def test_a_lead_that_clicks_thousands_of_times_keeps_a_bounded_history_and
         await asyncio.gather(
             *(handle.signal(ENGAGEMENT_SIGNAL, click(n)) for n in range(batch, batch + 100))
         )
-    await asyncio.gather(*(handle.signal(ENGAGEMENT_SIGNAL, click(n)) for n in range(50)))  # again
+    # Repeats of recent clicks: within the workflow's de-duplication window.
+    await asyncio.gather(*(handle.signal(ENGAGEMENT_SIGNAL, click(n)) for n in range(1950, 2000)))
     await handle.signal(
         ENGAGEMENT_SIGNAL,
         EngagementSignal(
@@ -150,3 +151,84 @@ def short_wait(definition: JourneyDefinition, *, seconds: float) -> JourneyDefin
         if step["kind"] == "wait_for_event":
             step["timeout"] = timedelta(seconds=seconds)
     return JourneyDefinition.model_validate(data)
+
+
+def one_email_journey(reentry: dict) -> JourneyDefinition:
+    return define_journey(
+        name=f"hello-{reentry['policy']}",
+        entry="hello",
+        reentry=reentry,
+        steps=(SendEmail(id="hello", template="welcome", next="done"), End(id="done")),
+    )
+
+
+async def enroll_twice(
+    definition: JourneyDefinition,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+) -> tuple[str, str, str]:
+    lead_id, email = await new_lead(sessions)
+    first = await start_journey(
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=lead_id,
+        definition=definition,
+    )
+    await temporal_client.get_workflow_handle(first.workflow_id).result()
+    second = await start_journey(
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=lead_id,
+        definition=definition,
+    )
+    return first.status, second.status, email
+
+
+async def test_a_once_journey_is_never_entered_again(
+    worker: Worker,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+    smtp: SmtpSink,
+) -> None:
+    statuses = await enroll_twice(
+        one_email_journey({"policy": "once"}), temporal_client, sessions, settings
+    )
+
+    assert statuses[:2] == ("enrolled", "already_enrolled")
+    await asyncio.sleep(0.5)
+    assert len(smtp.to(statuses[2])) == 1
+
+
+async def test_an_always_journey_runs_again_after_it_ended_and_sends_again(
+    worker: Worker,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+    smtp: SmtpSink,
+) -> None:
+    statuses = await enroll_twice(
+        one_email_journey({"policy": "always"}), temporal_client, sessions, settings
+    )
+
+    assert statuses[:2] == ("enrolled", "enrolled")
+    assert len(await smtp.wait_for(statuses[2], 2)) == 2  # a new run has new effect keys
+
+
+async def test_a_periodic_journey_waits_out_its_period(
+    worker: Worker,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+) -> None:
+    statuses = await enroll_twice(
+        one_email_journey({"policy": "periodic", "every": timedelta(days=30)}),
+        temporal_client,
+        sessions,
+        settings,
+    )
+
+    assert statuses[:2] == ("enrolled", "already_enrolled")

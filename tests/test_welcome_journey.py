@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from db.models import Enrollment, Lead
+from db.models import EngagementEvent, Enrollment, Lead
 from journeys.dsl import JourneyDefinition, WaitForEvent
 from journeys.registry import get_journey
 from starter.enrollment import start_journey
@@ -168,3 +168,48 @@ async def test_lead_view_shows_stage_current_step_emails_and_events(
     assert journey["current_step"] == "await_click"
     assert [(e["template"], e["status"]) for e in lead["emails"]] == [("welcome", "sent")]
     assert [e["type"] for e in lead["events"]] == ["page_view"]
+
+
+async def test_a_delivered_event_repeated_later_is_not_signalled_again(
+    api: httpx.AsyncClient, worker: Worker, smtp: SmtpSink
+) -> None:
+    email = new_email()
+    body = await enroll(api, email)
+    event = {"lead_id": body["lead_id"], "type": "page_view", "event_id": "old-1"}
+    first = await api.post("/v1/events", json=event)
+
+    repeat = await api.post("/v1/events", json=event)
+
+    assert first.json()["delivered_to"] == [body["workflow_id"]]
+    assert repeat.json() == {**first.json(), "duplicate": True, "delivered_to": []}
+
+
+async def test_an_event_stored_but_never_signalled_is_delivered_on_retry(
+    api: httpx.AsyncClient,
+    worker: Worker,
+    smtp: SmtpSink,
+    sessions: async_sessionmaker,
+    temporal_client: Client,
+) -> None:
+    email = new_email()
+    body = await enroll(api, email, first_name="Ida")
+    await smtp.wait_for(email, 1)
+    async with sessions() as session:  # what a request that died before signalling leaves
+        session.add(
+            EngagementEvent(
+                lead_id=body["lead_id"],
+                event_id="half-1",
+                type="email_click",
+                occurred_at=datetime.now(UTC),
+            )
+        )
+        await session.commit()
+
+    retry = await api.post(
+        "/v1/events", json={"lead_id": body["lead_id"], "type": "email_click", "event_id": "half-1"}
+    )
+
+    assert retry.json()["duplicate"] is True
+    assert retry.json()["delivered_to"] == [body["workflow_id"]]
+    await temporal_client.get_workflow_handle(body["workflow_id"]).result()
+    assert smtp.to(email)[-1]["Subject"] == "Ida, your next step with Nurture Test"
