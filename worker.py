@@ -69,6 +69,7 @@ def build_worker(
         activities=[
             email.send_email,
             leads.choose_branch,
+            leads.check_conditions,
             leads.resolve_wait,
             leads.update_lead,
             crm.hand_over,

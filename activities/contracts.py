@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from journeys.dsl import Branch, EventType, LifecycleStage, Wait
+from journeys.dsl import Branch, ConditionOutcome, EventType, LifecycleStage, Wait
 
 SEND_EMAIL = "send_email"
 
@@ -47,6 +47,7 @@ class EngagementSignal(_Contract):
 
 CHOOSE_BRANCH = "choose_branch"
 RESOLVE_WAIT = "resolve_wait"
+CHECK_CONDITIONS = "check_conditions"
 UPDATE_LEAD = "update_lead"
 HAND_OVER = "hand_over"
 
@@ -56,6 +57,13 @@ class ChooseBranchRequest(_Contract):
 
     lead_id: str
     branch: Branch
+
+
+class CheckConditionsRequest(_Contract):
+    """Which of a wait's condition outcomes holds for the lead now (None: none)."""
+
+    lead_id: str
+    conditions: tuple[ConditionOutcome, ...]
 
 
 class ResolveWaitRequest(_Contract):

@@ -15,9 +15,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import (
+    CHECK_CONDITIONS,
     CHOOSE_BRANCH,
     RESOLVE_WAIT,
     UPDATE_LEAD,
+    CheckConditionsRequest,
     ChooseBranchRequest,
     ResolveWaitRequest,
     UpdateLeadRequest,
@@ -25,7 +27,7 @@ from activities.contracts import (
 )
 from db.models import Lead, StageTransition
 from db.writes import insert_once
-from journeys.conditions import choose_branch
+from journeys.conditions import choose_branch, first_holding
 from journeys.dsl import LifecycleStage
 from journeys.send_windows import next_window_start
 
@@ -62,6 +64,13 @@ class LeadActivities:
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
             return choose_branch(request.branch, lead_facts(lead))
+
+    @activity.defn(name=CHECK_CONDITIONS)
+    async def check_conditions(self, request: CheckConditionsRequest) -> str | None:
+        """The step of the first condition outcome that holds for the lead, or None."""
+        async with self._sessions() as session:
+            lead = await self._lead(session, request.lead_id)
+            return first_holding(request.conditions, lead_facts(lead))
 
     @activity.defn(name=RESOLVE_WAIT)
     async def resolve_wait(self, request: ResolveWaitRequest) -> datetime:

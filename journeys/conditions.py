@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from journeys.dsl import Branch, Condition
+from journeys.dsl import Branch, Condition, ConditionOutcome
 
 
 def attribute_value(facts: dict[str, Any], attribute: str) -> Any:
@@ -50,6 +50,14 @@ def holds(condition: Condition, facts: dict[str, Any]) -> bool:
     except TypeError:  # comparing a string with a number: the condition doesn't hold
         return False
     return False
+
+
+def first_holding(cases: tuple[ConditionOutcome, ...], facts: dict[str, Any]) -> str | None:
+    """The `next` of the first case whose conditions all hold, or None."""
+    for case in cases:
+        if all(holds(condition, facts) for condition in case.when):
+            return case.next
+    return None
 
 
 def choose_branch(branch: Branch, facts: dict[str, Any]) -> str:

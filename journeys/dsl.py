@@ -172,17 +172,27 @@ class EventOutcome(_Model):
     next: StepId
 
 
+class ConditionOutcome(_Model):
+    """When every condition holds for the lead, go to `next` (checked as events arrive)."""
+
+    when: tuple[Condition, ...] = Field(min_length=1)
+    next: StepId
+
+
 class WaitForEvent(_Model):
-    """Wait until the lead shows an event of one of the `outcomes`, or `timeout` passes.
+    """Wait until the lead shows an event of one of the `outcomes`, one of the `conditions`
+    holds (e.g. `score gte 50`), or `timeout` passes.
 
     An event counts if it arrived after the previous wait ended (or the journey began), so
     a click that lands while the preceding email is still being sent is not missed.
+    Conditions are checked when the wait begins and after every event.
     The short form `events=…, on_event=…` is one outcome.
     """
 
     kind: Literal["wait_for_event"] = "wait_for_event"
     id: StepId
-    outcomes: tuple[EventOutcome, ...] = Field(min_length=1)
+    outcomes: tuple[EventOutcome, ...] = ()
+    conditions: tuple[ConditionOutcome, ...] = ()
     timeout: timedelta
     on_timeout: StepId
 
@@ -196,6 +206,8 @@ class WaitForEvent(_Model):
 
     @model_validator(mode="after")
     def _timeout_is_positive(self) -> WaitForEvent:
+        if not self.outcomes and not self.conditions:
+            raise ValueError("a wait_for_event needs at least one event outcome or condition")
         if self.timeout <= timedelta(0):
             raise ValueError("timeout must be positive")
         return self
@@ -253,7 +265,11 @@ def successors(step: AnyStep) -> tuple[str, ...]:
         case SendEmail() | Wait() | SetLeadFields() | HandOver():
             return (step.next,)
         case WaitForEvent():
-            return (*(o.next for o in step.outcomes), step.on_timeout)
+            return (
+                *(o.next for o in step.outcomes),
+                *(c.next for c in step.conditions),
+                step.on_timeout,
+            )
         case Branch():
             return (*(c.next for c in step.cases), *((step.default,) if step.default else ()))
         case End():

@@ -11,7 +11,15 @@ from temporalio.worker import Worker
 
 from activities.contracts import EngagementSignal
 from db.models import Lead
-from journeys.dsl import End, EventType, JourneyDefinition, SendEmail, WaitForEvent
+from journeys.dsl import (
+    Condition,
+    ConditionOutcome,
+    End,
+    EventType,
+    JourneyDefinition,
+    SendEmail,
+    WaitForEvent,
+)
 from journeys.registry import get_journey
 from journeys.validation import define_journey
 from starter.enrollment import start_journey
@@ -232,3 +240,55 @@ async def test_a_periodic_journey_waits_out_its_period(
     )
 
     assert statuses[:2] == ("enrolled", "already_enrolled")
+
+
+SCORE_WAIT = define_journey(
+    name="score-wait",
+    entry="await_ready",
+    steps=(
+        WaitForEvent(
+            id="await_ready",
+            conditions=(
+                ConditionOutcome(
+                    when=(Condition(attribute="score", op="gte", value=30),), next="ready"
+                ),
+            ),
+            timeout=timedelta(minutes=5),
+            on_timeout="done",
+        ),
+        SendEmail(id="ready", template="welcome_next_step", next="done"),
+        End(id="done"),
+    ),
+)
+
+
+async def test_a_wait_for_a_condition_goes_on_once_an_event_finds_it_holds(
+    worker: Worker,
+    temporal_client: Client,
+    sessions: async_sessionmaker,
+    settings: Settings,
+    smtp: SmtpSink,
+) -> None:
+    lead_id, email = await new_lead(sessions, "Ada")
+    enrollment = await start_journey(
+        temporal_client,
+        sessions,
+        task_queue=settings.task_queue,
+        lead_id=lead_id,
+        definition=SCORE_WAIT,
+    )
+    handle = temporal_client.get_workflow_handle(enrollment.workflow_id, result_type=JourneyOutcome)
+    await handle.signal(ENGAGEMENT_SIGNAL, click(1))  # score still 0: keeps waiting
+    await asyncio.sleep(0.5)
+    assert (await handle.query(PROGRESS_QUERY, result_type=JourneyProgress)).status == "running"
+
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        assert lead is not None
+        lead.score = 35
+        await session.commit()
+    await handle.signal(ENGAGEMENT_SIGNAL, click(2))
+    outcome = await handle.result()
+
+    assert outcome.emails_sent == ["welcome_next_step"]
+    assert (await smtp.wait_for(email, 1))[0]["Subject"] == "Ada, your next step with Nurture Test"

@@ -11,6 +11,7 @@ running workflows replay: put such a change behind `workflow.patched("<id>")` an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -19,11 +20,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
+        CHECK_CONDITIONS,
         CHOOSE_BRANCH,
         HAND_OVER,
         RESOLVE_WAIT,
         SEND_EMAIL,
         UPDATE_LEAD,
+        CheckConditionsRequest,
         ChooseBranchRequest,
         EngagementSignal,
         HandOverRequest,
@@ -190,6 +193,8 @@ class JourneyWorkflow:
         if self._state.wait_deadline is None:
             self._state.wait_deadline = workflow.now() + step.timeout
             kinds = ", ".join(e for o in step.outcomes for e in o.events)
+            if step.conditions:
+                kinds = f"{kinds} or conditions" if kinds else "conditions"
             self._note(f"waiting for {kinds} until {self._state.wait_deadline.isoformat()}")
 
         def outcome() -> str | None:
@@ -200,14 +205,45 @@ class JourneyWorkflow:
                         return candidate.next
             return None
 
-        arrived = await self._wait_until(lambda: outcome() is not None, self._state.wait_deadline)
-        next_step = outcome() if arrived else step.on_timeout
-        if not arrived:
+        if step.conditions:
+            next_step = await self._wait_for_event_or_condition(step, outcome)
+        else:
+            arrived = await self._wait_until(
+                lambda: outcome() is not None, self._state.wait_deadline
+            )
+            next_step = outcome() if arrived else None
+        if next_step is None:
             self._note("wait timed out")
+            next_step = step.on_timeout
         self._state.counts_at_last_wait = dict(self._state.event_counts)
         self._state.wait_deadline = None
         assert next_step is not None
         return next_step
+
+    async def _wait_for_event_or_condition(
+        self, step: WaitForEvent, outcome: Callable[[], str | None]
+    ) -> str | None:
+        """Like a plain event wait, but also re-checks the conditions (an activity reads the
+        lead) when the wait begins and whenever any event arrives."""
+        assert self._state.wait_deadline is not None
+        while True:
+            if (event_next := outcome()) is not None:
+                return event_next
+            seen = self._state.events_received
+            held = await self._activity(
+                CHECK_CONDITIONS,
+                CheckConditionsRequest(lead_id=self._input.lead_id, conditions=step.conditions),
+                str | None,  # type: ignore[arg-type]
+            )
+            if held is not None:
+                self._note(f"condition met → {held}")
+                return held
+            woke = await self._wait_until(
+                lambda seen=seen: outcome() is not None or self._state.events_received != seen,
+                self._state.wait_deadline,
+            )
+            if not woke:
+                return None
 
     async def _branch(self, step: Branch) -> str:
         chosen = await self._activity(
