@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,11 @@ def _install_postgres() -> None:
         )
     log.warning("installing PostgreSQL from Debian packages…")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True, env=env)
+    # apt's output goes to stderr: stdout of `nurture provision` is read by scripts/test.
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=sys.stderr)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "postgresql"], check=True, env=env, stdout=sys.stderr
+    )
 
 
 def clusters() -> list[Cluster]:

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,6 +70,7 @@ def build_temporal_cli() -> Path | None:
         [go, "install", f"{TEMPORAL_CLI_MODULE}@{TEMPORAL_CLI_VERSION}"],
         env={**os.environ, "GOBIN": str(target), "CGO_ENABLED": "0"},
         check=True,
+        stdout=sys.stderr,  # keep stdout for what callers parse
     )
     return target / "temporal"
 

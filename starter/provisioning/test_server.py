@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -58,10 +59,13 @@ def ensure_test_server() -> Path | None:
     log.warning(
         "fetching the Temporal test server %s with Maven (first run only)…", TEST_SERVER_VERSION
     )
+    # Maven's output goes to stderr: stdout of `nurture provision` is read by scripts/test.
     subprocess.run(
-        [mvn, "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={home / 'lib'}"],
+        [mvn, "-q", "-B", "-Dstyle.color=never", "dependency:copy-dependencies",
+         f"-DoutputDirectory={home / 'lib'}"],
         cwd=home,
         check=True,
+        stdout=sys.stderr,
     )
     wrapper.write_text(f'#!/bin/sh\nexec "{java}" -cp "{home / "lib"}/*" {MAIN_CLASS} "$@"\n')
     wrapper.chmod(0o755)
