@@ -11,34 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from pathlib import Path
 
-from journeys.dsl import End, EventType, SendEmail, WaitForEvent
 from journeys.personas import PERSONAS
 from journeys.registry import get_journey
-from journeys.validation import define_journey
 from starter.simulation import SimulationStack, parse_events, simulation_stack
+from tests.sample_journeys import CLICKY
 from workflows.contracts import journey_workflow_id
 
 HISTORIES = Path(__file__).with_name("histories")
 
-CLICKY = define_journey(
-    name="clicky",
-    entry="hello",
-    steps=(
-        SendEmail(id="hello", template="welcome", next="await_demo"),
-        WaitForEvent(
-            id="await_demo",
-            events=(EventType.DEMO_REQUEST,),
-            timeout=timedelta(hours=1),
-            on_event="next_step",
-            on_timeout="done",
-        ),
-        SendEmail(id="next_step", template="welcome_next_step", next="done"),
-        End(id="done"),
-    ),
-)
 
 RUNS = {
     "welcome-clicked": ("welcome", "1d:email_click", {}),

@@ -26,24 +26,8 @@ from starter.enrollment import start_journey
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
 from tests.conftest import new_email
+from tests.sample_journeys import CLICKY
 from workflows.contracts import ENGAGEMENT_SIGNAL, PROGRESS_QUERY, JourneyOutcome, JourneyProgress
-
-CLICKY = define_journey(
-    name="clicky",
-    entry="hello",
-    steps=(
-        SendEmail(id="hello", template="welcome", next="await_demo"),
-        WaitForEvent(
-            id="await_demo",
-            events=(EventType.DEMO_REQUEST,),
-            timeout=timedelta(hours=1),
-            on_event="next_step",
-            on_timeout="done",
-        ),
-        SendEmail(id="next_step", template="welcome_next_step", next="done"),
-        End(id="done"),
-    ),
-)
 
 
 async def new_lead(sessions: async_sessionmaker, first_name: str = "Lin") -> tuple[str, str]:

@@ -61,8 +61,14 @@ def ensure_test_server() -> Path | None:
     )
     # Maven's output goes to stderr: stdout of `nurture provision` is read by scripts/test.
     subprocess.run(
-        [mvn, "-q", "-B", "-Dstyle.color=never", "dependency:copy-dependencies",
-         f"-DoutputDirectory={home / 'lib'}"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={home / 'lib'}",
+        ],
         cwd=home,
         check=True,
         stdout=sys.stderr,
