@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -125,14 +124,3 @@ class LeadActivities:
                 previous_score=previous_score,
                 score=lead.score,
             )
-
-
-async def transitions_of(sessions: async_sessionmaker, lead_id: str) -> list[StageTransition]:
-    """A lead's recorded stage transitions, oldest first."""
-    async with sessions() as session:
-        rows = await session.execute(
-            select(StageTransition)
-            .where(StageTransition.lead_id == lead_id)
-            .order_by(StageTransition.id)
-        )
-        return list(rows.scalars())

@@ -412,8 +412,3 @@ def _loops_without_wait(by_id: dict[str, AnyStep]) -> list[str]:
                 elif target in instant and target not in path:
                     stack.append((target, [*path, target]))
     return problems
-
-
-def assert_never(value: Any) -> None:  # pragma: no cover - the type checker proves it
-    """Marks the end of an exhaustive match over step kinds."""
-    raise AssertionError(f"unhandled step kind: {value!r}")

@@ -82,12 +82,13 @@ def template_environment() -> SandboxedEnvironment:
     )
 
 
+# The three files of an email template: subject, HTML body, plain-text body.
+TEMPLATE_PARTS = (".subject.txt", ".html", ".txt")
+
+
 def template_exists(name: str) -> bool:
     """Whether all three parts of email template `name` exist."""
-    return all((TEMPLATE_DIR / f"{name}{suffix}").is_file() for suffix in _PARTS)
-
-
-_PARTS = (".subject.txt", ".html", ".txt")
+    return all((TEMPLATE_DIR / f"{name}{suffix}").is_file() for suffix in TEMPLATE_PARTS)
 
 
 def render_email(name: str, context: dict[str, Any]) -> RenderedEmail:
@@ -95,7 +96,7 @@ def render_email(name: str, context: dict[str, Any]) -> RenderedEmail:
     env = template_environment()
     try:
         subject, html, text = (
-            env.get_template(f"{name}{suffix}").render(context) for suffix in _PARTS
+            env.get_template(f"{name}{suffix}").render(context) for suffix in TEMPLATE_PARTS
         )
     except TemplateNotFound as exc:
         raise TemplateMissingError(f"email template {name!r} is missing {exc.name}") from None

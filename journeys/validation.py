@@ -12,9 +12,13 @@ from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from pydantic import ValidationError
 
 from journeys.dsl import DEFER_GRAPH_CHECK, JourneyDefinition, graph_problems
-from journeys.rendering import TEMPLATE_DIR, TEMPLATE_VARIABLES, template_environment
+from journeys.rendering import (
+    TEMPLATE_DIR,
+    TEMPLATE_PARTS,
+    TEMPLATE_VARIABLES,
+    template_environment,
+)
 
-TEMPLATE_PARTS = (".subject.txt", ".html", ".txt")
 # Names Jinja2 provides itself, which templates may use freely.
 _BUILTINS = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "self", "super"}
 

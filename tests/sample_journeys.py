@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from journeys.dsl import End, EventType, SendEmail, WaitForEvent
+from journeys.dsl import End, EventType, JourneyDefinition, SendEmail, WaitForEvent
 from journeys.validation import define_journey
 
 # Waits an hour for a demo request; clicks don't end the wait, so they pile up in history.
@@ -22,3 +22,12 @@ CLICKY = define_journey(
         End(id="done"),
     ),
 )
+
+
+def with_short_waits(definition: JourneyDefinition, timeout: timedelta) -> JourneyDefinition:
+    """The same journey with every event wait's timeout set to `timeout`."""
+    data = definition.model_dump()
+    for step in data["steps"]:
+        if step["kind"] == "wait_for_event":
+            step["timeout"] = timeout
+    return JourneyDefinition.model_validate(data)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -26,7 +28,7 @@ from starter.enrollment import start_journey
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
 from tests.conftest import new_email
-from tests.sample_journeys import CLICKY
+from tests.sample_journeys import CLICKY, with_short_waits
 from workflows.contracts import ENGAGEMENT_SIGNAL, PROGRESS_QUERY, JourneyOutcome, JourneyProgress
 
 
@@ -99,7 +101,7 @@ async def test_editing_a_journey_leaves_a_lead_already_inside_on_its_version(
     smtp: SmtpSink,
 ) -> None:
     shipped = get_journey("welcome")
-    version_1 = short_wait(shipped, seconds=3)
+    version_1 = with_short_waits(shipped, timedelta(seconds=3))
     # The edit a later deploy makes: the reminder becomes the next-step email.
     data = version_1.model_dump()
     for step in data["steps"]:
@@ -137,14 +139,6 @@ async def test_editing_a_journey_leaves_a_lead_already_inside_on_its_version(
     assert progress.version == version_1.version
 
 
-def short_wait(definition: JourneyDefinition, *, seconds: float) -> JourneyDefinition:
-    data = definition.model_dump()
-    for step in data["steps"]:
-        if step["kind"] == "wait_for_event":
-            step["timeout"] = timedelta(seconds=seconds)
-    return JourneyDefinition.model_validate(data)
-
-
 def one_email_journey(reentry: dict) -> JourneyDefinition:
     return define_journey(
         name=f"hello-{reentry['policy']}",
@@ -154,41 +148,41 @@ def one_email_journey(reentry: dict) -> JourneyDefinition:
     )
 
 
-async def enroll_twice(
-    definition: JourneyDefinition,
-    temporal_client: Client,
-    sessions: async_sessionmaker,
-    settings: Settings,
-) -> tuple[str, str, str]:
-    lead_id, email = await new_lead(sessions)
-    first = await start_journey(
-        temporal_client,
-        sessions,
-        task_queue=settings.task_queue,
-        lead_id=lead_id,
-        definition=definition,
-    )
-    await temporal_client.get_workflow_handle(first.workflow_id).result()
-    second = await start_journey(
-        temporal_client,
-        sessions,
-        task_queue=settings.task_queue,
-        lead_id=lead_id,
-        definition=definition,
-    )
-    return first.status, second.status, email
+EnrollTwice = Callable[[JourneyDefinition], Awaitable[tuple[str, str, str]]]
+
+
+@pytest.fixture
+def enroll_twice(
+    worker: Worker, temporal_client: Client, sessions: async_sessionmaker, settings: Settings
+) -> EnrollTwice:
+    """Enroll a new lead, let its journey end, enroll it again: (status, status, email)."""
+
+    async def enroll(definition: JourneyDefinition) -> tuple[str, str, str]:
+        lead_id, email = await new_lead(sessions)
+        first = await start_journey(
+            temporal_client,
+            sessions,
+            task_queue=settings.task_queue,
+            lead_id=lead_id,
+            definition=definition,
+        )
+        await temporal_client.get_workflow_handle(first.workflow_id).result()
+        second = await start_journey(
+            temporal_client,
+            sessions,
+            task_queue=settings.task_queue,
+            lead_id=lead_id,
+            definition=definition,
+        )
+        return first.status, second.status, email
+
+    return enroll
 
 
 async def test_a_once_journey_is_never_entered_again(
-    worker: Worker,
-    temporal_client: Client,
-    sessions: async_sessionmaker,
-    settings: Settings,
-    smtp: SmtpSink,
+    enroll_twice: EnrollTwice, smtp: SmtpSink
 ) -> None:
-    statuses = await enroll_twice(
-        one_email_journey({"policy": "once"}), temporal_client, sessions, settings
-    )
+    statuses = await enroll_twice(one_email_journey({"policy": "once"}))
 
     assert statuses[:2] == ("enrolled", "already_enrolled")
     await asyncio.sleep(0.5)
@@ -196,31 +190,17 @@ async def test_a_once_journey_is_never_entered_again(
 
 
 async def test_an_always_journey_runs_again_after_it_ended_and_sends_again(
-    worker: Worker,
-    temporal_client: Client,
-    sessions: async_sessionmaker,
-    settings: Settings,
-    smtp: SmtpSink,
+    enroll_twice: EnrollTwice, smtp: SmtpSink
 ) -> None:
-    statuses = await enroll_twice(
-        one_email_journey({"policy": "always"}), temporal_client, sessions, settings
-    )
+    statuses = await enroll_twice(one_email_journey({"policy": "always"}))
 
     assert statuses[:2] == ("enrolled", "enrolled")
     assert len(await smtp.wait_for(statuses[2], 2)) == 2  # a new run has new effect keys
 
 
-async def test_a_periodic_journey_waits_out_its_period(
-    worker: Worker,
-    temporal_client: Client,
-    sessions: async_sessionmaker,
-    settings: Settings,
-) -> None:
+async def test_a_periodic_journey_waits_out_its_period(enroll_twice: EnrollTwice) -> None:
     statuses = await enroll_twice(
-        one_email_journey({"policy": "periodic", "every": timedelta(days=30)}),
-        temporal_client,
-        sessions,
-        settings,
+        one_email_journey({"policy": "periodic", "every": timedelta(days=30)})
     )
 
     assert statuses[:2] == ("enrolled", "already_enrolled")

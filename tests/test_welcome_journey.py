@@ -12,12 +12,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from db.models import EngagementEvent, Enrollment, Lead
-from journeys.dsl import JourneyDefinition, WaitForEvent
 from journeys.registry import get_journey
 from starter.enrollment import start_journey
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
 from tests.conftest import new_email
+from tests.sample_journeys import with_short_waits
 
 
 async def enroll(api: httpx.AsyncClient, email: str, **lead: object) -> dict:
@@ -26,15 +26,6 @@ async def enroll(api: httpx.AsyncClient, email: str, **lead: object) -> dict:
     )
     assert response.status_code == 202, response.text
     return response.json()
-
-
-def with_wait(definition: JourneyDefinition, timeout: timedelta) -> JourneyDefinition:
-    """The same journey with every wait shortened to `timeout`."""
-    data = definition.model_dump()
-    for step in data["steps"]:
-        if step["kind"] == WaitForEvent.model_fields["kind"].default:
-            step["timeout"] = timeout
-    return JourneyDefinition.model_validate(data)
 
 
 async def test_enrollment_sends_welcome_email_with_first_name(
@@ -83,7 +74,7 @@ async def test_no_click_sends_reminder_after_the_wait(
         lead = Lead(email=email, first_name="Edsger")
         session.add(lead)
         await session.commit()
-    journey = with_wait(get_journey("welcome"), timedelta(seconds=2))
+    journey = with_short_waits(get_journey("welcome"), timedelta(seconds=2))
 
     result = await start_journey(
         temporal_client,

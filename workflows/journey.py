@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         SetLeadFields,
         Wait,
         WaitForEvent,
-        assert_never,
     )
     from journeys.variants import choose_variant
     from workflows import search_attributes
@@ -143,7 +142,6 @@ class JourneyWorkflow:
                 return None
             case _:
                 assert_never(step)
-                return None
 
     # --- step handlers -----------------------------------------------------------------
 
