@@ -34,6 +34,7 @@ class EventType(StrEnum):
     WEBINAR_ATTENDED = "webinar_attended"
     DEMO_REQUEST = "demo_request"
     UNSUBSCRIBE = "unsubscribe"
+    EMAIL_BOUNCE = "email_bounce"
 
 
 class LifecycleStage(StrEnum):
