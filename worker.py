@@ -21,13 +21,17 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
 from activities.leads import LeadActivities
+from activities.lifecycle import LifecycleActivities
+from activities.scoring import ScoringActivities
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
+from starter.lifecycle import LeadLifecycle
 from starter.provisioning.temporal import register_search_attributes, temporal_address
 from starter.settings import Settings, SettingsError, load_settings
 from starter.temporal_client import connect
 from workflows import search_attributes
 from workflows.journey import JourneyWorkflow
+from workflows.lead import LeadWorkflow
 
 log = logging.getLogger("nurture.worker")
 
@@ -41,6 +45,7 @@ _PASSTHROUGH = (
     "activities",
     "workflows.contracts",
     "workflows.search_attributes",
+    "workflows.effects",
 )
 
 
@@ -59,20 +64,31 @@ def build_worker(
     task_queue: str | None = None,
 ) -> Worker:
     """A worker for every Nurture workflow and activity, wired to `settings` and `sessions`."""
+    queue = task_queue or settings.task_queue
+    lifecycle = LeadLifecycle(client, queue, settings.effect_timeout_seconds)
     email = EmailActivities(settings, sessions)
-    leads = LeadActivities(sessions)
-    crm = CrmActivities(sessions)
+    leads = LeadActivities(sessions, lifecycle)
+    crm = CrmActivities(settings, sessions, lifecycle)
+    scoring = ScoringActivities(sessions)
+    stages = LifecycleActivities(lifecycle, sessions)
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=[JourneyWorkflow],
+        task_queue=queue,
+        workflows=[JourneyWorkflow, LeadWorkflow],
         activities=[
             email.send_email,
+            email.notify_owner,
             leads.choose_branch,
             leads.check_conditions,
             leads.resolve_wait,
             leads.update_lead,
             crm.hand_over,
+            crm.hand_over_lead,
+            crm.hand_over_account,
+            scoring.score_lead,
+            stages.change_stage,
+            stages.enroll_in_journey,
+            stages.request_handover,
         ],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),

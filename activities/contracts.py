@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from journeys.dsl import Branch, ConditionOutcome, EventType, LifecycleStage, Wait
+from journeys.lifecycle import FeedbackOutcome
+from journeys.scoring import LifecyclePolicy
 
 SEND_EMAIL = "send_email"
 
@@ -57,6 +59,8 @@ class ChooseBranchRequest(_Contract):
 
     lead_id: str
     branch: Branch
+    # The workflow's time (scores decay); None: the activity's clock.
+    now: datetime | None = None
 
 
 class CheckConditionsRequest(_Contract):
@@ -64,6 +68,7 @@ class CheckConditionsRequest(_Contract):
 
     lead_id: str
     conditions: tuple[ConditionOutcome, ...]
+    now: datetime | None = None
 
 
 class ResolveWaitRequest(_Contract):
@@ -105,3 +110,126 @@ class HandOverRequest(_Contract):
 class HandOverResult(_Contract):
     handover_id: int
     created: bool
+
+
+# --- the lead workflow's activities (scoring, lifecycle, CRM, notifications) ---------------
+
+SCORE_LEAD = "score_lead"
+CHANGE_STAGE = "change_stage"
+HAND_OVER_LEAD = "hand_over_lead"
+HAND_OVER_ACCOUNT = "hand_over_account"
+NOTIFY_OWNER = "notify_owner"
+ENROLL_IN_JOURNEY = "enroll_in_journey"
+REQUEST_HANDOVER = "request_handover"
+
+
+class ScoreLeadRequest(_Contract):
+    """Rescore the lead at `now` with its persona's model; store the score if it changed."""
+
+    lead_id: str
+    now: datetime
+    cause: str = Field(max_length=200)
+
+
+class ScoreLeadResult(_Contract):
+    """The lead's score and lifecycle facts, as the lead workflow needs them. Numbers and
+    ids only: the explanation (which names fit data) stays in the database."""
+
+    fit: int
+    behaviour: int
+    total: int
+    qualifies: bool
+    stage: LifecycleStage
+    owner: str | None
+    mql_cycles: int
+    rejections: int
+    mql_blocked_until: datetime | None
+    policy: LifecyclePolicy
+    # When the score will change without new events (decay, inactivity); None: it won't.
+    rescore_at: datetime | None
+    account_id: str | None = None
+    account_qualified: bool = False
+    erased: bool = False
+
+
+class ChangeStageRequest(_Contract):
+    """Move the lead to `stage` once per key, record the transition (and the feedback that
+    caused it), and tell the lead's journeys."""
+
+    lead_id: str
+    idempotency_key: str = Field(max_length=300)
+    stage: LifecycleStage
+    cause: str = Field(max_length=200)
+    actor: str = Field(max_length=200)
+    new_mql_cycle: bool = False
+    # Sales feedback: recorded with the transition; a rejection counts and may hold a cool-down.
+    feedback_outcome: FeedbackOutcome | None = None
+    feedback_reason: str | None = Field(default=None, max_length=500)
+    feedback_rep: str | None = Field(default=None, max_length=64)
+    counts_as_rejection: bool = False
+    mql_blocked_until: datetime | None = None
+    behaviour_carryover: float | None = None
+    at: datetime
+
+
+class ChangeStageResult(_Contract):
+    previous_stage: LifecycleStage
+    stage: LifecycleStage
+    mql_cycles: int
+    rejections: int
+
+
+class HandOverLeadRequest(_Contract):
+    """Route the lead and hand it to the CRM, once per key (one per lead and MQL cycle).
+    With `reassign_from`, route it to someone else (the SLA lapsed)."""
+
+    lead_id: str
+    idempotency_key: str = Field(max_length=300)
+    cycle: int
+    reason: str = Field(max_length=200)
+    reassign_from: str | None = None
+
+
+class HandOverLeadResult(_Contract):
+    handover_id: int
+    owner: str
+    rule: str
+    created: bool
+
+
+class HandOverAccountRequest(_Contract):
+    """Route a newly account-qualified account to its owner, once per account."""
+
+    account_id: str
+    lead_id: str
+    idempotency_key: str = Field(max_length=300)
+
+
+class HandOverAccountResult(_Contract):
+    handover_id: int
+    owner: str
+    created: bool
+
+
+class NotifyOwnerRequest(_Contract):
+    """Email a sales rep about a lead (template under templates/notifications), once per key."""
+
+    lead_id: str
+    rep_id: str
+    template: Literal["mql_assigned", "sla_reminder", "account_qualified"]
+    idempotency_key: str = Field(max_length=300)
+
+
+class EnrollInJourneyRequest(_Contract):
+    """Start the lead in journey `journey` (as its re-entry policy allows)."""
+
+    lead_id: str
+    journey: str
+
+
+class RequestHandoverRequest(_Contract):
+    """A journey's `hand_over` step: ask the lead's lifecycle to make it an MQL."""
+
+    lead_id: str
+    reason: str = Field(max_length=200)
+    journey: str

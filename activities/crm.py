@@ -1,39 +1,248 @@
-"""The CRM handover activity: the built-in CRM table (issue 4 adds webhooks and routing)."""
+"""CRM handover activities: route the lead (or account), record it, deliver it to the CRM.
+
+Adapters: `builtin` (the `crm_handovers` table is the CRM) and `webhook` (a signed JSON
+POST to a real CRM). Either way the row with the handover's key is written first, so a
+retry or a crashed worker never creates a second handover for the same MQL cycle; a
+webhook retry re-sends the same `Idempotency-Key`.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio import activity
+import json
+import logging
+from typing import Any
 
-from activities.contracts import HAND_OVER, HandOverRequest, HandOverResult
-from db.models import CrmHandover
-from db.writes import insert_once
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import (
+    HAND_OVER,
+    HAND_OVER_ACCOUNT,
+    HAND_OVER_LEAD,
+    HandOverAccountRequest,
+    HandOverAccountResult,
+    HandOverLeadRequest,
+    HandOverLeadResult,
+    HandOverRequest,
+    HandOverResult,
+)
+from activities.crm_webhook import SIGNATURE_HEADER, sign
+from activities.scoring import contacts_of, explain_score
+from db.models import Account, CrmHandover, Lead, RoutingCursor, utcnow
+from db.writes import insert_ignoring_conflict, insert_once
+from journeys.routing import RoutingDecision, route_lead
+from journeys.sales_team import SALES_TEAM
+from starter.lifecycle import LeadLifecycle
+from starter.settings import Settings
+from workflows.contracts import LeadNudge
+
+log = logging.getLogger(__name__)
+
+
+async def next_round_robin_position(session: AsyncSession, name: str = "leads") -> int:
+    """Advance the round-robin cursor atomically (in the caller's transaction)."""
+    await insert_ignoring_conflict(session, RoutingCursor, {"name": name, "position": 0})
+    return int(
+        (
+            await session.execute(
+                update(RoutingCursor)
+                .where(RoutingCursor.name == name)
+                .values(position=RoutingCursor.position + 1)
+                .returning(RoutingCursor.position)
+            )
+        ).scalar_one()
+    )
 
 
 class CrmActivities:
-    """Hands leads to sales, once per lead and MQL cycle."""
+    """Handovers with injected settings and sessions (and the lifecycle, for legacy calls)."""
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker,
+        lifecycle: LeadLifecycle | None = None,
+    ) -> None:
+        self._settings = settings
         self._sessions = sessions
+        self._lifecycle = lifecycle
+
+    async def _route(
+        self, session: AsyncSession, lead: Lead | None, account: Account | None, exclude: str | None
+    ) -> RoutingDecision:
+        return route_lead(
+            SALES_TEAM,
+            account_owner=account.owner if account else None,
+            country=lead.country if lead else None,
+            industry=lead.industry if lead else None,
+            round_robin_position=await next_round_robin_position(session),
+            exclude=exclude,
+        )
+
+    @activity.defn(name=HAND_OVER_LEAD)
+    async def hand_over_lead(self, request: HandOverLeadRequest) -> HandOverLeadResult:
+        """Route and record the handover once per key, then deliver it to the CRM."""
+        async with self._sessions() as session:
+            row = await self._handover(session, request.idempotency_key)
+            if row is None:
+                lead = await session.get(Lead, request.lead_id, with_for_update=True)
+                if lead is None or lead.erased_at is not None:
+                    raise ApplicationError(
+                        f"no lead {request.lead_id}", type="LeadNotFound", non_retryable=True
+                    )
+                account = await session.get(Account, lead.account_id) if lead.account_id else None
+                decision = await self._route(session, lead, account, request.reassign_from)
+                lead.owner = decision.rep_id
+                if request.reassign_from is not None:
+                    await session.execute(
+                        update(CrmHandover)
+                        .where(
+                            CrmHandover.lead_id == lead.id,
+                            CrmHandover.cycle == request.cycle,
+                            CrmHandover.status == "open",
+                        )
+                        .values(status="reassigned")
+                    )
+                await insert_once(
+                    session,
+                    CrmHandover(
+                        idempotency_key=request.idempotency_key,
+                        kind="lead",
+                        lead_id=request.lead_id,
+                        account_id=lead.account_id,
+                        cycle=request.cycle,
+                        reason=request.reason,
+                        owner=decision.rep_id,
+                        routing_rule=decision.rule,
+                        score=lead.score,
+                        adapter=self._settings.crm_adapter,
+                    ),
+                )
+                row = await self._handover(session, request.idempotency_key)
+                assert row is not None
+                created = True
+            else:
+                created = False
+            await self._deliver(session, row)
+            assert row.owner is not None
+            return HandOverLeadResult(
+                handover_id=row.id,
+                owner=row.owner,
+                rule=row.routing_rule or "",
+                created=created,
+            )
+
+    @activity.defn(name=HAND_OVER_ACCOUNT)
+    async def hand_over_account(self, request: HandOverAccountRequest) -> HandOverAccountResult:
+        """Route a qualified account to its owner (or by the rules), once per account."""
+        async with self._sessions() as session:
+            row = await self._handover(session, request.idempotency_key)
+            created = row is None
+            if row is None:
+                account = await session.get(Account, request.account_id, with_for_update=True)
+                lead = await session.get(Lead, request.lead_id)
+                assert account is not None
+                decision = await self._route(session, lead, account, None)
+                account.owner = decision.rep_id
+                await insert_once(
+                    session,
+                    CrmHandover(
+                        idempotency_key=request.idempotency_key,
+                        kind="account",
+                        lead_id=None,
+                        account_id=account.id,
+                        reason=f"account qualified: score {account.score}",
+                        owner=decision.rep_id,
+                        routing_rule=decision.rule,
+                        score=account.score,
+                        adapter=self._settings.crm_adapter,
+                    ),
+                )
+                row = await self._handover(session, request.idempotency_key)
+                assert row is not None
+            await self._deliver(session, row)
+            assert row.owner is not None
+            return HandOverAccountResult(handover_id=row.id, owner=row.owner, created=created)
 
     @activity.defn(name=HAND_OVER)
     async def hand_over(self, request: HandOverRequest) -> HandOverResult:
-        """Create the handover unless this key already created it."""
-        async with self._sessions() as session:
-            created = await insert_once(
-                session,
-                CrmHandover(
-                    idempotency_key=request.idempotency_key,
-                    lead_id=request.lead_id,
-                    reason=request.reason,
-                ),
-            )
-            row = (
-                await session.execute(
-                    select(CrmHandover).where(
-                        CrmHandover.idempotency_key == request.idempotency_key
-                    )
+        """Journeys started before the lead workflow existed call this: pass the request on
+        to the lead's lifecycle, which hands over once per MQL cycle."""
+        assert self._lifecycle is not None
+        await self._lifecycle.nudge(
+            request.lead_id,
+            LeadNudge(cause="journey hand_over", handover_reason=request.reason),
+        )
+        return HandOverResult(handover_id=0, created=False)
+
+    # --- delivery --------------------------------------------------------------------------
+
+    async def _handover(self, session: AsyncSession, key: str) -> CrmHandover | None:
+        query = select(CrmHandover).where(CrmHandover.idempotency_key == key)
+        return (await session.execute(query)).scalar_one_or_none()
+
+    async def _deliver(self, session: AsyncSession, row: CrmHandover) -> None:
+        if row.delivered_at is not None:
+            return
+        if row.adapter == "webhook":
+            await self._post(await self._payload(session, row), row.idempotency_key)
+        row.delivered_at = utcnow()
+        await session.commit()
+
+    async def _payload(self, session: AsyncSession, row: CrmHandover) -> dict[str, Any]:
+        """What the CRM receives. It is the CRM's copy of the lead, so it carries the
+        contact's details; it goes over HTTPS to the CRM, never into workflow history."""
+        owner = SALES_TEAM.rep(row.owner or "")
+        payload: dict[str, Any] = {
+            "event": f"{row.kind}.handed_over",
+            "handover_id": row.id,
+            "idempotency_key": row.idempotency_key,
+            "reason": row.reason,
+            "owner": owner.model_dump() if owner else {"id": row.owner},
+            "routing_rule": row.routing_rule,
+            "cycle": row.cycle,
+        }
+        if row.lead_id is not None:
+            lead = await session.get(Lead, row.lead_id)
+            assert lead is not None
+            explanation = await explain_score(session, lead, utcnow())
+            payload["lead"] = {
+                name: getattr(lead, name)
+                for name in (
+                    "id", "email", "first_name", "last_name", "company", "title",
+                    "company_size", "industry", "country", "persona", "lifecycle_stage",
                 )
-            ).scalar_one()
-            return HandOverResult(handover_id=row.id, created=created)
+            }  # fmt: skip
+            payload["score"] = explanation.model_dump(mode="json")
+        if row.account_id is not None:
+            account = await session.get(Account, row.account_id)
+            assert account is not None
+            payload["account"] = {
+                "id": account.id,
+                "domain": account.domain,
+                "name": account.name,
+                "score": account.score,
+                "contacts": await contacts_of(session, account.id),
+            }
+        return payload
+
+    async def _post(self, payload: dict[str, Any], key: str) -> None:
+        """POST to the CRM; any failure raises, and the activity retries with backoff."""
+        settings = self._settings
+        assert settings.crm_webhook_url is not None
+        body = json.dumps(payload, default=str, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            SIGNATURE_HEADER: sign(body, settings.require_crm_webhook_secret()),
+        }
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(settings.crm_webhook_url, content=body, headers=headers)
+        if response.status_code >= 300:
+            raise ApplicationError(
+                f"CRM webhook answered {response.status_code}", type="CrmUnavailable"
+            )
+        log.info("handover %s delivered to the CRM webhook", key)

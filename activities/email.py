@@ -10,12 +10,19 @@ from typing import Any
 
 import aiosmtplib
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import SEND_EMAIL, SendEmailRequest, SendEmailResult
-from db.models import Lead, OutboxEmail, utcnow
+from activities.contracts import (
+    NOTIFY_OWNER,
+    SEND_EMAIL,
+    NotifyOwnerRequest,
+    SendEmailRequest,
+    SendEmailResult,
+)
+from activities.scoring import explain_score
+from db.models import Account, Lead, OutboxEmail, utcnow
 from db.writes import insert_once
 from journeys.rendering import (
     LEAD_FIELDS,
@@ -24,6 +31,7 @@ from journeys.rendering import (
     render_email,
     template_context,
 )
+from journeys.sales_team import SALES_TEAM
 from starter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,8 +77,7 @@ class EmailActivities:
                 return SendEmailResult(status="skipped", reason="lead not found or erased")
             # Read what the send needs now: a rollback below expires the loaded lead.
             recipient, context = lead.email, self._template_context(lead)
-            message_id = message_id_for(request.idempotency_key, self._settings.mail_from)
-            await insert_once(
+            return await self._send_once(
                 session,
                 OutboxEmail(
                     idempotency_key=request.idempotency_key,
@@ -78,33 +85,73 @@ class EmailActivities:
                     workflow_id=request.workflow_id,
                     step_id=request.step_id,
                     template=request.template,
-                    message_id=message_id,
                 ),
+                recipient,
+                context,
             )
-            outbox = (
-                await session.execute(
-                    select(OutboxEmail).where(
-                        OutboxEmail.idempotency_key == request.idempotency_key
-                    )
-                )
-            ).scalar_one()
-            if outbox.status == "sent":
-                return SendEmailResult(status="sent", message_id=outbox.message_id)
 
-            try:
-                rendered = render_email(request.template, context)
-            except TemplateMissingError as exc:
-                raise ApplicationError(
-                    str(exc), type="TemplateMissing", non_retryable=True
-                ) from exc
-            await self._deliver(recipient, outbox.message_id, rendered)
+    @activity.defn(name=NOTIFY_OWNER)
+    async def notify_owner(self, request: NotifyOwnerRequest) -> None:
+        """Email a sales rep about a lead (assignment, SLA reminder, qualified account),
+        with the score explanation; once per key, through the same outbox."""
+        rep = SALES_TEAM.rep(request.rep_id)
+        if rep is None:
+            log.warning(
+                "no sales rep %s: notification %s not sent", request.rep_id, request.template
+            )
+            return
+        async with self._sessions() as session:
+            lead = await session.get(Lead, request.lead_id)
+            if lead is None or lead.erased_at is not None:
+                return
+            explanation = await explain_score(session, lead, utcnow())
+            account = await session.get(Account, lead.account_id) if lead.account_id else None
+            context = self._template_context(lead) | {
+                "rep": rep.model_dump(),
+                "contact": {"email": lead.email, "stage": lead.lifecycle_stage},
+                "score": explanation.model_dump(),
+                "account": (
+                    {"domain": account.domain, "name": account.name, "score": account.score}
+                    if account
+                    else None
+                ),
+                "inbox_url": f"{self._settings.public_base_url.rstrip('/')}/inbox",
+            }
+            await self._send_once(
+                session,
+                OutboxEmail(
+                    idempotency_key=request.idempotency_key,
+                    lead_id=request.lead_id,
+                    workflow_id=f"lead:{request.lead_id}",
+                    step_id=request.template,
+                    template=f"notifications/{request.template}",
+                ),
+                rep.email,
+                context,
+            )
 
-            outbox.status = "sent"
-            outbox.subject = rendered.subject
-            outbox.sent_at = utcnow()
-            await session.commit()
-            log.info("sent %s to lead %s (%s)", request.template, request.lead_id, message_id)
+    async def _send_once(
+        self, session: AsyncSession, row: OutboxEmail, recipient: str, context: dict[str, Any]
+    ) -> SendEmailResult:
+        row.message_id = message_id_for(row.idempotency_key, self._settings.mail_from)
+        key = row.idempotency_key
+        await insert_once(session, row)
+        outbox = (
+            await session.execute(select(OutboxEmail).where(OutboxEmail.idempotency_key == key))
+        ).scalar_one()
+        if outbox.status == "sent":
             return SendEmailResult(status="sent", message_id=outbox.message_id)
+        try:
+            rendered = render_email(outbox.template, context)
+        except TemplateMissingError as exc:
+            raise ApplicationError(str(exc), type="TemplateMissing", non_retryable=True) from exc
+        await self._deliver(recipient, outbox.message_id, rendered)
+        outbox.status = "sent"
+        outbox.subject = rendered.subject
+        outbox.sent_at = utcnow()
+        await session.commit()
+        log.info("sent %s for lead %s (%s)", outbox.template, outbox.lead_id, outbox.message_id)
+        return SendEmailResult(status="sent", message_id=outbox.message_id)
 
     async def _deliver(self, to: str, message_id: str, rendered: RenderedEmail) -> None:
         message = EmailMessage()

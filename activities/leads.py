@@ -24,18 +24,24 @@ from activities.contracts import (
     UpdateLeadRequest,
     UpdateLeadResult,
 )
-from db.models import Lead, StageTransition
+from activities.scoring import explain_score, rescore
+from db.models import Lead, LeadUpdate
 from db.writes import insert_once
 from journeys.conditions import choose_branch, first_holding
 from journeys.dsl import LifecycleStage
+from journeys.scoring import ScoreExplanation
 from journeys.send_windows import next_window_start
+from starter.lifecycle import LeadLifecycle
+from workflows.contracts import LeadNudge
 
 
-def lead_facts(lead: Lead) -> dict[str, Any]:
-    """What branch conditions may look at."""
+def lead_facts(lead: Lead, score: ScoreExplanation | None = None) -> dict[str, Any]:
+    """What branch conditions may look at (`score`: computed now, else the stored one)."""
     return {
         "persona": lead.persona,
-        "score": lead.score,
+        "score": lead.score if score is None else score.total,
+        "fit_score": lead.fit_score if score is None else score.fit,
+        "behaviour_score": lead.behaviour_score if score is None else score.behaviour,
         "lifecycle_stage": lead.lifecycle_stage,
         "title": lead.title,
         "company_size": lead.company_size,
@@ -48,8 +54,9 @@ def lead_facts(lead: Lead) -> dict[str, Any]:
 class LeadActivities:
     """Activities that read or change a lead, with injected database sessions."""
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(self, sessions: async_sessionmaker, lifecycle: LeadLifecycle) -> None:
         self._sessions = sessions
+        self._lifecycle = lifecycle
 
     async def _lead(self, session: Any, lead_id: str) -> Lead:
         lead = await session.get(Lead, lead_id)
@@ -62,14 +69,21 @@ class LeadActivities:
         """The step the branch leads to for this lead."""
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
-            return choose_branch(request.branch, lead_facts(lead))
+            return choose_branch(request.branch, await self._facts(session, lead, request.now))
 
     @activity.defn(name=CHECK_CONDITIONS)
     async def check_conditions(self, request: CheckConditionsRequest) -> str | None:
         """The step of the first condition outcome that holds for the lead, or None."""
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
-            return first_holding(request.conditions, lead_facts(lead))
+            facts = await self._facts(session, lead, request.now)
+            return first_holding(request.conditions, facts)
+
+    async def _facts(self, session: Any, lead: Lead, now: datetime | None) -> dict[str, Any]:
+        # The score as of now, not as last stored: an event that just arrived counts
+        # before the lead workflow has got round to rescoring.
+        explanation = await explain_score(session, lead, now or datetime.now(UTC))
+        return lead_facts(lead, explanation)
 
     @activity.defn(name=RESOLVE_WAIT)
     async def resolve_wait(self, request: ResolveWaitRequest) -> datetime:
@@ -93,34 +107,33 @@ class LeadActivities:
 
     @activity.defn(name=UPDATE_LEAD)
     async def update_lead(self, request: UpdateLeadRequest) -> UpdateLeadResult:
-        """Apply a `set` step once: the transition row's unique key guards the whole change."""
+        """Apply a journey's `set` step once (a `lead_updates` row guards it): score points
+        and properties here; a stage is a request to the lead's lifecycle, which decides."""
+        now = datetime.now(UTC)
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
-            previous_stage, previous_score = lead.lifecycle_stage, lead.score
-            marker = StageTransition(
-                lead_id=lead.id,
-                from_stage=lead.lifecycle_stage,
-                to_stage=(request.stage or lead.lifecycle_stage),
-                cause=request.cause,
-                actor=request.actor,
-                idempotency_key=request.idempotency_key,
-            )
+            previous_score = lead.score
             if request.add_score:
-                lead.score += request.add_score
-            if request.stage is not None:
-                lead.lifecycle_stage = request.stage.value
+                lead.score_adjustment += request.add_score
             if request.properties:
                 lead.properties = {**(lead.properties or {}), **request.properties}
-            applied = await insert_once(session, marker)
+            if request.add_score:
+                await rescore(session, lead, now, request.cause)
+            applied = await insert_once(
+                session, LeadUpdate(idempotency_key=request.idempotency_key, lead_id=lead.id)
+            )
+            lead = await self._lead(session, request.lead_id)
             if not applied:  # a retry of a change that was committed: report, don't redo
-                lead = await self._lead(session, request.lead_id)
-                previous_stage, previous_score = (
-                    marker.from_stage or lead.lifecycle_stage,
-                    lead.score,
-                )
-            return UpdateLeadResult(
-                previous_stage=LifecycleStage(previous_stage),
+                previous_score = lead.score
+            result = UpdateLeadResult(
+                previous_stage=LifecycleStage(lead.lifecycle_stage),
                 stage=LifecycleStage(lead.lifecycle_stage),
                 previous_score=previous_score,
                 score=lead.score,
             )
+        if request.stage is not None or request.add_score:
+            await self._lifecycle.nudge(
+                request.lead_id,
+                LeadNudge(cause=request.cause, stage=request.stage, requested_by=request.actor),
+            )
+        return result

@@ -44,13 +44,96 @@ class Lead(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     timezone: Mapped[str | None] = mapped_column(String(64))
     persona: Mapped[str | None] = mapped_column(String(64))
-    # Points journeys and feedback added by hand (`set` steps); model scores come on top.
+    # The score as last computed (fit + behaviour, which includes `score_adjustment`).
     score: Mapped[int] = mapped_column(default=0, server_default="0")
+    fit_score: Mapped[int] = mapped_column(default=0, server_default="0")
+    behaviour_score: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Points journeys added by hand (`set` steps with add_score).
+    score_adjustment: Mapped[int] = mapped_column(default=0, server_default="0")
+    scored_at: Mapped[datetime | None]
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lifecycle_stage: Mapped[str] = mapped_column(String(20), default="lead")
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The sales rep the lead is routed to (a rep id of journeys.sales_team).
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    # MQL cycles so far: a handover is keyed by (lead, cycle).
+    mql_cycles: Mapped[int] = mapped_column(default=0, server_default="0")
+    rejections: Mapped[int] = mapped_column(default=0, server_default="0")
+    # After a rejection: no MQL before this moment; behaviour before `behaviour_reset_at`
+    # counts only `behaviour_carryover` of its points.
+    mql_blocked_until: Mapped[datetime | None]
+    behaviour_reset_at: Mapped[datetime | None]
+    behaviour_carryover: Mapped[float] = mapped_column(default=1.0, server_default="1.0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
+
+
+class Account(Base):
+    """A company, found from its contacts' email domain (account-based marketing)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Set once, when the combined engagement of its contacts first passes the threshold.
+    qualified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScoreRecord(Base):
+    """A lead's score each time it changed, with the contributions that made it up."""
+
+    __tablename__ = "score_history"
+    __table_args__ = (Index("ix_score_history_lead", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"))
+    at: Mapped[datetime]
+    model: Mapped[str] = mapped_column(String(64))
+    fit: Mapped[int]
+    behaviour: Mapped[int]
+    total: Mapped[int]
+    cause: Mapped[str] = mapped_column(String(200))
+    contributions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class LeadUpdate(Base):
+    """Marks a journey's `set` step as applied, so that a retry does not apply it twice."""
+
+    __tablename__ = "lead_updates"
+
+    idempotency_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SalesFeedbackRecord(Base):
+    """What sales said about a lead, and the stage change it caused."""
+
+    __tablename__ = "sales_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    rep: Mapped[str | None] = mapped_column(String(64))
+    from_stage: Mapped[str] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingCursor(Base):
+    """The round-robin position of a routing rule set (advanced atomically)."""
+
+    __tablename__ = "routing_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
 
 
 class Enrollment(Base):
@@ -127,13 +210,25 @@ class StageTransition(Base):
 
 
 class CrmHandover(Base):
-    """A lead handed to sales in the built-in CRM: one per lead and MQL cycle."""
+    """A lead (one per MQL cycle) or an account (once) handed to sales.
+
+    With the built-in CRM this row is the CRM record; with the webhook adapter it is the
+    outbox of the delivery (`delivered_at` set once the CRM answered 2xx).
+    """
 
     __tablename__ = "crm_handovers"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
-    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="lead", server_default="lead")
+    lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    cycle: Mapped[int | None]
     reason: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    routing_rule: Mapped[str | None] = mapped_column(String(40))
+    score: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(20), default="open")
+    adapter: Mapped[str] = mapped_column(String(20), default="builtin", server_default="builtin")
+    delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,3 +24,14 @@ async def insert_once(session: AsyncSession, row: Base) -> bool:
         await session.rollback()
         return False
     return True
+
+
+
+async def insert_ignoring_conflict(
+    session: AsyncSession, model: type[Base], values: dict[str, Any]
+) -> None:
+    """INSERT that does nothing when a unique key already holds the row (get-or-create
+    without a failed transaction). PostgreSQL and SQLite both know ON CONFLICT DO NOTHING."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(insert(model).values(**values).on_conflict_do_nothing())

@@ -8,26 +8,35 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Path, Request, status
+from fastapi import Depends, FastAPI, Header, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.crm_webhook import SIGNATURE_HEADER, SignatureInvalid, verify
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from journeys.registry import UnknownJourneyError, all_journeys, get_journey
+from journeys.scoring import ScoreExplanation
 from starter.auth import require_role
 from starter.enrollment import EnrollmentRequest, EnrollmentResult, enroll
-from starter.errors import ApiProblem, TemporalUnavailable, UnknownJourney
+from starter.errors import ApiProblem, SignatureRejected, TemporalUnavailable, UnknownJourney
 from starter.events import EventIn, EventResult, record_event
-from starter.leads import LeadView, read_lead
+from starter.leads import LeadView, read_lead, read_score
+from starter.lifecycle import LeadLifecycle
 from starter.provisioning.temporal import temporal_address
-from starter.settings import Role, Settings
+from starter.sales import CrmStatusAccepted, CrmStatusChange, crm_status_changed, give_feedback
+from starter.settings import Role, Settings, SettingsError
 from starter.temporal_client import connect
+from workflows.contracts import FeedbackResult, SalesFeedback
 
 log = logging.getLogger(__name__)
 
 Marketing = Depends(require_role(Role.MARKETING))
+Sales = Depends(require_role(Role.SALES))
+MarketingOrSales = Depends(require_role(Role.MARKETING, Role.SALES))
 LeadId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The lead's id (a UUID)")]
 
 
@@ -49,6 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
                 )
             )
             app.state.temporal = await connect(address, settings.temporal_namespace)
+            app.state.lifecycle = LeadLifecycle(
+                app.state.temporal, settings.task_queue, settings.effect_timeout_seconds
+            )
             app.state.sessions = session_factory(engine)
             yield
 
@@ -87,6 +99,9 @@ def create_app(settings: Settings) -> FastAPI:
     def temporal(request: Request) -> Client:
         return request.app.state.temporal
 
+    def lifecycle(request: Request) -> LeadLifecycle:
+        return request.app.state.lifecycle
+
     @app.post(
         "/v1/enrollments",
         status_code=status.HTTP_202_ACCEPTED,
@@ -111,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
             task_queue=settings.task_queue,
             lead_in=body.lead,
             definition=definition,
+            lifecycle=lifecycle(request),
         )
 
     @app.post(
@@ -126,7 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
 
         Sending the same `event_id` again is harmless: it counts once.
         """
-        return await record_event(temporal(request), request.app.state.sessions, body)
+        return await record_event(
+            temporal(request), request.app.state.sessions, body, lifecycle(request)
+        )
 
     @app.get(
         "/v1/leads/{lead_id}",
@@ -138,6 +156,76 @@ def create_app(settings: Settings) -> FastAPI:
     async def get_lead(lead_id: LeadId, request: Request) -> LeadView:
         """A lead with its stage, journeys (current step), emails sent and events received."""
         return await read_lead(temporal(request), request.app.state.sessions, lead_id)
+
+    @app.get(
+        "/v1/leads/{lead_id}/score",
+        response_model=ScoreExplanation,
+        tags=["leads"],
+        dependencies=[MarketingOrSales],
+        responses={404: {"description": "No lead with this id"}},
+    )
+    async def get_score(lead_id: LeadId, request: Request) -> ScoreExplanation:
+        """The lead's score now, with the contributions that add up to it."""
+        return await read_score(request.app.state.sessions, lead_id)
+
+    @app.post(
+        "/v1/leads/{lead_id}/sales-feedback",
+        response_model=FeedbackResult,
+        tags=["sales"],
+        dependencies=[Sales],
+        responses={
+            404: {"description": "No lead with this id"},
+            409: {"description": "The feedback does not fit the lead's stage (current_stage)"},
+        },
+    )
+    async def post_sales_feedback(
+        lead_id: LeadId,
+        body: SalesFeedback,
+        request: Request,
+        idempotency_key: Annotated[
+            str | None,
+            Header(max_length=200, pattern=r"^[\x21-\x7e]+$", description="Makes retries safe"),
+        ] = None,
+    ) -> FeedbackResult:
+        """Accept, reject (with a reason), qualify, win or lose a lead.
+
+        Rejecting returns the lead to nurture (`recycled-nurture`) with a cool-down before it
+        can be an MQL again; the last allowed rejection disqualifies it. Feedback that does not
+        fit the lead's stage is refused with 409 and the stage the lead is in.
+        """
+        return await give_feedback(
+            lifecycle(request), request.app.state.sessions, lead_id, body, idempotency_key
+        )
+
+    @app.post(
+        "/v1/crm/webhook",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=CrmStatusAccepted,
+        tags=["sales"],
+        responses={
+            401: {"description": "Missing or invalid X-Nurture-Signature"},
+            422: {"description": "Unknown CRM status"},
+        },
+    )
+    async def crm_webhook(request: Request) -> CrmStatusAccepted:
+        """A CRM reports a lead's status change (e.g. `Unqualified`), signed with
+        `CRM_WEBHOOK_SECRET`: it becomes the same sales feedback, applied asynchronously."""
+        body = await request.body()
+        try:
+            verify(
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                settings.require_crm_webhook_secret(),
+            )
+        except (SignatureInvalid, SettingsError) as exc:
+            raise SignatureRejected(str(exc)) from None
+        try:
+            change = CrmStatusChange.model_validate_json(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+        return await crm_status_changed(lifecycle(request), request.app.state.sessions, change)
 
     @app.get("/healthz", tags=["operations"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

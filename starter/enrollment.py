@@ -14,11 +14,13 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from db.models import Enrollment, Lead
-from db.writes import insert_once
+from db.models import Account, Enrollment, Lead, new_id
+from db.writes import insert_ignoring_conflict, insert_once
+from journeys.accounts import company_domain
 from journeys.dsl import JourneyDefinition
+from starter.lifecycle import LeadLifecycle
 from workflows import search_attributes
-from workflows.contracts import WORKFLOW_NAME, JourneyInput, journey_workflow_id
+from workflows.contracts import WORKFLOW_NAME, JourneyInput, LeadNudge, journey_workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +102,29 @@ class EnrollmentResult(BaseModel):
     status: Literal["enrolled", "already_enrolled"]
 
 
+async def account_for(session: AsyncSession, email: str, company: str | None) -> str | None:
+    """The id of the account an address belongs to (created on first sight), or None."""
+    domain = company_domain(email)
+    if domain is None:
+        return None
+    query = select(Account.id).where(Account.domain == domain)
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is None:
+        # A concurrent writer may create it first: the unique domain decides.
+        await insert_ignoring_conflict(
+            session, Account, {"id": new_id(), "domain": domain, "name": company}
+        )
+        found = (await session.execute(query)).scalar_one()
+    return found
+
+
 async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
-    """The lead with this email, created or updated with the fields given."""
+    """The lead with this email, created or updated with the fields given (and grouped
+    into its company's account)."""
     fields = lead_in.model_dump(exclude={"email", "properties"}, exclude_none=True)
     if "country" in fields:
         fields["country"] = fields["country"].upper()
+    fields["account_id"] = await account_for(session, lead_in.email, lead_in.company)
     for _ in range(2):  # a concurrent insert of the same email makes the first try lose
         lead = (
             await session.execute(select(Lead).where(Lead.email == lead_in.email))
@@ -178,13 +198,18 @@ async def start_journey(
     lead_id: str,
     definition: JourneyDefinition,
     continue_as_new_after: int | None = None,
+    lifecycle: LeadLifecycle | Literal["default"] | None = "default",
 ) -> EnrollmentResult:
     """Start the lead's journey workflow as its re-entry policy allows; record the enrollment.
 
     The workflow id is derived from (journey, lead), so concurrent or repeated enrollments
     can't start two runs at once. `once` rejects any second run; `always` starts a new run
     when the previous one has ended; `periodic` also waits out the period since the last.
+    A new enrollment also makes sure the lead's lifecycle workflow runs (`lifecycle`; by
+    default on the same task queue; None when the lifecycle itself enrolls the lead).
     """
+    if lifecycle == "default":
+        lifecycle = LeadLifecycle(client, task_queue)
     workflow_id = journey_workflow_id(definition.name, lead_id)
     policy = definition.reentry
     if policy.policy == "periodic" and policy.every is not None:
@@ -221,6 +246,8 @@ async def start_journey(
     else:
         await _record_entry(sessions, lead_id, definition, workflow_id, new_run_id)
         log.info("enrolled lead %s in %s (%s)", lead_id, definition.name, definition.version)
+    if lifecycle is not None:  # also on a repeat: an earlier attempt may have died before it
+        await lifecycle.nudge(lead_id, LeadNudge(cause=f"enrolled in {definition.name}"))
     return _result(lead_id, workflow_id, definition, status)
 
 
@@ -246,10 +273,16 @@ async def enroll(
     task_queue: str,
     lead_in: LeadIn,
     definition: JourneyDefinition,
+    lifecycle: LeadLifecycle | Literal["default"] | None = "default",
 ) -> EnrollmentResult:
     """Create or update the lead, then start its journey (once)."""
     async with sessions() as session:
         lead = await upsert_lead(session, lead_in)
     return await start_journey(
-        client, sessions, task_queue=task_queue, lead_id=lead.id, definition=definition
+        client,
+        sessions,
+        task_queue=task_queue,
+        lead_id=lead.id,
+        definition=definition,
+        lifecycle=lifecycle,
     )

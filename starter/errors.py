@@ -40,3 +40,29 @@ class TemporalUnavailable(ApiProblem):
         super().__init__(
             503, (), "the workflow engine is unreachable; retry shortly", "temporal_unavailable"
         )
+
+
+class FeedbackNotAllowed(ApiProblem):
+    """Sales feedback that doesn't fit the lead's stage: 409, with the stage it is in."""
+
+    def __init__(self, message: str, current_stage: str | None) -> None:
+        super().__init__(409, ("body", "outcome"), message, "feedback_not_allowed")
+        self.current_stage = current_stage
+
+    def body(self) -> dict[str, object]:
+        return super().body() | {"current_stage": self.current_stage}
+
+
+class SignatureRejected(ApiProblem):
+    def __init__(self, message: str) -> None:
+        super().__init__(401, ("header", "x-nurture-signature"), message, "signature_invalid")
+
+
+class UnknownCrmStatus(ApiProblem):
+    def __init__(self, status: str, known: list[str]) -> None:
+        super().__init__(
+            422,
+            ("body", "status"),
+            f"unknown CRM status {status[:50]!r}; known: {', '.join(known)}",
+            "unknown_crm_status",
+        )

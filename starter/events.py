@@ -17,7 +17,8 @@ from db.models import EngagementEvent, Enrollment, Lead, utcnow
 from db.writes import insert_once
 from journeys.dsl import EventType
 from starter.errors import LeadNotFound
-from workflows.contracts import ENGAGEMENT_SIGNAL
+from starter.lifecycle import LeadLifecycle
+from workflows.contracts import ENGAGEMENT_SIGNAL, LeadNudge
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,19 @@ class EventResult(BaseModel):
     delivered_to: list[str]
 
 
-async def record_event(client: Client, sessions: async_sessionmaker, event: EventIn) -> EventResult:
+async def record_event(
+    client: Client,
+    sessions: async_sessionmaker,
+    event: EventIn,
+    lifecycle: LeadLifecycle | None = None,
+) -> EventResult:
     """Store the event (once) and signal it to every journey of the lead that still runs.
 
     A repeated event is signalled again only if it never reached the journeys (the first
     request failed half-way), so a client's retry still delivers it; one that was
     delivered is not, however long ago. The workflows also ignore ids they saw recently,
-    which covers two requests racing.
+    which covers two requests racing. The lead's lifecycle (`lifecycle`) is nudged to
+    rescore it.
     """
     lead_id = str(event.lead_id)
     async with sessions() as session:
@@ -112,6 +119,8 @@ async def record_event(client: Client, sessions: async_sessionmaker, event: Even
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: that journey has ended
                 raise
+    if lifecycle is not None:
+        await lifecycle.nudge(lead_id, LeadNudge(cause=f"event {event.type.value}"))
     async with sessions() as session:
         await session.execute(
             update(EngagementEvent)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail
+from activities.scoring import explain_score
+from db.models import CrmHandover, EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition
+from journeys.scoring import ScoreExplanation
 from starter.errors import LeadNotFound
 from workflows import search_attributes
 
@@ -39,6 +41,24 @@ class EventView(BaseModel):
     occurred_at: datetime
 
 
+class TransitionView(BaseModel):
+    at: datetime
+    from_stage: str | None
+    to_stage: str
+    cause: str
+    actor: str
+
+
+class HandoverView(BaseModel):
+    id: int
+    kind: str
+    cycle: int | None
+    owner: str | None
+    routing_rule: str | None
+    status: str
+    created_at: datetime
+
+
 class LeadView(BaseModel):
     """`GET /v1/leads/{lead_id}`."""
 
@@ -49,7 +69,12 @@ class LeadView(BaseModel):
     company: str | None
     title: str | None
     lifecycle_stage: str
+    owner: str | None
+    account_id: str | None
     created_at: datetime
+    score: ScoreExplanation
+    stage_transitions: list[TransitionView]
+    handovers: list[HandoverView]
     journeys: list[JourneyView]
     emails: list[EmailView]
     events: list[EventView]
@@ -75,12 +100,47 @@ async def _journey_view(client: Client, enrollment: Enrollment) -> JourneyView:
     )
 
 
+async def read_score(sessions: async_sessionmaker, lead_id: str) -> ScoreExplanation:
+    """The lead's score now, explained."""
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        if lead is None or lead.erased_at is not None:
+            raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        return await explain_score(session, lead, datetime.now(UTC))
+
+
 async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) -> LeadView:
     """Everything the API shows about one lead."""
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)
         if lead is None or lead.erased_at is not None:
             raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        score = await explain_score(session, lead, datetime.now(UTC))
+        transitions = (
+            (
+                await session.execute(
+                    select(StageTransition)
+                    .where(
+                        StageTransition.lead_id == lead_id,
+                        StageTransition.from_stage != StageTransition.to_stage,
+                    )
+                    .order_by(StageTransition.at, StageTransition.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        handovers = (
+            (
+                await session.execute(
+                    select(CrmHandover)
+                    .where(CrmHandover.lead_id == lead_id)
+                    .order_by(CrmHandover.created_at, CrmHandover.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         enrollments = (
             (
                 await session.execute(
@@ -122,7 +182,28 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         company=lead.company,
         title=lead.title,
         lifecycle_stage=lead.lifecycle_stage,
+        owner=lead.owner,
+        account_id=lead.account_id,
         created_at=lead.created_at,
+        score=score,
+        stage_transitions=[
+            TransitionView(
+                at=t.at, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause, actor=t.actor
+            )
+            for t in transitions
+        ],
+        handovers=[
+            HandoverView(
+                id=h.id,
+                kind=h.kind,
+                cycle=h.cycle,
+                owner=h.owner,
+                routing_rule=h.routing_rule,
+                status=h.status,
+                created_at=h.created_at,
+            )
+            for h in handovers
+        ],
         journeys=[await _journey_view(client, e) for e in enrollments],
         emails=[
             EmailView(

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -69,6 +76,27 @@ class Settings(BaseSettings):
         alias="NURTURE_SECRET_KEY",
         validation_alias=AliasChoices("NURTURE_SECRET_KEY", "secret_key"),
     )
+    crm_adapter: Literal["builtin", "webhook"] = Field(
+        default="builtin",
+        alias="CRM_ADAPTER",
+        description="Where MQLs go: the built-in CRM table, or a webhook to a real CRM.",
+    )
+    crm_webhook_url: str | None = Field(
+        default=None, alias="CRM_WEBHOOK_URL", pattern=r"^https?://[^\s]+$"
+    )
+    crm_webhook_secret: SecretStr | None = Field(
+        default=None,
+        alias="CRM_WEBHOOK_SECRET",
+        description="Signs outbound handovers and verifies inbound CRM status webhooks.",
+    )
+    effect_timeout_seconds: int = Field(
+        default=60,
+        alias="NURTURE_EFFECT_TIMEOUT",
+        ge=1,
+        le=3600,
+        description="Bound on one attempt of an effect (email, CRM); a crashed worker's "
+        "attempt is retried after it.",
+    )
     api_keys: Annotated[dict[str, Role], NoDecode] = Field(
         default_factory=dict,
         alias="NURTURE_API_KEYS",
@@ -81,6 +109,8 @@ class Settings(BaseSettings):
         "smtp_username",
         "smtp_password",
         "secret_key",
+        "crm_webhook_url",
+        "crm_webhook_secret",
         mode="before",
     )
     @classmethod
@@ -139,6 +169,20 @@ class Settings(BaseSettings):
                 "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return self.secret_key.get_secret_value()
+
+    @model_validator(mode="after")
+    def _webhook_adapter_has_a_target(self) -> Settings:
+        if self.crm_adapter == "webhook" and not (
+            self.crm_webhook_url and self.crm_webhook_secret
+        ):
+            raise ValueError("CRM_ADAPTER=webhook needs CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET")
+        return self
+
+    def require_crm_webhook_secret(self) -> bytes:
+        """The CRM webhook secret, or a SettingsError naming CRM_WEBHOOK_SECRET."""
+        if self.crm_webhook_secret is None:
+            raise SettingsError("CRM_WEBHOOK_SECRET is required for CRM webhooks")
+        return self.crm_webhook_secret.get_secret_value().encode()
 
     def require_api_keys(self) -> dict[str, Role]:
         """The API keys, or a SettingsError naming NURTURE_API_KEYS."""

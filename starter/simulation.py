@@ -9,6 +9,7 @@ throw-away SQLite file unless the caller hands in sessions (the tests use Postgr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import tempfile
@@ -24,21 +25,23 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.contracts import EngagementSignal
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.models import CrmHandover, Lead
 from journeys.dsl import EventType, JourneyDefinition, Wait
 from journeys.personas import Persona
 from starter.enrollment import start_journey
+from starter.events import EventIn, record_event
+from starter.lifecycle import LeadLifecycle
 from starter.provisioning.temporal import register_search_attributes
 from starter.provisioning.test_server import start_time_skipping
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink, start_sink
 from workflows import search_attributes
-from workflows.contracts import ENGAGEMENT_SIGNAL, TIMELINE_QUERY, TimelineEntry
+from workflows.contracts import TIMELINE_QUERY, TimelineEntry, lead_workflow_id
 
 _EVENT_SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)([dhm])\s*:\s*([a-z_]+)\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -80,6 +83,8 @@ class SimulationReport:
     started_at: datetime
     status: str
     timeline: list[TimelineEntry]
+    # The lead workflow's own timeline: scores, stage changes, handovers, SLA.
+    lifecycle: list[TimelineEntry]
     emails: list[EmailMessage]
     stage: str
     score: int
@@ -102,6 +107,10 @@ class SimulationStack:
     @property
     def client(self) -> Client:
         return self.env.client
+
+    @property
+    def lifecycle(self) -> LeadLifecycle:
+        return LeadLifecycle(self.client, self.settings.task_queue)
 
     async def run(
         self,
@@ -131,25 +140,37 @@ class SimulationStack:
             if event.after > elapsed:
                 await self.env.sleep(event.after - elapsed)
                 elapsed = event.after
-            description = await handle.describe()
-            if description.status != WorkflowExecutionStatus.RUNNING:
+            # As the API does: store the event, signal the journeys, nudge the lifecycle.
+            result = await record_event(
+                self.client,
+                self.sessions,
+                EventIn(
+                    lead_id=uuid.UUID(lead_id),
+                    type=event.type,
+                    event_id=f"sim-{number}",
+                    occurred_at=await self.env.get_current_time(),
+                ),
+                self.lifecycle,
+            )
+            if enrollment.workflow_id not in result.delivered_to:
                 notes.append(
                     f"{event.type.value} at +{event.after} arrived after the journey ended"
                 )
-                continue
-            await handle.signal(
-                ENGAGEMENT_SIGNAL,
-                EngagementSignal(
-                    event_id=f"sim-{number}",
-                    type=event.type,
-                    occurred_at=await self.env.get_current_time(),
-                ),
-            )
         remaining = timedelta(days=days) - elapsed
         if remaining > timedelta(0):
             await self._sleep_until_done(handle, remaining)
+        # Let the lead's lifecycle finish what the last events started (time stands still
+        # while activities run, so a minute is plenty).
+        await self.env.sleep(timedelta(minutes=1))
         description = await handle.describe()
         timeline = await handle.query(TIMELINE_QUERY, result_type=list[TimelineEntry])
+        lifecycle = (await self.lifecycle.status(lead_id)).timeline
+        outcome = await self._lead_outcome(lead_id)
+        # A simulated lead's workflows end with the simulation: on a shared time-skipping
+        # server their timers would otherwise hold up the next simulation's clock.
+        for workflow_id in (enrollment.workflow_id, lead_workflow_id(lead_id)):
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(workflow_id).terminate("simulation over")
         return SimulationReport(
             journey=definition.name,
             version=definition.version,
@@ -158,9 +179,10 @@ class SimulationStack:
             started_at=started_at,
             status=description.status.name.lower() if description.status else "unknown",
             timeline=timeline,
+            lifecycle=lifecycle,
             emails=self.sink.to(f"sim-{lead_id}@simulation.example"),
             notes=notes,
-            **await self._lead_outcome(lead_id),
+            **outcome,
         )
 
     async def _sleep_until_done(self, handle: Any, remaining: timedelta) -> None:
@@ -285,11 +307,14 @@ def print_report(report: SimulationReport, *, days: float) -> None:
     table.add_column("step")
     table.add_column("what")
     subjects = iter(m["Subject"] for m in report.emails)
-    for entry in report.timeline:
+    merged = [(e, e.step or "") for e in report.timeline] + [
+        (e, "(lifecycle)") for e in report.lifecycle
+    ]
+    for entry, step in sorted(merged, key=lambda pair: pair[0].at):
         what = entry.what
         if what.startswith("email sent"):
             what = f"{what} — “{next(subjects, '?')}”"
-        table.add_row(_offset(report.offset(entry.at)), entry.step or "", what)
+        table.add_row(_offset(report.offset(entry.at)), step, what)
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")

@@ -249,7 +249,7 @@ async def test_a_wait_for_a_condition_goes_on_once_an_event_finds_it_holds(
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)
         assert lead is not None
-        lead.score = 35
+        lead.score_adjustment = 35
         await session.commit()
     await handle.signal(ENGAGEMENT_SIGNAL, click(2))
     outcome = await handle.result()

@@ -132,7 +132,7 @@ async def test_form_reminder_stays_quiet_when_the_form_is_finished_in_time(
     assert report.emails == []
 
 
-async def test_recycled_nurture_marks_the_lead_recycled_and_hands_over_again_on_a_demo_request(
+async def test_recycled_nurture_hands_over_again_on_a_demo_request(
     simulation: SimulationStack,
 ) -> None:
     report = await simulation.run(
@@ -152,6 +152,5 @@ async def test_recycled_nurture_marks_the_lead_recycled_and_hands_over_again_on_
             .scalars()
             .all()
         )
-    assert "stage lead → recycled" in [e.what for e in report.timeline]
     assert sent(report) == ["recycled_checkin", "recycled_education", "recycled_case_study"]
     assert len(handovers) == 1 and report.stage == "mql"

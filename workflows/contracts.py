@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journeys.dsl import JourneyDefinition
+from journeys.dsl import JourneyDefinition, LifecycleStage
+from journeys.lifecycle import FeedbackOutcome
 
 WORKFLOW_NAME = "JourneyWorkflow"
 ENGAGEMENT_SIGNAL = "engagement"
@@ -89,3 +90,123 @@ class JourneyOutcome(BaseModel):
     emails_sent: list[str]
     exit_goal: str | None = None
     events_received: int = 0
+
+
+# --- the lead workflow: one per lead, owner of its score and lifecycle -----------------
+
+LEAD_WORKFLOW_NAME = "LeadWorkflow"
+LEAD_NUDGE_SIGNAL = "lead_changed"
+SALES_FEEDBACK_UPDATE = "sales_feedback"
+SALES_FEEDBACK_SIGNAL = "sales_feedback_signal"
+LEAD_STATUS_QUERY = "lead_status"
+
+
+def lead_workflow_id(lead_id: str) -> str:
+    """The workflow id of a lead's lifecycle: one per lead."""
+    return f"lead:{lead_id}"
+
+
+class LeadNudge(BaseModel):
+    """Something about the lead changed: rescore it, and maybe act on a request.
+
+    `handover_reason`: a journey asks to hand the lead over (demo request, `hand_over` step).
+    `stage`: a journey's `set` step asks for a stage; the lifecycle decides if it may.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    cause: str = Field(max_length=200)
+    handover_reason: str | None = Field(default=None, max_length=200)
+    stage: LifecycleStage | None = None
+    requested_by: str | None = Field(default=None, max_length=200)
+
+
+class SalesFeedback(BaseModel):
+    """What sales says about a lead: `POST /v1/leads/{lead_id}/sales-feedback`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"outcome": "reject", "reason": "no-budget", "rep": "alex"},
+        },
+    )
+
+    outcome: FeedbackOutcome
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why; required for reject and lost (a reason code such as `no-budget`).",
+    )
+    rep: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _reason_for_rejections(self) -> SalesFeedback:
+        if self.outcome in (FeedbackOutcome.REJECT, FeedbackOutcome.LOST) and not (
+            self.reason and self.reason.strip()
+        ):
+            raise ValueError(f"a reason is required to {self.outcome.value} a lead")
+        return self
+
+
+class FeedbackResult(BaseModel):
+    """What sales feedback did to the lead."""
+
+    lead_id: str
+    outcome: FeedbackOutcome
+    previous_stage: LifecycleStage
+    stage: LifecycleStage
+    owner: str | None = None
+    rejections: int = 0
+
+
+class LeadStatus(BaseModel):
+    """The lead workflow's view of the lead (answer to the `lead_status` query)."""
+
+    stage: LifecycleStage | None
+    score: int
+    fit: int
+    behaviour: int
+    qualifies: bool
+    owner: str | None
+    mql_cycles: int
+    rejections: int
+    mql_blocked_until: datetime | None
+    mql_at: datetime | None
+    sla_phase: int
+    timeline: list[TimelineEntry]
+
+
+class LeadState(BaseModel):
+    """What the lead workflow carries across continue-as-new."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: LifecycleStage | None = None
+    score: int = 0
+    fit: int = 0
+    behaviour: int = 0
+    qualifies: bool = False
+    owner: str | None = None
+    mql_cycles: int = 0
+    rejections: int = 0
+    mql_blocked_until: datetime | None = None
+    mql_at: datetime | None = None
+    # 0: the SLA runs; 1: the owner was reminded; 2: the lead was reassigned.
+    sla_phase: int = 0
+    rescore_at: datetime | None = None
+    account_id: str | None = None
+    account_qualified: bool = False
+    account_handed_over: bool = False
+    pending: list[LeadNudge] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class LeadInput(BaseModel):
+    """The lead workflow's input: an id (the rest is read from the database by activities)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: str
+    state: LeadState | None = None
+    # Bound on one attempt of an effect: a crashed worker's attempt is retried after it.
+    effect_timeout_seconds: int = Field(default=60, ge=1, le=3600)

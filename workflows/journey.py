@@ -12,17 +12,17 @@ running workflows replay: put such a change behind `workflow.patched("<id>")` an
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar, assert_never
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         CHECK_CONDITIONS,
         CHOOSE_BRANCH,
         HAND_OVER,
+        REQUEST_HANDOVER,
         RESOLVE_WAIT,
         SEND_EMAIL,
         UPDATE_LEAD,
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         EngagementSignal,
         HandOverRequest,
         HandOverResult,
+        RequestHandoverRequest,
         ResolveWaitRequest,
         SendEmailRequest,
         SendEmailResult,
@@ -64,17 +65,12 @@ with workflow.unsafe.imports_passed_through():
         JourneyState,
         TimelineEntry,
     )
-
-# Effects retry for as long as it takes (an SMTP outage must not lose a send); each
-# attempt is bounded so that a hung connection is retried rather than waited on forever.
-EFFECT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-EFFECT_ATTEMPT_TIMEOUT = timedelta(seconds=60)
+    from workflows.effects import EFFECT_ATTEMPT_TIMEOUT, EFFECT_RETRY
 
 T = TypeVar("T")
+
+# Patch ids (see docs/journeys.md): journeys started before a change replay the old commands.
+HANDOVER_VIA_LIFECYCLE = "handover-via-lead-workflow"
 
 
 class _ContinueAsNew(Exception):
@@ -230,7 +226,9 @@ class JourneyWorkflow:
             seen = self._state.events_received
             held = await self._activity(
                 CHECK_CONDITIONS,
-                CheckConditionsRequest(lead_id=self._input.lead_id, conditions=step.conditions),
+                CheckConditionsRequest(
+                    lead_id=self._input.lead_id, conditions=step.conditions, now=workflow.now()
+                ),
                 str | None,  # type: ignore[arg-type]
             )
             if held is not None:
@@ -245,7 +243,9 @@ class JourneyWorkflow:
 
     async def _branch(self, step: Branch) -> str:
         chosen = await self._activity(
-            CHOOSE_BRANCH, ChooseBranchRequest(lead_id=self._input.lead_id, branch=step), str
+            CHOOSE_BRANCH,
+            ChooseBranchRequest(lead_id=self._input.lead_id, branch=step, now=workflow.now()),
+            str,
         )
         self._note(f"branch → {chosen}")
         return chosen
@@ -263,6 +263,20 @@ class JourneyWorkflow:
         return step.next
 
     async def _hand_over(self, step: HandOver) -> str:
+        if workflow.patched(HANDOVER_VIA_LIFECYCLE):
+            # The lead's lifecycle workflow decides: it hands over once per MQL cycle,
+            # respects a cool-down after a rejection, and runs the sales SLA.
+            await self._activity(
+                REQUEST_HANDOVER,
+                RequestHandoverRequest(
+                    lead_id=self._input.lead_id,
+                    reason=step.reason,
+                    journey=self._definition.name,
+                ),
+                type(None),
+            )
+            self._note(f"handover requested: {step.reason}")
+            return step.next
         await self._update_lead(step.id, stage=LifecycleStage.MQL, cause=f"handover: {step.reason}")
         if self._state.exit_goal is not None:
             return step.next  # becoming an MQL reached an exit goal; the loop ends the journey

@@ -8,5 +8,9 @@ from temporalio.common import SearchAttributeKey
 JOURNEY = SearchAttributeKey.for_keyword("NurtureJourney")
 JOURNEY_VERSION = SearchAttributeKey.for_keyword("NurtureJourneyVersion")
 STEP = SearchAttributeKey.for_keyword("NurtureStep")
+# Set by the lead workflow: e.g. `NurtureStage = 'mql' AND NurtureScore > 80` in the UI.
+STAGE = SearchAttributeKey.for_keyword("NurtureStage")
+SCORE = SearchAttributeKey.for_int("NurtureScore")
+OWNER = SearchAttributeKey.for_keyword("NurtureOwner")
 
-ALL = (JOURNEY, JOURNEY_VERSION, STEP)
+ALL = (JOURNEY, JOURNEY_VERSION, STEP, STAGE, SCORE, OWNER)

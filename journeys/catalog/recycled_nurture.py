@@ -1,5 +1,9 @@
 """`recycled-nurture`: for leads sales sent back — a cool-down, light touches, and a second
-handover only when the lead shows real interest again."""
+handover only when the lead shows real interest again.
+
+The lead's lifecycle enrolls it here when sales reject it (the stage is already `recycled`
+then, and the cool-down is held by the lifecycle); it leaves as soon as it is an MQL again.
+"""
 
 from datetime import timedelta
 
@@ -10,7 +14,6 @@ from journeys.dsl import (
     HandOver,
     LifecycleStage,
     SendEmail,
-    SetLeadFields,
     Wait,
     WaitForEvent,
 )
@@ -20,9 +23,8 @@ JOURNEY = define_journey(
     name="recycled-nurture",
     description="Check-in, a month of cool-down with two light touches, and a handover again "
     "only after a demo request.",
-    entry="checkin_stage",
+    entry="checkin",
     steps=(
-        SetLeadFields(id="checkin_stage", stage=LifecycleStage.RECYCLED, next="checkin"),
         SendEmail(id="checkin", template="recycled_checkin", next="cool_down"),
         Wait(id="cool_down", duration=timedelta(days=14), next="education"),
         SendEmail(id="education", template="recycled_education", next="pause"),
@@ -40,6 +42,7 @@ JOURNEY = define_journey(
     ),
     exit_goals=(
         ExitGoal(name="unsubscribed", on_event=EventType.UNSUBSCRIBE),
+        ExitGoal(name="back-with-sales", on_stage=LifecycleStage.MQL),
         ExitGoal(name="became-customer", on_stage=LifecycleStage.CUSTOMER),
     ),
     reentry={"policy": "always"},

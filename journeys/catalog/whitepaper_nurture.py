@@ -56,7 +56,8 @@ JOURNEY = define_journey(
             id="ready",
             cases=(
                 BranchCase(
-                    when=(Condition(attribute="score", op="gte", value=50),), next="hand_over"
+                    when=(Condition(attribute="behaviour_score", op="gte", value=50),),
+                    next="hand_over",
                 ),
                 BranchCase(
                     when=(Condition(attribute="company_size", op="gte", value=200),),

@@ -1,0 +1,177 @@
+"""Lifecycle activities: stage changes (recorded once, announced to the lead's journeys),
+enrollment into follow-up journeys, and journeys' handover requests."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.contracts import (
+    CHANGE_STAGE,
+    ENROLL_IN_JOURNEY,
+    REQUEST_HANDOVER,
+    ChangeStageRequest,
+    ChangeStageResult,
+    EnrollInJourneyRequest,
+    RequestHandoverRequest,
+)
+from db.models import CrmHandover, Enrollment, Lead, SalesFeedbackRecord, StageTransition
+from db.writes import insert_once
+from journeys.dsl import LifecycleStage
+from journeys.lifecycle import FeedbackOutcome
+from journeys.registry import UnknownJourneyError, get_journey
+from starter.enrollment import start_journey
+from starter.lifecycle import LeadLifecycle
+from workflows.contracts import STAGE_SIGNAL, LeadNudge
+
+log = logging.getLogger(__name__)
+
+# What the CRM record of the current MQL cycle says after each kind of feedback.
+_HANDOVER_STATUS = {
+    FeedbackOutcome.ACCEPT: "accepted",
+    FeedbackOutcome.REJECT: "rejected",
+    FeedbackOutcome.QUALIFY: "qualified",
+    FeedbackOutcome.WON: "won",
+    FeedbackOutcome.LOST: "lost",
+}
+
+
+class LifecycleActivities:
+    """Stage changes and enrollments, with an injected Temporal handle and sessions."""
+
+    def __init__(self, lifecycle: LeadLifecycle, sessions: async_sessionmaker) -> None:
+        self._lifecycle = lifecycle
+        self._sessions = sessions
+
+    @activity.defn(name=CHANGE_STAGE)
+    async def change_stage(self, request: ChangeStageRequest) -> ChangeStageResult:
+        """Apply a stage change once per key, then tell every journey of the lead.
+
+        The transition row's unique key guards the whole change (lead fields, feedback
+        record, CRM status); a retry finds it and only repeats the announcement.
+        """
+        async with self._sessions() as session:
+            lead = await session.get(Lead, request.lead_id, with_for_update=True)
+            if lead is None:
+                raise ApplicationError(
+                    f"no lead {request.lead_id}", type="LeadNotFound", non_retryable=True
+                )
+            previous = LifecycleStage(lead.lifecycle_stage)
+            lead.lifecycle_stage = request.stage.value
+            if request.new_mql_cycle:
+                lead.mql_cycles += 1
+            if request.counts_as_rejection:
+                lead.rejections += 1
+            if request.mql_blocked_until is not None:
+                lead.mql_blocked_until = request.mql_blocked_until
+            if request.behaviour_carryover is not None:
+                lead.behaviour_reset_at = request.at
+                lead.behaviour_carryover = request.behaviour_carryover
+                lead.score_adjustment = round(lead.score_adjustment * request.behaviour_carryover)
+            if request.feedback_outcome is not None:
+                session.add(
+                    SalesFeedbackRecord(
+                        idempotency_key=request.idempotency_key,
+                        lead_id=lead.id,
+                        outcome=request.feedback_outcome.value,
+                        reason=request.feedback_reason,
+                        rep=request.feedback_rep,
+                        from_stage=previous.value,
+                        to_stage=request.stage.value,
+                        at=request.at,
+                    )
+                )
+                await session.execute(
+                    update(CrmHandover)
+                    .where(
+                        CrmHandover.lead_id == lead.id,
+                        CrmHandover.kind == "lead",
+                        CrmHandover.cycle == lead.mql_cycles,
+                        CrmHandover.status != "reassigned",
+                    )
+                    .values(status=_HANDOVER_STATUS[request.feedback_outcome])
+                )
+            applied = await insert_once(
+                session,
+                StageTransition(
+                    lead_id=lead.id,
+                    from_stage=previous.value,
+                    to_stage=request.stage.value,
+                    cause=request.cause,
+                    actor=request.actor,
+                    at=request.at,
+                    idempotency_key=request.idempotency_key,
+                ),
+            )
+            if not applied:  # committed by an earlier attempt: report what it left
+                lead = await session.get(Lead, request.lead_id, populate_existing=True)
+                assert lead is not None
+                transition = (
+                    await session.execute(
+                        select(StageTransition).where(
+                            StageTransition.idempotency_key == request.idempotency_key
+                        )
+                    )
+                ).scalar_one()
+                previous = LifecycleStage(transition.from_stage or transition.to_stage)
+            result = ChangeStageResult(
+                previous_stage=previous,
+                stage=LifecycleStage(lead.lifecycle_stage),
+                mql_cycles=lead.mql_cycles,
+                rejections=lead.rejections,
+            )
+            workflow_ids = (
+                (
+                    await session.execute(
+                        select(Enrollment.workflow_id).where(Enrollment.lead_id == lead.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for workflow_id in workflow_ids:
+            try:
+                await self._lifecycle.client.get_workflow_handle(workflow_id).signal(
+                    STAGE_SIGNAL, result.stage
+                )
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:  # that journey has ended
+                    raise
+        return result
+
+    @activity.defn(name=ENROLL_IN_JOURNEY)
+    async def enroll_in_journey(self, request: EnrollInJourneyRequest) -> None:
+        """Start the lead in a follow-up journey (recycled nurture, post-purchase)."""
+        try:
+            definition = get_journey(request.journey)
+        except UnknownJourneyError:
+            # A model naming a journey that isn't deployed: say so, don't retry forever.
+            raise ApplicationError(
+                f"no journey {request.journey!r}", type="UnknownJourney", non_retryable=True
+            ) from None
+        result = await start_journey(
+            self._lifecycle.client,
+            self._sessions,
+            task_queue=self._lifecycle.task_queue,
+            lead_id=request.lead_id,
+            definition=definition,
+            lifecycle=None,  # the lifecycle itself asked: no need to nudge it back
+        )
+        log.info("lead %s → %s: %s", request.lead_id, request.journey, result.status)
+
+    @activity.defn(name=REQUEST_HANDOVER)
+    async def request_handover(self, request: RequestHandoverRequest) -> None:
+        """A journey's `hand_over` step: the lifecycle decides whether the lead becomes MQL."""
+        await self._lifecycle.nudge(
+            request.lead_id,
+            LeadNudge(
+                cause=f"journey {request.journey}: hand_over",
+                handover_reason=request.reason,
+                requested_by=f"journey:{request.journey}",
+            ),
+        )

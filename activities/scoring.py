@@ -1,0 +1,179 @@
+"""The scoring activity: rescore a lead with its persona's model, keep the history, and
+score its account (account-based marketing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.contracts import SCORE_LEAD, ScoreLeadRequest, ScoreLeadResult
+from db.models import Account, EngagementEvent, Lead, ScoreRecord
+from journeys.accounts import ACCOUNT_MODEL, account_qualifies, email_domain
+from journeys.dsl import EventType, LifecycleStage
+from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, score_lead
+from journeys.scoring_models import scoring_model_for
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
+    """The lead's score at `now`, with its contributions (computed, not stored)."""
+    rows = await session.execute(
+        select(EngagementEvent.type, EngagementEvent.occurred_at, EngagementEvent.properties).where(
+            EngagementEvent.lead_id == lead.id
+        )
+    )
+    events = [
+        ScoredEvent(
+            type=EventType(kind),
+            occurred_at=aware(at) or now,
+            url=str((props or {}).get("url") or "")[:2000] or None,
+        )
+        for kind, at, props in rows
+        if kind in EventType.__members__.values()
+    ]
+    facts = LeadFacts(
+        title=lead.title,
+        company_size=lead.company_size,
+        industry=lead.industry,
+        country=lead.country,
+        email_domain=email_domain(lead.email),
+        created_at=aware(lead.created_at),
+    )
+    return score_lead(
+        scoring_model_for(lead.persona),
+        facts,
+        events,
+        now=now,
+        adjustment=lead.score_adjustment,
+        reset_at=aware(lead.behaviour_reset_at),
+        carryover=lead.behaviour_carryover,
+    )
+
+
+async def rescore(session: AsyncSession, lead: Lead, now: datetime, cause: str) -> ScoreExplanation:
+    """Recompute the lead's score and, if it changed, store it and a history record.
+    The caller commits."""
+    explanation = await explain_score(session, lead, now)
+    changed = (lead.fit_score, lead.behaviour_score, lead.score) != (
+        explanation.fit,
+        explanation.behaviour,
+        explanation.total,
+    )
+    first = lead.scored_at is None
+    lead.scored_at = now
+    if changed or first:
+        lead.fit_score, lead.behaviour_score = explanation.fit, explanation.behaviour
+        lead.score = explanation.total
+        session.add(
+            ScoreRecord(
+                lead_id=lead.id,
+                at=now,
+                model=explanation.model,
+                fit=explanation.fit,
+                behaviour=explanation.behaviour,
+                total=explanation.total,
+                cause=cause[:200],
+                contributions=[c.model_dump() for c in explanation.contributions],
+            )
+        )
+    return explanation
+
+
+class ScoringActivities:
+    """Scoring with injected database sessions."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    @activity.defn(name=SCORE_LEAD)
+    async def score_lead(self, request: ScoreLeadRequest) -> ScoreLeadResult:
+        """Rescore the lead at the workflow's `now`; report its lifecycle facts."""
+        async with self._sessions() as session:
+            lead = await session.get(Lead, request.lead_id, with_for_update=True)
+            model = scoring_model_for(lead.persona if lead else None)
+            if lead is None or lead.erased_at is not None:
+                return ScoreLeadResult(
+                    fit=0, behaviour=0, total=0, qualifies=False,
+                    stage=LifecycleStage.DISQUALIFIED, owner=None, mql_cycles=0, rejections=0,
+                    mql_blocked_until=None, policy=model.policy, rescore_at=None, erased=True,
+                )  # fmt: skip
+            explanation = await rescore(session, lead, request.now, request.cause)
+            account_id, qualified = await self._score_account(session, lead, request.now)
+            result = ScoreLeadResult(
+                fit=explanation.fit,
+                behaviour=explanation.behaviour,
+                total=explanation.total,
+                qualifies=explanation.qualifies,
+                stage=LifecycleStage(lead.lifecycle_stage),
+                owner=lead.owner,
+                mql_cycles=lead.mql_cycles,
+                rejections=lead.rejections,
+                mql_blocked_until=(
+                    blocked
+                    if (blocked := aware(lead.mql_blocked_until)) and blocked > request.now
+                    else None
+                ),
+                policy=model.policy,
+                rescore_at=self._rescore_at(explanation, request.now, model.policy.rescore_every),
+                account_id=account_id,
+                account_qualified=qualified,
+            )
+            await session.commit()
+            return result
+
+    @staticmethod
+    def _rescore_at(explanation: ScoreExplanation, now: datetime, every: object) -> datetime | None:
+        # Decaying behaviour changes by itself: look again later. A score of fit and
+        # adjustments only (or nothing but penalties that don't decay) stays as it is.
+        decaying = any(
+            c.kind == "behaviour" and c.points > 0 and c.label != "inactive"
+            for c in explanation.contributions
+        )
+        return now + every if decaying else None  # type: ignore[operator]
+
+    async def _score_account(
+        self, session: AsyncSession, lead: Lead, now: datetime
+    ) -> tuple[str | None, bool]:
+        """Score the lead's account from its contacts; mark it qualified the first time."""
+        if lead.account_id is None:
+            return None, False
+        await session.flush()
+        behaviours = (
+            (
+                await session.execute(
+                    select(Lead.behaviour_score).where(
+                        Lead.account_id == lead.account_id, Lead.erased_at.is_(None)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        account = await session.get(Account, lead.account_id, with_for_update=True)
+        assert account is not None
+        account.score = int(sum(b for b in behaviours if b > 0))
+        if account.qualified_at is None and account_qualifies(list(behaviours), ACCOUNT_MODEL):
+            account.qualified_at = now
+        return account.id, account.qualified_at is not None
+
+
+async def contacts_of(session: AsyncSession, account_id: str) -> int:
+    """How many (unerased) contacts an account has."""
+    return int(
+        (
+            await session.execute(
+                select(func.count())
+                .select_from(Lead)
+                .where(Lead.account_id == account_id, Lead.erased_at.is_(None))
+            )
+        ).scalar_one()
+    )

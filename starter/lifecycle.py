@@ -1,0 +1,88 @@
+"""Talking to a lead's lifecycle workflow from outside: nudges (signal-with-start), sales
+feedback (a validated update) and its status. Used by the API, the CLI and activities."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+
+from workflows.contracts import (
+    LEAD_NUDGE_SIGNAL,
+    LEAD_STATUS_QUERY,
+    LEAD_WORKFLOW_NAME,
+    SALES_FEEDBACK_SIGNAL,
+    SALES_FEEDBACK_UPDATE,
+    FeedbackResult,
+    LeadInput,
+    LeadNudge,
+    LeadStatus,
+    SalesFeedback,
+    lead_workflow_id,
+)
+
+
+class FeedbackConflict(Exception):
+    """Sales feedback the lead's stage does not allow; nothing was written."""
+
+    def __init__(self, message: str, current_stage: str | None) -> None:
+        super().__init__(message)
+        self.message, self.current_stage = message, current_stage
+
+
+@dataclass(frozen=True)
+class LeadLifecycle:
+    """A handle on lead workflows: where they run and how long one effect may take."""
+
+    client: Client
+    task_queue: str
+    effect_timeout_seconds: int = 60
+
+    async def nudge(self, lead_id: str, nudge: LeadNudge) -> None:
+        """Tell the lead's lifecycle something changed, starting it if it isn't running."""
+        await self.client.start_workflow(
+            LEAD_WORKFLOW_NAME,
+            LeadInput(lead_id=lead_id, effect_timeout_seconds=self.effect_timeout_seconds),
+            id=lead_workflow_id(lead_id),
+            task_queue=self.task_queue,
+            start_signal=LEAD_NUDGE_SIGNAL,
+            start_signal_args=[nudge],
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+
+    async def feedback(
+        self, lead_id: str, feedback: SalesFeedback, *, request_id: str | None = None
+    ) -> FeedbackResult:
+        """Apply sales feedback as an update; `FeedbackConflict` if the stage doesn't allow it.
+
+        `request_id` (the caller's idempotency key) becomes the update id, so a retried
+        request is applied once.
+        """
+        handle = self.client.get_workflow_handle(lead_workflow_id(lead_id))
+        try:
+            return await handle.execute_update(
+                SALES_FEEDBACK_UPDATE,
+                feedback,
+                id=request_id or str(uuid.uuid4()),
+                result_type=FeedbackResult,
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type == "FeedbackRefused":
+                details = cause.details[0] if cause.details else {}
+                stage = details.get("current_stage") if isinstance(details, dict) else None
+                raise FeedbackConflict(cause.message, stage) from None
+            raise
+
+    async def feedback_later(self, lead_id: str, feedback: SalesFeedback) -> None:
+        """The same feedback as a signal (fire-and-forget): refused feedback is only noted."""
+        handle = self.client.get_workflow_handle(lead_workflow_id(lead_id))
+        await handle.signal(SALES_FEEDBACK_SIGNAL, feedback)
+
+    async def status(self, lead_id: str) -> LeadStatus:
+        """The lead workflow's view: stage, score, owner, SLA phase, timeline."""
+        handle = self.client.get_workflow_handle(lead_workflow_id(lead_id))
+        return await handle.query(LEAD_STATUS_QUERY, result_type=LeadStatus)

@@ -1,0 +1,480 @@
+"""`LeadWorkflow`: one per lead, the single owner of its score and lifecycle stage.
+
+Journeys decide what to send; this workflow decides where the lead stands. It rescores the
+lead when something happens (and on its own as scores decay), makes it an MQL when fit and
+behaviour pass the persona's thresholds or a journey asks, hands it to sales once per MQL
+cycle, runs the sales SLA on a timer, and applies sales feedback (validated as a Temporal
+update, so feedback that doesn't fit the stage is refused before it reaches history).
+
+Inputs, signals and updates carry ids, stages and reason codes, never personal data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import (
+        CHANGE_STAGE,
+        ENROLL_IN_JOURNEY,
+        HAND_OVER_ACCOUNT,
+        HAND_OVER_LEAD,
+        NOTIFY_OWNER,
+        SCORE_LEAD,
+        ChangeStageRequest,
+        ChangeStageResult,
+        EnrollInJourneyRequest,
+        HandOverAccountRequest,
+        HandOverAccountResult,
+        HandOverLeadRequest,
+        HandOverLeadResult,
+        NotifyOwnerRequest,
+        ScoreLeadRequest,
+        ScoreLeadResult,
+    )
+    from journeys.dsl import LifecycleStage
+    from journeys.lifecycle import (
+        MQL_ELIGIBLE,
+        FeedbackOutcome,
+        TransitionRefused,
+        feedback_target,
+        transition_allowed,
+    )
+    from journeys.scoring import LifecyclePolicy
+    from workflows import search_attributes
+    from workflows.contracts import (
+        LEAD_NUDGE_SIGNAL,
+        LEAD_STATUS_QUERY,
+        LEAD_WORKFLOW_NAME,
+        SALES_FEEDBACK_SIGNAL,
+        SALES_FEEDBACK_UPDATE,
+        TIMELINE_ENTRIES_KEPT,
+        FeedbackResult,
+        LeadInput,
+        LeadNudge,
+        LeadState,
+        LeadStatus,
+        SalesFeedback,
+        TimelineEntry,
+    )
+    from workflows.effects import EFFECT_RETRY
+
+T = TypeVar("T")
+
+# A cool-down ends, an SLA lapses or a score decays: these wake the workflow up.
+_NEVER = None
+
+
+class FeedbackRefused(ApplicationError):
+    """Sales feedback that does not fit the lead's stage (the API answers 409)."""
+
+    def __init__(self, message: str, current_stage: LifecycleStage | None) -> None:
+        super().__init__(
+            message,
+            {"current_stage": current_stage.value if current_stage else None},
+            type="FeedbackRefused",
+            non_retryable=True,
+        )
+
+
+@workflow.defn(name=LEAD_WORKFLOW_NAME)
+class LeadWorkflow:
+    """The lifecycle of one lead: scoring, MQL handover, SLA, sales feedback, recycling."""
+
+    @workflow.init
+    def __init__(self, input: LeadInput) -> None:
+        self._input = input
+        self._state = input.state.model_copy(deep=True) if input.state else LeadState()
+        self._policy: LifecyclePolicy | None = None
+        # Sales feedback and the main loop both change the stage: one at a time.
+        self._lock = asyncio.Lock()
+        self._erased = False
+
+    # --- the loop ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: LeadInput) -> None:
+        async with self._lock:
+            await self._rescore("lifecycle started")
+        while not self._erased:
+            await self._sleep_until_something_happens()
+            async with self._lock:
+                await self._act()
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    LeadInput(
+                        lead_id=self._input.lead_id,
+                        state=self._state,
+                        effect_timeout_seconds=self._input.effect_timeout_seconds,
+                    )
+                )
+
+    async def _sleep_until_something_happens(self) -> None:
+        deadline = self._next_deadline()
+        timeout = None
+        if deadline is not None:
+            timeout = max(0.0, (deadline - workflow.now()).total_seconds())
+        if timeout == 0.0:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._state.pending) or workflow.info().is_continue_as_new_suggested(),
+                timeout=timeout,
+            )
+        except TimeoutError:
+            pass
+
+    def _next_deadline(self) -> datetime | None:
+        """The earliest moment something is due without a signal: decay, cool-down, SLA."""
+        candidates = [self._state.rescore_at]
+        stage = self._state.stage
+        if stage == LifecycleStage.MQL and self._state.mql_at is not None and self._policy:
+            if self._state.sla_phase == 0:
+                candidates.append(self._state.mql_at + self._policy.sla_accept_within)
+            elif self._state.sla_phase == 1:
+                candidates.append(
+                    self._state.mql_at
+                    + self._policy.sla_accept_within
+                    + self._policy.sla_reassign_after
+                )
+        if stage in MQL_ELIGIBLE and self._state.mql_blocked_until is not None:
+            if self._state.mql_blocked_until > workflow.now():
+                candidates.append(self._state.mql_blocked_until)
+        due = [c for c in candidates if c is not None]
+        return min(due) if due else _NEVER
+
+    async def _act(self) -> None:
+        nudges, self._state.pending = self._state.pending, []
+        now = workflow.now()
+        rescore_due = self._state.rescore_at is not None and self._state.rescore_at <= now
+        unblocked = (
+            self._state.mql_blocked_until is not None and self._state.mql_blocked_until <= now
+        )
+        if nudges or rescore_due or unblocked:
+            await self._rescore(nudges[0].cause if nudges else "scheduled rescore")
+        if self._erased:
+            return
+        for nudge in nudges:
+            if nudge.stage is not None and nudge.stage != LifecycleStage.MQL:
+                await self._journey_stage(nudge)
+        requested = next(
+            (n for n in nudges if n.handover_reason or n.stage == LifecycleStage.MQL), None
+        )
+        await self._maybe_become_mql(requested)
+        await self._run_sla()
+        await self._maybe_hand_over_account()
+
+    # --- scoring and MQL ----------------------------------------------------------------
+
+    async def _rescore(self, cause: str) -> None:
+        result = await self._activity(
+            SCORE_LEAD,
+            ScoreLeadRequest(lead_id=self._input.lead_id, now=workflow.now(), cause=cause[:200]),
+            ScoreLeadResult,
+        )
+        if result.erased:
+            self._erased = True
+            self._note("lead erased: lifecycle ends")
+            return
+        s = self._state
+        if result.total != s.score:
+            self._note(f"score {s.score} → {result.total} ({cause})")
+        s.score, s.fit, s.behaviour, s.qualifies = (
+            result.total,
+            result.fit,
+            result.behaviour,
+            result.qualifies,
+        )
+        s.stage, s.owner = result.stage, result.owner
+        s.mql_cycles, s.rejections = result.mql_cycles, result.rejections
+        s.mql_blocked_until, s.rescore_at = result.mql_blocked_until, result.rescore_at
+        s.account_id = result.account_id
+        s.account_qualified = result.account_qualified
+        self._policy = result.policy
+        self._publish()
+
+    async def _maybe_become_mql(self, requested: LeadNudge | None) -> None:
+        s = self._state
+        if s.stage not in MQL_ELIGIBLE or not (s.qualifies or requested is not None):
+            return
+        if s.mql_blocked_until is not None and workflow.now() < s.mql_blocked_until:
+            if requested is not None:
+                self._note(f"handover request ignored: cool-down until {s.mql_blocked_until}")
+            return
+        cycle = s.mql_cycles + 1
+        if requested is not None:
+            reason = requested.handover_reason or f"{requested.requested_by}: stage mql"
+            actor = requested.requested_by or "journey"
+        else:
+            reason = f"score {s.score} (fit {s.fit}, behaviour {s.behaviour}) passed thresholds"
+            actor = "scoring"
+        key = f"mql:{self._input.lead_id}:{cycle}"
+        await self._change_stage(
+            LifecycleStage.MQL, key=f"{key}/stage", cause=reason, actor=actor, new_mql_cycle=True
+        )
+        handover = await self._activity(
+            HAND_OVER_LEAD,
+            HandOverLeadRequest(
+                lead_id=self._input.lead_id,
+                idempotency_key=f"{key}/handover",
+                cycle=cycle,
+                reason=reason[:200],
+            ),
+            HandOverLeadResult,
+        )
+        s.owner, s.mql_at, s.sla_phase = handover.owner, workflow.now(), 0
+        self._note(f"MQL (cycle {cycle}): handed over to {handover.owner} ({handover.rule})")
+        await self._notify(handover.owner, "mql_assigned", f"{key}/notify")
+        self._publish()
+
+    async def _run_sla(self) -> None:
+        s, policy = self._state, self._policy
+        if s.stage != LifecycleStage.MQL or s.mql_at is None or policy is None:
+            return
+        elapsed = workflow.now() - s.mql_at
+        key = f"mql:{self._input.lead_id}:{s.mql_cycles}"
+        if s.sla_phase == 0 and elapsed >= policy.sla_accept_within:
+            assert s.owner is not None
+            await self._notify(s.owner, "sla_reminder", f"{key}/sla-reminder")
+            s.sla_phase = 1
+            self._note(f"SLA: not accepted within {policy.sla_accept_within}; {s.owner} reminded")
+        if s.sla_phase == 1 and elapsed >= policy.sla_accept_within + policy.sla_reassign_after:
+            previous = s.owner
+            handover = await self._activity(
+                HAND_OVER_LEAD,
+                HandOverLeadRequest(
+                    lead_id=self._input.lead_id,
+                    idempotency_key=f"{key}/reassign",
+                    cycle=s.mql_cycles,
+                    reason=f"SLA lapsed for {previous}",
+                    reassign_from=previous,
+                ),
+                HandOverLeadResult,
+            )
+            s.owner, s.sla_phase = handover.owner, 2
+            self._note(f"SLA: still not accepted; reassigned from {previous} to {handover.owner}")
+            await self._notify(handover.owner, "mql_assigned", f"{key}/reassign-notify")
+            self._publish()
+
+    async def _maybe_hand_over_account(self) -> None:
+        s = self._state
+        if not s.account_qualified or s.account_handed_over:
+            return
+        assert s.account_id is not None
+        result = await self._activity(
+            HAND_OVER_ACCOUNT,
+            HandOverAccountRequest(
+                account_id=s.account_id,
+                lead_id=self._input.lead_id,
+                idempotency_key=f"account:{s.account_id}",
+            ),
+            HandOverAccountResult,
+        )
+        await self._notify(result.owner, "account_qualified", f"account:{s.account_id}/notify")
+        s.account_handed_over = True
+        if result.created:
+            self._note(f"account qualified: routed to {result.owner}")
+
+    async def _journey_stage(self, nudge: LeadNudge) -> None:
+        assert nudge.stage is not None and self._state.stage is not None
+        if nudge.stage == self._state.stage:
+            return
+        if not transition_allowed(self._state.stage, nudge.stage):
+            self._note(
+                f"{nudge.requested_by} asked for {nudge.stage.value}: refused in stage "
+                f"{self._state.stage.value}"
+            )
+            return
+        await self._change_stage(
+            nudge.stage,
+            key=f"stage:{self._input.lead_id}:{workflow.uuid4()}",
+            cause=nudge.cause,
+            actor=nudge.requested_by or "journey",
+        )
+
+    # --- sales feedback -----------------------------------------------------------------
+
+    def _target_for(self, feedback: SalesFeedback) -> LifecycleStage:
+        stage = self._state.stage
+        if stage is None or self._policy is None:
+            raise FeedbackRefused("the lead's lifecycle is still starting; retry", stage)
+        try:
+            return feedback_target(
+                stage,
+                feedback.outcome,
+                rejections=self._state.rejections,
+                max_rejections=self._policy.max_rejections,
+            )
+        except TransitionRefused as refused:
+            raise FeedbackRefused(str(refused), stage) from None
+
+    @workflow.update(name=SALES_FEEDBACK_UPDATE)
+    async def sales_feedback(self, feedback: SalesFeedback) -> FeedbackResult:
+        """Apply sales feedback; the validator refuses feedback that doesn't fit the stage."""
+        async with self._lock:
+            return await self._apply_feedback(feedback)
+
+    @sales_feedback.validator
+    def _validate_sales_feedback(self, feedback: SalesFeedback) -> None:
+        self._target_for(feedback)
+
+    @workflow.signal(name=SALES_FEEDBACK_SIGNAL)
+    async def sales_feedback_signal(self, feedback: SalesFeedback) -> None:
+        """The same feedback, fire-and-forget (inbound CRM webhooks): refused ones are noted."""
+        async with self._lock:
+            try:
+                await self._apply_feedback(feedback)
+            except FeedbackRefused as refused:
+                self._note(f"feedback {feedback.outcome.value} ignored: {refused.message}")
+
+    async def _apply_feedback(self, feedback: SalesFeedback) -> FeedbackResult:
+        assert self._policy is not None
+        target = self._target_for(feedback)  # again: the stage may have moved since validation
+        previous = self._state.stage
+        assert previous is not None
+        outcome = feedback.outcome
+        rejection = outcome == FeedbackOutcome.REJECT
+        back_to_nurture = target == LifecycleStage.RECYCLED
+        now = workflow.now()
+        await self._change_stage(
+            target,
+            key=f"feedback:{self._input.lead_id}:{workflow.uuid4()}",
+            cause=f"sales {outcome.value}" + (f": {feedback.reason}" if feedback.reason else ""),
+            actor=f"rep:{feedback.rep}" if feedback.rep else "sales",
+            feedback=feedback,
+            counts_as_rejection=rejection,
+            mql_blocked_until=now + self._policy.cooldown if back_to_nurture else None,
+            behaviour_carryover=self._policy.reject_carryover if rejection else None,
+        )
+        self._state.mql_at, self._state.sla_phase = None, 0
+        if back_to_nurture:
+            await self._rescore(f"sales {outcome.value}")
+            await self._enroll(self._policy.recycle_journey)
+        elif target == LifecycleStage.CUSTOMER:
+            await self._enroll(self._policy.customer_journey)
+        return FeedbackResult(
+            lead_id=self._input.lead_id,
+            outcome=outcome,
+            previous_stage=previous,
+            stage=target,
+            owner=self._state.owner,
+            rejections=self._state.rejections,
+        )
+
+    # --- effects ------------------------------------------------------------------------
+
+    async def _change_stage(
+        self,
+        stage: LifecycleStage,
+        *,
+        key: str,
+        cause: str,
+        actor: str,
+        new_mql_cycle: bool = False,
+        feedback: SalesFeedback | None = None,
+        counts_as_rejection: bool = False,
+        mql_blocked_until: datetime | None = None,
+        behaviour_carryover: float | None = None,
+    ) -> None:
+        result = await self._activity(
+            CHANGE_STAGE,
+            ChangeStageRequest(
+                lead_id=self._input.lead_id,
+                idempotency_key=key,
+                stage=stage,
+                cause=cause[:200],
+                actor=actor[:200],
+                new_mql_cycle=new_mql_cycle,
+                feedback_outcome=feedback.outcome if feedback else None,
+                feedback_reason=feedback.reason if feedback else None,
+                feedback_rep=feedback.rep if feedback else None,
+                counts_as_rejection=counts_as_rejection,
+                mql_blocked_until=mql_blocked_until,
+                behaviour_carryover=behaviour_carryover,
+                at=workflow.now(),
+            ),
+            ChangeStageResult,
+        )
+        s = self._state
+        if result.stage != s.stage:
+            self._note(f"stage {result.previous_stage.value} → {result.stage.value} ({cause})")
+        s.stage, s.mql_cycles, s.rejections = result.stage, result.mql_cycles, result.rejections
+        if mql_blocked_until is not None:
+            s.mql_blocked_until = mql_blocked_until
+        self._publish()
+
+    async def _notify(self, rep_id: str, template: str, key: str) -> None:
+        await self._activity(
+            NOTIFY_OWNER,
+            NotifyOwnerRequest(
+                lead_id=self._input.lead_id,
+                rep_id=rep_id,
+                template=template,  # type: ignore[arg-type]
+                idempotency_key=key,
+            ),
+            type(None),
+        )
+
+    async def _enroll(self, journey: str) -> None:
+        await self._activity(
+            ENROLL_IN_JOURNEY,
+            EnrollInJourneyRequest(lead_id=self._input.lead_id, journey=journey),
+            type(None),
+        )
+        self._note(f"enrolled in {journey}")
+
+    async def _activity(self, name: str, request: object, result_type: type[T]) -> T:
+        return await workflow.execute_activity(
+            name,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=self._input.effect_timeout_seconds),
+            retry_policy=EFFECT_RETRY,
+        )
+
+    def _publish(self) -> None:
+        """Mirror stage, score and owner into search attributes (for the Temporal UI)."""
+        s = self._state
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.STAGE.value_set(s.stage.value if s.stage else ""),
+                search_attributes.SCORE.value_set(s.score),
+                search_attributes.OWNER.value_set(s.owner or ""),
+            ]
+        )
+
+    def _note(self, what: str) -> None:
+        self._state.timeline.append(TimelineEntry(at=workflow.now(), step=None, what=what))
+        del self._state.timeline[:-TIMELINE_ENTRIES_KEPT]
+
+    # --- signals and queries ------------------------------------------------------------
+
+    @workflow.signal(name=LEAD_NUDGE_SIGNAL)
+    def lead_changed(self, nudge: LeadNudge) -> None:
+        """Something changed (an event, a journey's request): rescore and act on it."""
+        self._state.pending.append(nudge)
+
+    @workflow.query(name=LEAD_STATUS_QUERY)
+    def status(self) -> LeadStatus:
+        """Stage, score, owner, SLA phase and the lifecycle's timeline."""
+        s = self._state
+        return LeadStatus(
+            stage=s.stage,
+            score=s.score,
+            fit=s.fit,
+            behaviour=s.behaviour,
+            qualifies=s.qualifies,
+            owner=s.owner,
+            mql_cycles=s.mql_cycles,
+            rejections=s.rejections,
+            mql_blocked_until=s.mql_blocked_until,
+            mql_at=s.mql_at,
+            sla_phase=s.sla_phase,
+            timeline=list(s.timeline),
+        )
