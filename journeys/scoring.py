@@ -8,6 +8,7 @@ calls `score_lead`, and stores what it returns. Models are written per persona i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
@@ -26,7 +27,8 @@ class _Frozen(BaseModel):
 class FitRule(_Frozen):
     """Points for one fact about the lead. Within a `group` the first matching rule counts.
 
-    Text attributes match case-insensitively: `title` when it contains one of `any_of`,
+    Text attributes match case-insensitively: `title` when it contains one of `any_of` as
+    whole words,
     the others when they equal one. `company_size` matches `min <= size < max`.
     """
 
@@ -54,8 +56,8 @@ class FitRule(_Frozen):
             )
         text = str(value).casefold()
         words = [w.casefold() for w in self.any_of]
-        if self.attribute == "title":
-            return any(w in text for w in words)
+        if self.attribute == "title":  # whole words: "cto" is not in "director"
+            return any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
         return text in words
 
 

@@ -32,6 +32,7 @@ from workflows import search_attributes
 MARKETING_KEY = "marketing-" + secrets.token_hex(12)
 SALES_KEY = "sales-" + secrets.token_hex(12)
 ADMIN_KEY = "admin-" + secrets.token_hex(12)
+CRM_SECRET = secrets.token_urlsafe(24)
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +97,7 @@ def settings(
         PUBLIC_BASE_URL="http://nurture.example",
         NURTURE_SECRET_KEY=secrets.token_urlsafe(32),
         NURTURE_API_KEYS=f"marketing:{MARKETING_KEY},sales:{SALES_KEY},admin:{ADMIN_KEY}",
+        CRM_WEBHOOK_SECRET=CRM_SECRET,
     )
 
 

@@ -33,6 +33,12 @@ def test_fit_adds_the_first_matching_rule_of_each_group() -> None:
     assert explanation.fit == 60
 
 
+def test_title_keywords_match_whole_words_only() -> None:
+    director = VP.model_copy(update={"title": "Director of Marketing"})
+    labels = [c.label for c in score_lead(DECISION_MAKER, director, [], now=NOW).contributions]
+    assert labels[0] == "director title"  # not C-level, though "director" contains "cto"
+
+
 def test_free_mail_competitors_and_students_are_penalised() -> None:
     student = VP.model_copy(update={"title": "Student", "email_domain": "gmail.com"})
     assert score_lead(DECISION_MAKER, student, [], now=NOW).fit == 35 - 40 - 15
