@@ -192,8 +192,18 @@ async def _wait_for_emails(http: httpx.AsyncClient, lead_id: str, count: int) ->
         await asyncio.sleep(0.25)
 
 
+async def _wait_for_stage(http: httpx.AsyncClient, lead_id: str, stage: str) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        lead = (await http.get(f"/v1/leads/{lead_id}")).json()
+        if (lead["lifecycle_stage"] == stage and lead["handovers"]) or time.monotonic() > deadline:
+            return lead
+        await asyncio.sleep(0.25)
+
+
 async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = None) -> None:
-    """Enroll the sample leads, have one click, enroll one twice; print what each got."""
+    """Enroll the sample leads, enroll one twice, have one click and ask for a demo (an
+    MQL, handed to sales); print what each got."""
     run = time.strftime("%Y%m%d%H%M%S")
     headers = {"Authorization": f"Bearer {_marketing_key(env)}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
@@ -222,9 +232,30 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
         )
         console.print(f"{leads[1][0]} clicked the welcome email's link")
         await _wait_for_emails(http, clicker["lead_id"], 2)
+        for number, (kind, props) in enumerate(
+            (("page_view", {"url": "https://nurture.example/pricing"}), ("demo_request", {}))
+        ):
+            await http.post(
+                "/v1/events",
+                json={
+                    "lead_id": clicker["lead_id"],
+                    "type": kind,
+                    "event_id": f"demo-{run}-{number}",
+                    "properties": props,
+                },
+            )
+        console.print(f"{leads[1][0]} looked at the pricing page and asked for a demo")
+        mql = await _wait_for_stage(http, clicker["lead_id"], "mql")
+        console.print(
+            f"→ score {mql['score']['total']} (fit {mql['score']['fit']}, behaviour "
+            f"{mql['score']['behaviour']}): [bold]MQL[/], handed over to sales rep "
+            f"[bold]{mql['owner']}[/] ({mql['handovers'][0]['routing_rule']} routing)"
+            if mql["lifecycle_stage"] == "mql"
+            else "→ not an MQL yet (the lead workflow is still busy)"
+        )
 
         table = Table(title="What each sample lead got")
-        for column in ("lead", "emails received", "journey step", "what happens next"):
+        for column in ("lead", "emails received", "journey step", "stage · score", "next"):
             table.add_column(column)
         for email, body in leads:
             lead = (await http.get(f"/v1/leads/{body['lead_id']}")).json()
@@ -239,7 +270,12 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
                 nxt = "journey complete"
             else:
                 nxt = "a reminder in 3 days, unless they click first"
-            table.add_row(email, subjects, f"{journey['current_step']} ({journey['status']})", nxt)
+            stage = f"{lead['lifecycle_stage']} · {lead['score']['total']}"
+            if lead["owner"]:
+                stage += f"\nowner {lead['owner']}"
+            table.add_row(
+                email, subjects, f"{journey['current_step']} ({journey['status']})", stage, nxt
+            )
         console.print(table)
         if sink is not None and sink.to(leads[0][0]):
             welcome = sink.to(leads[0][0])[0]
