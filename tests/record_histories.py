@@ -3,8 +3,9 @@
     python -m tests.record_histories
 
 Runs representative journeys on the time-skipping server and writes one JSON history per
-run to `tests/histories/`. Record again only for a deliberate, replay-safe interpreter
-change that the old histories can't cover; never to make a failing replay pass.
+run to `tests/histories/`, for the runs that have none yet: existing histories are never
+re-recorded (they are what proves old workflows still replay). Add a run to record a new
+behaviour; never delete a history to make a failing replay pass.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from journeys.personas import PERSONAS
 from journeys.registry import get_journey
 from starter.simulation import SimulationStack, parse_events, simulation_stack
 from tests.sample_journeys import CLICKY
-from workflows.contracts import journey_workflow_id
+from workflows.contracts import journey_workflow_id, lead_workflow_id
 
 HISTORIES = Path(__file__).with_name("histories")
 
@@ -36,7 +37,15 @@ RUNS = {
     "form-reminder": ("form-reminder", "", {}),
     "win-back": ("win-back", "", {}),
     "recycled-nurture": ("recycled-nurture", "40d:demo_request", {}),
+    # Since the lead workflow: `hand_over` asks it (patched), and its own history.
+    "whitepaper-nurture-handover-via-lead": (
+        "whitepaper-nurture",
+        "12d:download,14d:demo_request",
+        {},
+    ),
 }
+# Lead workflow histories: (run whose lead's lifecycle to record, days it runs).
+LEAD_RUNS = {"lead-mql-sla-reassigned": ("whitepaper-nurture", "1d:demo_request", 5)}
 
 
 async def _save(
@@ -50,7 +59,19 @@ async def _save(
 async def main() -> None:
     HISTORIES.mkdir(exist_ok=True)
     async with simulation_stack() as stack:
+        for name, (journey, events, days) in LEAD_RUNS.items():
+            if (HISTORIES / f"{name}.json").exists():
+                continue
+            report = await stack.run(
+                get_journey(journey),
+                persona=PERSONAS["decision-maker"],
+                days=days,
+                events=parse_events(events),
+            )
+            await _save(stack, name, lead_workflow_id(report.lead_id))
         for name, (journey, events, properties) in RUNS.items():
+            if (HISTORIES / f"{name}.json").exists():
+                continue
             props = {k: v for k, v in properties.items() if v is not None}
             report = await stack.run(
                 get_journey(journey),
@@ -61,6 +82,8 @@ async def main() -> None:
             )
             await _save(stack, name, journey_workflow_id(journey, report.lead_id))
         # A run that continued as new: its first run's history ends in ContinueAsNew.
+        if (HISTORIES / "continued-as-new.json").exists():
+            return
         report = await stack.run(
             CLICKY,
             persona=PERSONAS["practitioner"],

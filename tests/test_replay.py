@@ -17,6 +17,7 @@ from temporalio.worker import Replayer
 
 from worker import workflow_runner
 from workflows.journey import JourneyWorkflow
+from workflows.lead import LeadWorkflow
 
 HISTORIES = sorted(Path(__file__).with_name("histories").glob("*.json"))
 PERSONAL_DATA = ("simulation.example", "Dana", "Decider", "Practitioner", "Midsize", "VP Marketing")
@@ -33,7 +34,7 @@ HISTORY_TEXTS = {path.stem: path.read_text() for path in HISTORIES}
 async def test_history_replays_without_nondeterminism(name: str) -> None:
     history = WorkflowHistory.from_json(name, HISTORY_TEXTS[name])
     replayer = Replayer(
-        workflows=[JourneyWorkflow],
+        workflows=[JourneyWorkflow, LeadWorkflow],
         data_converter=pydantic_data_converter,
         workflow_runner=workflow_runner(),
     )

@@ -94,6 +94,7 @@ class LeadWorkflow:
         # Sales feedback and the main loop both change the stage: one at a time.
         self._lock = asyncio.Lock()
         self._erased = False
+        self._published: tuple[object, ...] | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -441,6 +442,10 @@ class LeadWorkflow:
     def _publish(self) -> None:
         """Mirror stage, score and owner into search attributes (for the Temporal UI)."""
         s = self._state
+        published = (s.stage, s.score, s.owner)
+        if published == self._published:
+            return  # an upsert is a history event: only when something changed
+        self._published = published
         workflow.upsert_search_attributes(
             [
                 search_attributes.STAGE.value_set(s.stage.value if s.stage else ""),
