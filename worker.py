@@ -78,6 +78,8 @@ def build_worker(
         activities=[
             email.send_email,
             email.notify_owner,
+            email.send_confirmation,
+            email.expire_consent,
             leads.choose_branch,
             leads.check_conditions,
             leads.resolve_wait,

@@ -29,14 +29,19 @@ class SendEmailRequest(_Contract):
     step_id: str
     template: str
     idempotency_key: str = Field(max_length=300)
+    # The workflow's time: send windows and frequency caps are judged at it.
+    now: datetime | None = None
 
 
 class SendEmailResult(_Contract):
-    """What became of a send request; a retry of a sent request returns the first result."""
+    """What became of a send request; a retry of a sent request returns the first result.
+    `deferred`: not now (quiet hours, frequency cap, consent not yet confirmed); ask again
+    at `retry_at` with the same key."""
 
-    status: Literal["sent", "skipped"]
+    status: Literal["sent", "skipped", "deferred"]
     message_id: str | None = None
     reason: str | None = None
+    retry_at: datetime | None = None
 
 
 class EngagementSignal(_Contract):
@@ -121,6 +126,8 @@ HAND_OVER_ACCOUNT = "hand_over_account"
 NOTIFY_OWNER = "notify_owner"
 ENROLL_IN_JOURNEY = "enroll_in_journey"
 REQUEST_HANDOVER = "request_handover"
+SEND_CONFIRMATION = "send_confirmation"
+EXPIRE_CONSENT = "expire_consent"
 
 
 class ScoreLeadRequest(_Contract):
@@ -150,6 +157,7 @@ class ScoreLeadResult(_Contract):
     account_id: str | None = None
     account_qualified: bool = False
     erased: bool = False
+    consent_status: str = "confirmed"
 
 
 class ChangeStageRequest(_Contract):
@@ -233,3 +241,11 @@ class RequestHandoverRequest(_Contract):
     lead_id: str
     reason: str = Field(max_length=200)
     journey: str
+
+
+class ConfirmationRequest(_Contract):
+    """Send the double opt-in confirmation (or its reminder) to a pending lead, once per key."""
+
+    lead_id: str
+    idempotency_key: str = Field(max_length=300)
+    reminder: bool = False

@@ -4,35 +4,42 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from typing import Any
 
-import aiosmtplib
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import (
+    EXPIRE_CONSENT,
     NOTIFY_OWNER,
+    SEND_CONFIRMATION,
     SEND_EMAIL,
+    ConfirmationRequest,
     NotifyOwnerRequest,
     SendEmailRequest,
     SendEmailResult,
 )
-from activities.scoring import explain_score
-from db.models import Account, Lead, OutboxEmail, utcnow
+from activities.scoring import aware, explain_score
+from activities.smtp_delivery import PermanentFailure, deliver
+from db.models import Account, ConsentRecord, Lead, OutboxEmail, utcnow
 from db.writes import insert_once
 from journeys.rendering import (
     LEAD_FIELDS,
+    LINK_PATHS,
     RenderedEmail,
     TemplateMissingError,
     render_email,
     template_context,
 )
 from journeys.sales_team import SALES_TEAM
+from journeys.send_policy import next_allowed_moment
 from starter.settings import Settings
+from starter.tokens import LinkTokens
 
 log = logging.getLogger(__name__)
 
@@ -49,35 +56,56 @@ def lead_fields(lead: Lead) -> dict[str, Any]:
     return {name: getattr(lead, name, None) for name in LEAD_FIELDS}
 
 
+# While a double opt-in is pending, a held send asks again after this long (a confirmation
+# also wakes the journey at once).
+CONSENT_RECHECK = timedelta(hours=6)
+# Statuses in which no marketing email goes out, checked again at the moment of sending.
+SUPPRESSED = {"unsubscribed", "bounced", "expired"}
+
+
 class EmailActivities:
     """Email delivery with injected settings and database sessions."""
 
     def __init__(self, settings: Settings, sessions: async_sessionmaker) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._tokens = LinkTokens(settings.require_secret_key())
 
-    def _template_context(self, lead: Lead) -> dict[str, Any]:
+    @property
+    def _base(self) -> str:
+        return self._settings.public_base_url.rstrip("/")
+
+    def _template_context(self, lead: Lead, outbox_id: int | None = None) -> dict[str, Any]:
+        links = None
+        if outbox_id is not None:  # a real send: every link is a signed, tracked redirect
+            links = {
+                name: f"{self._base}/t/c/{self._tokens.click(outbox_id, name)}"
+                for name in LINK_PATHS
+            }
+            links["unsubscribe"] = self.unsubscribe_url(lead.id)
+            links["pixel"] = f"{self._base}/t/o/{self._tokens.open(outbox_id)}.gif"
         return template_context(
             lead_fields(lead),
             base_url=self._settings.public_base_url,
             sender_name=parseaddr(self._settings.mail_from)[0] or "Nurture",
             postal_address=self._settings.postal_address,
+            links=links,
         )
+
+    def unsubscribe_url(self, lead_id: str) -> str:
+        return f"{self._base}/u/{self._tokens.unsubscribe(lead_id)}"
 
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, request: SendEmailRequest) -> SendEmailResult:
-        """Record the send in the outbox, deliver it, mark it sent.
-
-        A retry (or a second worker) that finds the key already sent returns the recorded
-        result; one that finds it pending delivers again with the same Message-ID.
-        """
+        """Send a journey's (marketing) email once: suppression and consent checked now,
+        deferred to the next allowed moment by send window and frequency cap, recorded in
+        the outbox and committed as sent just before the SMTP server accepts it."""
+        now = request.now or utcnow()
         async with self._sessions() as session:
             lead = await session.get(Lead, request.lead_id)
             if lead is None or lead.email is None or lead.erased_at is not None:
                 return SendEmailResult(status="skipped", reason="lead not found or erased")
-            # Read what the send needs now: a rollback below expires the loaded lead.
-            recipient, context = lead.email, self._template_context(lead)
-            return await self._send_once(
+            outbox = await self._outbox(
                 session,
                 OutboxEmail(
                     idempotency_key=request.idempotency_key,
@@ -86,9 +114,46 @@ class EmailActivities:
                     step_id=request.step_id,
                     template=request.template,
                 ),
-                recipient,
-                context,
             )
+            lead = await session.get(Lead, request.lead_id, populate_existing=True)
+            assert lead is not None and lead.email is not None
+            if outbox.status == "sent":
+                return SendEmailResult(status="sent", message_id=outbox.message_id)
+            if lead.consent_status in SUPPRESSED:
+                return SendEmailResult(status="skipped", reason=f"lead {lead.consent_status}")
+            if lead.consent_status != "confirmed":
+                return SendEmailResult(
+                    status="deferred",
+                    reason="waiting for the double opt-in confirmation",
+                    retry_at=now + CONSENT_RECHECK,
+                )
+            allowed = next_allowed_moment(
+                now, lead.timezone, await self._marketing_sent(session, lead.id), self._policy
+            )
+            if allowed > now:
+                return SendEmailResult(
+                    status="deferred", reason="send window or frequency cap", retry_at=allowed
+                )
+            context = self._template_context(lead, outbox.id)
+            headers = {
+                "List-Unsubscribe": f"<{self.unsubscribe_url(lead.id)}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+            return await self._deliver_once(session, outbox, lead, context, headers, now)
+
+    @property
+    def _policy(self):  # type: ignore[no-untyped-def]
+        return self._settings.send_policy
+
+    async def _marketing_sent(self, session: AsyncSession, lead_id: str) -> list[datetime]:
+        rows = await session.execute(
+            select(OutboxEmail.sent_at).where(
+                OutboxEmail.lead_id == lead_id,
+                OutboxEmail.status == "sent",
+                OutboxEmail.workflow_id.like("journey:%"),  # journeys send marketing email
+            )
+        )
+        return [aware(at) for (at,) in rows if at is not None]
 
     @activity.defn(name=NOTIFY_OWNER)
     async def notify_owner(self, request: NotifyOwnerRequest) -> None:
@@ -96,9 +161,7 @@ class EmailActivities:
         with the score explanation; once per key, through the same outbox."""
         rep = SALES_TEAM.rep(request.rep_id)
         if rep is None:
-            log.warning(
-                "no sales rep %s: notification %s not sent", request.rep_id, request.template
-            )
+            log.warning("no sales rep %s: %s not sent", request.rep_id, request.template)
             return
         async with self._sessions() as session:
             lead = await session.get(Lead, request.lead_id)
@@ -115,9 +178,9 @@ class EmailActivities:
                     if account
                     else None
                 ),
-                "inbox_url": f"{self._settings.public_base_url.rstrip('/')}/inbox",
+                "inbox_url": f"{self._base}/inbox",
             }
-            await self._send_once(
+            outbox = await self._outbox(
                 session,
                 OutboxEmail(
                     idempotency_key=request.idempotency_key,
@@ -126,49 +189,119 @@ class EmailActivities:
                     step_id=request.template,
                     template=f"notifications/{request.template}",
                 ),
-                rep.email,
-                context,
             )
+            if outbox.status == "sent":
+                return
+            await self._deliver_once(session, outbox, None, context, {}, utcnow(), to=rep.email)
 
-    async def _send_once(
-        self, session: AsyncSession, row: OutboxEmail, recipient: str, context: dict[str, Any]
-    ) -> SendEmailResult:
+    @activity.defn(name=SEND_CONFIRMATION)
+    async def send_confirmation(self, request: ConfirmationRequest) -> SendEmailResult:
+        """The double opt-in email (transactional: no cap, no window): a signed link to a
+        page that confirms. Sent only while the lead's consent is pending."""
+        async with self._sessions() as session:
+            lead = await session.get(Lead, request.lead_id)
+            if lead is None or lead.email is None or lead.erased_at is not None:
+                return SendEmailResult(status="skipped", reason="lead not found or erased")
+            if lead.consent_status != "pending":
+                return SendEmailResult(status="skipped", reason=f"consent {lead.consent_status}")
+            template = "consent/reminder" if request.reminder else "consent/confirm"
+            outbox = await self._outbox(
+                session,
+                OutboxEmail(
+                    idempotency_key=request.idempotency_key,
+                    lead_id=request.lead_id,
+                    workflow_id=f"lead:{request.lead_id}",
+                    step_id=template,
+                    template=template,
+                ),
+            )
+            lead = await session.get(Lead, request.lead_id, populate_existing=True)
+            assert lead is not None
+            if outbox.status == "sent":
+                return SendEmailResult(status="sent", message_id=outbox.message_id)
+            if request.reminder:
+                session.add(ConsentRecord(lead_id=lead.id, action="reminded"))
+            context = self._template_context(lead) | {
+                "confirm_url": f"{self._base}/c/{self._tokens.confirm(lead.id)}"
+            }
+            return await self._deliver_once(session, outbox, lead, context, {}, utcnow())
+
+    @activity.defn(name=EXPIRE_CONSENT)
+    async def expire_consent(self, lead_id: str) -> str:
+        """A double opt-in never confirmed expires: no marketing email, ever, until the
+        lead opts in again. Returns the consent status after."""
+        async with self._sessions() as session:
+            lead = await session.get(Lead, lead_id, with_for_update=True)
+            if lead is None:
+                return "erased"
+            if lead.consent_status == "pending":
+                lead.consent_status = "expired"
+                session.add(ConsentRecord(lead_id=lead.id, action="expired"))
+                await session.commit()
+            return lead.consent_status
+
+    # --- the outbox and delivery ----------------------------------------------------------
+
+    async def _outbox(self, session: AsyncSession, row: OutboxEmail) -> OutboxEmail:
+        """The outbox row of this key, created on first sight."""
         row.message_id = message_id_for(row.idempotency_key, self._settings.mail_from)
         key = row.idempotency_key
         await insert_once(session, row)
-        outbox = (
-            await session.execute(select(OutboxEmail).where(OutboxEmail.idempotency_key == key))
-        ).scalar_one()
-        if outbox.status == "sent":
-            return SendEmailResult(status="sent", message_id=outbox.message_id)
+        query = select(OutboxEmail).where(OutboxEmail.idempotency_key == key)
+        return (await session.execute(query)).scalar_one()
+
+    async def _deliver_once(
+        self,
+        session: AsyncSession,
+        outbox: OutboxEmail,
+        lead: Lead | None,
+        context: dict[str, Any],
+        headers: dict[str, str],
+        now: datetime,
+        to: str | None = None,
+    ) -> SendEmailResult:
         try:
             rendered = render_email(outbox.template, context)
         except TemplateMissingError as exc:
             raise ApplicationError(str(exc), type="TemplateMissing", non_retryable=True) from exc
-        await self._deliver(recipient, outbox.message_id, rendered)
-        outbox.status = "sent"
-        outbox.subject = rendered.subject
-        outbox.sent_at = utcnow()
-        await session.commit()
+        recipient = to or (lead.email if lead else None)
+        assert recipient is not None
+        message = self._message(recipient, outbox.message_id, rendered, headers)
+
+        async def commit() -> None:
+            outbox.status, outbox.subject, outbox.sent_at = "sent", rendered.subject, now
+            await session.commit()
+
+        async def revert() -> None:
+            outbox.status, outbox.sent_at = "pending", None
+            await session.commit()
+
+        try:
+            await deliver(self._settings, message, commit=commit, revert=revert)
+        except PermanentFailure as failure:
+            outbox.status = "bounced"
+            if lead is not None:  # suppress the address: no more email to it
+                lead.consent_status = "bounced"
+                session.add(
+                    ConsentRecord(lead_id=lead.id, action="bounced", source=str(failure)[:200])
+                )
+            await session.commit()
+            log.warning("%s bounced for lead %s: %s", outbox.template, outbox.lead_id, failure)
+            return SendEmailResult(status="skipped", reason=f"bounced: {failure}"[:200])
         log.info("sent %s for lead %s (%s)", outbox.template, outbox.lead_id, outbox.message_id)
         return SendEmailResult(status="sent", message_id=outbox.message_id)
 
-    async def _deliver(self, to: str, message_id: str, rendered: RenderedEmail) -> None:
+    def _message(
+        self, to: str, message_id: str, rendered: RenderedEmail, headers: dict[str, str]
+    ) -> EmailMessage:
         message = EmailMessage()
         name, address = parseaddr(self._settings.mail_from)
         message["From"] = formataddr((name, address))
         message["To"] = to
         message["Subject"] = rendered.subject
         message["Message-ID"] = message_id
+        for header, value in headers.items():
+            message[header] = value
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
-        settings = self._settings
-        await aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            start_tls=settings.smtp_starttls,
-            timeout=30,
-        )
+        return message

@@ -126,6 +126,7 @@ class ScoringActivities:
                 rescore_at=self._rescore_at(explanation, request.now, model.policy.rescore_every),
                 account_id=account_id,
                 account_qualified=qualified,
+                consent_status=lead.consent_status,
             )
             await session.commit()
             return result

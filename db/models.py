@@ -64,6 +64,12 @@ class Lead(Base):
     mql_blocked_until: Mapped[datetime | None]
     behaviour_reset_at: Mapped[datetime | None]
     behaviour_carryover: Mapped[float] = mapped_column(default=1.0, server_default="1.0")
+    # Marketing consent: pending (double opt-in not confirmed yet), confirmed, unsubscribed,
+    # bounced (a permanent delivery failure), expired (never confirmed). Only `confirmed`
+    # receives marketing email; the check is made again at the moment of sending.
+    consent_status: Mapped[str] = mapped_column(
+        String(20), default="pending", server_default="pending"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
@@ -82,6 +88,23 @@ class Account(Base):
     # Set once, when the combined engagement of its contacts first passes the threshold.
     qualified_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentRecord(Base):
+    """Evidence of a consent event: what, when, from where, under which consent text."""
+
+    __tablename__ = "consent_records"
+    __table_args__ = (Index("ix_consent_records_lead", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"))
+    # requested, confirmed, imported, reminded, expired, unsubscribed, bounced
+    action: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    text_version: Mapped[str | None] = mapped_column(String(64))
 
 
 class ScoreRecord(Base):

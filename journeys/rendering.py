@@ -42,19 +42,34 @@ LINK_PATHS = {
     "preferences": "/preferences",
     "stay_subscribed": "/preferences/stay",
 }
-TEMPLATE_VARIABLES = {"lead": LEAD_FIELDS, "sender": SENDER_FIELDS, "links": tuple(LINK_PATHS)}
+# Links every email has besides the content links: the one-click unsubscribe page and the
+# open-tracking pixel (empty when not tracked, e.g. in a preview).
+SERVICE_LINKS = ("unsubscribe", "pixel")
+TEMPLATE_VARIABLES = {
+    "lead": LEAD_FIELDS,
+    "sender": SENDER_FIELDS,
+    "links": (*LINK_PATHS, *SERVICE_LINKS),
+}
 
 
 def template_context(
-    lead: dict[str, Any], *, base_url: str, sender_name: str, postal_address: str
+    lead: dict[str, Any],
+    *,
+    base_url: str,
+    sender_name: str,
+    postal_address: str,
+    links: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The variables every email template is rendered with."""
+    """The variables every email template is rendered with. `links` (tracked, signed URLs
+    for a real send) replaces the plain ones a preview shows."""
     base = base_url.rstrip("/")
+    plain = {name: f"{base}{path}" for name, path in LINK_PATHS.items()}
+    plain |= {"unsubscribe": f"{base}/preferences", "pixel": ""}
     return {
         "lead": {name: lead.get(name) for name in LEAD_FIELDS}
         | {"properties": dict(lead.get("properties") or {})},
         "sender": {"name": sender_name, "postal_address": postal_address},
-        "links": {name: f"{base}{path}" for name, path in LINK_PATHS.items()},
+        "links": plain | (links or {}),
     }
 
 

@@ -27,6 +27,7 @@ from starter.events import EventIn, EventResult, record_event
 from starter.leads import LeadView, read_lead, read_score
 from starter.lifecycle import LeadLifecycle
 from starter.provisioning.temporal import temporal_address
+from starter.public_routes import public_router
 from starter.sales import CrmStatusAccepted, CrmStatusChange, crm_status_changed, give_feedback
 from starter.settings import Role, Settings, SettingsError
 from starter.temporal_client import connect
@@ -127,6 +128,8 @@ def create_app(settings: Settings) -> FastAPI:
             lead_in=body.lead,
             definition=definition,
             lifecycle=lifecycle(request),
+            consent=body.consent,
+            consent_text_version=settings.consent_text_version,
         )
 
     @app.post(
@@ -226,6 +229,8 @@ def create_app(settings: Settings) -> FastAPI:
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
         return await crm_status_changed(lifecycle(request), request.app.state.sessions, change)
+
+    app.include_router(public_router(settings))
 
     @app.get("/healthz", tags=["operations"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -106,6 +106,8 @@ def demo_environment(settings: Settings, temporal: str, smtp_port: int) -> dict[
         "SMTP_PORT": str(settings.smtp_port if "SMTP_HOST" in os.environ else smtp_port),
         "NURTURE_SECRET_KEY": secret,
         "NURTURE_API_KEYS": keys,
+        # The demo runs whenever you start it: no quiet hours (set the variable to see them).
+        "NURTURE_QUIET_HOURS": os.environ.get("NURTURE_QUIET_HOURS", ""),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -212,8 +214,15 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
             email = (
                 f"{sample['first_name'].lower()}.{sample['last_name'].lower()}+{run}@example.com"
             )
+            # Ada and Grace opted in on a form we trust; Alan gets a double opt-in first.
+            consent = (
+                {"source": "demo form", "confirmed": True}
+                if sample["first_name"] != "Alan"
+                else {"source": "demo form"}
+            )
             response = await http.post(
-                "/v1/enrollments", json={"journey": "welcome", "lead": {"email": email, **sample}}
+                "/v1/enrollments",
+                json={"journey": "welcome", "lead": {"email": email, **sample}, "consent": consent},
             )
             response.raise_for_status()
             leads.append((email, response.json()))
@@ -223,7 +232,7 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
         )
         console.print(f"enrolled {leads[0][0]} again → [italic]{again.json()['status']}[/]")
 
-        for _, body in leads:
+        for _, body in leads[:2]:
             await _wait_for_emails(http, body["lead_id"], 1)
         clicker = leads[1][1]
         await http.post(
@@ -268,6 +277,8 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
                 )
             if journey["status"] == "completed":
                 nxt = "journey complete"
+            elif lead.get("consent_status") == "pending":
+                nxt = "welcome held until the double opt-in is confirmed"
             else:
                 nxt = "a reminder in 3 days, unless they click first"
             stage = f"{lead['lifecycle_stage']} · {lead['score']['total']}"

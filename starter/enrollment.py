@@ -18,6 +18,7 @@ from db.models import Account, Enrollment, Lead, new_id
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.accounts import company_domain
 from journeys.dsl import JourneyDefinition
+from starter.consent import ConsentIn, apply_consent
 from starter.lifecycle import LeadLifecycle
 from workflows import search_attributes
 from workflows.contracts import WORKFLOW_NAME, JourneyInput, LeadNudge, journey_workflow_id
@@ -90,6 +91,11 @@ class EnrollmentRequest(BaseModel):
 
     journey: str = Field(min_length=1, max_length=100)
     lead: LeadIn
+    consent: ConsentIn | None = Field(
+        default=None,
+        description="How the lead opted in. Unless `confirmed`, a double opt-in email goes "
+        "out and journeys hold their marketing email until the lead confirms.",
+    )
 
 
 class EnrollmentResult(BaseModel):
@@ -100,6 +106,7 @@ class EnrollmentResult(BaseModel):
     journey: str
     journey_version: str
     status: Literal["enrolled", "already_enrolled"]
+    consent_status: str | None = None
 
 
 async def account_for(session: AsyncSession, email: str, company: str | None) -> str | None:
@@ -274,11 +281,16 @@ async def enroll(
     lead_in: LeadIn,
     definition: JourneyDefinition,
     lifecycle: LeadLifecycle | Literal["default"] | None = "default",
+    consent: ConsentIn | None = None,
+    consent_text_version: str = "unversioned",
 ) -> EnrollmentResult:
-    """Create or update the lead, then start its journey (once)."""
+    """Create or update the lead, record its consent, then start its journey (once). A lead
+    without confirmed consent gets a double opt-in from its lead workflow."""
     async with sessions() as session:
         lead = await upsert_lead(session, lead_in)
-    return await start_journey(
+        double_opt_in = await apply_consent(session, lead, consent, consent_text_version)
+        consent_status = lead.consent_status
+    result = await start_journey(
         client,
         sessions,
         task_queue=task_queue,
@@ -286,3 +298,8 @@ async def enroll(
         definition=definition,
         lifecycle=lifecycle,
     )
+    if double_opt_in:
+        handle = LeadLifecycle(client, task_queue) if lifecycle in ("default", None) else lifecycle
+        assert isinstance(handle, LeadLifecycle)
+        await handle.nudge(lead.id, LeadNudge(cause="opt-in requested", consent_requested=True))
+    return result.model_copy(update={"consent_status": consent_status})

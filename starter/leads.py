@@ -69,6 +69,7 @@ class LeadView(BaseModel):
     company: str | None
     title: str | None
     lifecycle_stage: str
+    consent_status: str
     owner: str | None
     account_id: str | None
     created_at: datetime
@@ -182,6 +183,7 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         company=lead.company,
         title=lead.title,
         lifecycle_stage=lead.lifecycle_stage,
+        consent_status=lead.consent_status,
         owner=lead.owner,
         account_id=lead.account_id,
         created_at=lead.created_at,

@@ -6,6 +6,7 @@ missing value fails at start-up with a message that names the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from journeys.send_policy import SendPolicy
 
 
 class Role(StrEnum):
@@ -96,6 +99,26 @@ class Settings(BaseSettings):
         le=3600,
         description="Bound on one attempt of an effect (email, CRM); a crashed worker's "
         "attempt is retried after it.",
+    )
+    quiet_hours: str = Field(
+        default="21-8",
+        alias="NURTURE_QUIET_HOURS",
+        pattern=r"^(|([01]?\d|2[0-3])-([01]?\d|2[0-3]))$",
+        description="Local hours in which no marketing email is sent, e.g. 21-8; empty: none.",
+    )
+    send_days: str = Field(
+        default="mon-sun",
+        alias="NURTURE_SEND_DAYS",
+        description="Weekdays marketing email may go out: mon-fri, or mon,wed,fri.",
+    )
+    frequency_cap: str = Field(
+        default="3/7d",
+        alias="NURTURE_FREQUENCY_CAP",
+        pattern=r"^(|\d{1,3}/\d{1,3}d)$",
+        description="At most N marketing emails per D days per lead (N/Dd); empty: no cap.",
+    )
+    consent_text_version: str = Field(
+        default="2026-11", alias="NURTURE_CONSENT_TEXT_VERSION", min_length=1, max_length=64
     )
     api_keys: Annotated[dict[str, Role], NoDecode] = Field(
         default_factory=dict,
@@ -178,6 +201,28 @@ class Settings(BaseSettings):
             raise ValueError("CRM_ADAPTER=webhook needs CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET")
         return self
 
+    @field_validator("send_days")
+    @classmethod
+    def _known_days(cls, value: str) -> str:
+        _weekdays(value)
+        return value
+
+    @property
+    def send_policy(self) -> SendPolicy:
+        """Quiet hours, send days and frequency cap as the email activity applies them."""
+        quiet = [int(h) for h in self.quiet_hours.split("-")] if self.quiet_hours else [None, None]
+        cap, period = (None, 7)
+        if self.frequency_cap:
+            count, days = self.frequency_cap.removesuffix("d").split("/")
+            cap, period = int(count), int(days)
+        return SendPolicy(
+            quiet_from=quiet[0],
+            quiet_until=quiet[1],
+            weekdays=_weekdays(self.send_days),
+            cap=cap,
+            cap_period=timedelta(days=period),
+        )
+
     def require_crm_webhook_secret(self) -> bytes:
         """The CRM webhook secret, or a SettingsError naming CRM_WEBHOOK_SECRET."""
         if self.crm_webhook_secret is None:
@@ -192,6 +237,24 @@ class Settings(BaseSettings):
                 "e.g. marketing:<key>,sales:<key>,admin:<key>"
             )
         return self.api_keys
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekdays(spec: str) -> frozenset[int]:
+    """`mon-fri` or `mon,wed,fri` → weekday numbers (0 = Monday)."""
+    days: set[int] = set()
+    for part in filter(None, (p.strip().lower() for p in spec.split(","))):
+        first, _, last = part.partition("-")
+        if first not in _DAYS or (last and last not in _DAYS):
+            raise ValueError(f"unknown weekday in {part!r} (use mon … sun)")
+        start, end = _DAYS.index(first), _DAYS.index(last or first)
+        span = range(start, end + 1) if start <= end else [*range(start, 7), *range(0, end + 1)]
+        days.update(span)
+    if not days:
+        raise ValueError("at least one weekday is needed")
+    return frozenset(days)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -218,6 +218,7 @@ class SimulationStack:
                     email=f"sim-{lead_id}@simulation.example",
                     persona=persona.name,
                     properties=properties,
+                    consent_status="confirmed",  # a simulated lead has opted in
                     **persona.sample_lead,
                 )
             )
@@ -242,6 +243,7 @@ async def simulation_stack(
     env: WorkflowEnvironment | None = None,
     sessions: async_sessionmaker | None = None,
     database_url: str | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> AsyncIterator[SimulationStack]:
     """Everything a simulation needs, torn down afterwards. Pass `env` or `sessions` to share."""
     import worker as worker_module  # the real worker wiring, imported late: it is a script
@@ -267,6 +269,7 @@ async def simulation_stack(
             SMTP_PORT=controller.port,
             MAIL_FROM="Nurture Simulation <simulation@nurture.example>",
             NURTURE_SECRET_KEY=secrets.token_urlsafe(32),
+            **(overrides or {}),
         )
         worker = worker_module.build_worker(env.client, settings, sessions)
         await stack.enter_async_context(worker)

@@ -98,6 +98,9 @@ def settings(
         NURTURE_SECRET_KEY=secrets.token_urlsafe(32),
         NURTURE_API_KEYS=f"marketing:{MARKETING_KEY},sales:{SALES_KEY},admin:{ADMIN_KEY}",
         CRM_WEBHOOK_SECRET=CRM_SECRET,
+        # Tests send at any hour and as often as they like, unless a test says otherwise.
+        NURTURE_QUIET_HOURS="",
+        NURTURE_FREQUENCY_CAP="",
     )
 
 
@@ -160,5 +163,9 @@ async def simulation(time_skipping_env: WorkflowEnvironment, sessions: async_ses
     """The simulation machinery of `nurture simulate`, on this suite's PostgreSQL."""
     from starter.simulation import simulation_stack
 
-    async with simulation_stack(env=time_skipping_env, sessions=sessions) as stack:
+    async with simulation_stack(
+        env=time_skipping_env,
+        sessions=sessions,
+        overrides={"NURTURE_QUIET_HOURS": "", "NURTURE_FREQUENCY_CAP": ""},
+    ) as stack:
         yield stack

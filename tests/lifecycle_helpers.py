@@ -33,6 +33,17 @@ def decider(domain: str | None = None, **extra: object) -> dict[str, object]:
     }
 
 
+async def create_confirmed_lead(sessions: async_sessionmaker, lead: dict[str, object]) -> str:
+    """Create the lead as the API would, with confirmed marketing consent."""
+    from starter.enrollment import LeadIn, upsert_lead
+
+    async with sessions() as session:
+        row = await upsert_lead(session, LeadIn.model_validate(lead))
+        row.consent_status = "confirmed"
+        await session.commit()
+        return row.id
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], within: float = 20.0
 ) -> T:

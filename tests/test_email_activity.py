@@ -19,7 +19,7 @@ from tests.conftest import new_email
 
 async def make_lead(sessions: async_sessionmaker, email: str) -> str:
     async with sessions() as session:
-        lead = Lead(email=email, first_name="Margaret")
+        lead = Lead(email=email, first_name="Margaret", consent_status="confirmed")
         session.add(lead)
         await session.commit()
         return lead.id

@@ -12,6 +12,8 @@ SENDER = {"name": "Nurture", "postal_address": "1 Example Street"}
 LINKS = {
     "getting_started": "https://nurture.example/start",
     "book_demo": "https://nurture.example/demo",
+    "unsubscribe": "https://nurture.example/u/token",
+    "pixel": "",
 }
 
 

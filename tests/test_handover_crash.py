@@ -23,11 +23,16 @@ from temporalio.client import Client
 
 from activities.crm_webhook import SIGNATURE_HEADER, verify
 from db.models import EngagementEvent, utcnow
-from starter.enrollment import LeadIn, upsert_lead
 from starter.lifecycle import LeadLifecycle
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink, free_port
-from tests.lifecycle_helpers import decider, eventually, handovers_of, lead_row
+from tests.lifecycle_helpers import (
+    create_confirmed_lead,
+    decider,
+    eventually,
+    handovers_of,
+    lead_row,
+)
 from workflows.contracts import LeadNudge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +88,9 @@ async def start_worker(settings: Settings, crm_url: str) -> asyncio.subprocess.P
         "CRM_ADAPTER": "webhook",
         "CRM_WEBHOOK_URL": crm_url,
         "CRM_WEBHOOK_SECRET": SECRET,
+        "NURTURE_SECRET_KEY": settings.require_secret_key(),
+        "NURTURE_QUIET_HOURS": "",
+        "NURTURE_FREQUENCY_CAP": "",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -109,8 +117,8 @@ async def test_a_worker_killed_during_the_handover_still_hands_over_exactly_once
 ) -> None:
     receiver, crm_url = crm
     lead = decider()
+    lead_id = await create_confirmed_lead(sessions, lead)
     async with sessions() as session:
-        lead_id = (await upsert_lead(session, LeadIn.model_validate(lead))).id
         session.add(
             EngagementEvent(
                 lead_id=lead_id, event_id="demo", type="demo_request", occurred_at=utcnow()

@@ -35,7 +35,7 @@ from workflows.contracts import ENGAGEMENT_SIGNAL, PROGRESS_QUERY, JourneyOutcom
 async def new_lead(sessions: async_sessionmaker, first_name: str = "Lin") -> tuple[str, str]:
     email = new_email()
     async with sessions() as session:
-        lead = Lead(email=email, first_name=first_name)
+        lead = Lead(email=email, first_name=first_name, consent_status="confirmed")
         session.add(lead)
         await session.commit()
     return lead.id, email

@@ -13,10 +13,9 @@ from sqlalchemy import select
 from temporalio.service import RPCError
 
 from db.models import Enrollment, ScoreRecord
-from starter.enrollment import LeadIn, upsert_lead
 from starter.events import EventIn, record_event
 from starter.simulation import SimulationStack
-from tests.lifecycle_helpers import decider, handovers_of, lead_row
+from tests.lifecycle_helpers import create_confirmed_lead, decider, handovers_of, lead_row
 from workflows.contracts import LeadStatus, SalesFeedback, lead_workflow_id
 
 KIM = "kim@sales.nurture.example"
@@ -41,8 +40,7 @@ async def leads(simulation: SimulationStack) -> AsyncIterator[list[str]]:
 
 
 async def new_lead(simulation: SimulationStack, leads: list[str], **extra: object) -> str:
-    async with simulation.sessions() as session:
-        lead_id = (await upsert_lead(session, LeadIn.model_validate(decider(**extra)))).id
+    lead_id = await create_confirmed_lead(simulation.sessions, decider(**extra))
     leads.append(lead_id)
     return lead_id
 

@@ -24,7 +24,10 @@ KIM = "kim@sales.nurture.example"
 
 
 async def enroll(api: httpx.AsyncClient, lead: dict[str, object]) -> str:
-    response = await api.post("/v1/enrollments", json={"journey": "welcome", "lead": lead})
+    response = await api.post(
+        "/v1/enrollments",
+        json={"journey": "welcome", "lead": lead, "consent": {"source": "test", "confirmed": True}},
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["lead_id"])
 

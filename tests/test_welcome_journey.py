@@ -22,7 +22,12 @@ from tests.sample_journeys import with_short_waits
 
 async def enroll(api: httpx.AsyncClient, email: str, **lead: object) -> dict:
     response = await api.post(
-        "/v1/enrollments", json={"journey": "welcome", "lead": {"email": email, **lead}}
+        "/v1/enrollments",
+        json={
+            "journey": "welcome",
+            "lead": {"email": email, **lead},
+            "consent": {"source": "test", "confirmed": True},
+        },
     )
     assert response.status_code == 202, response.text
     return response.json()
@@ -71,7 +76,7 @@ async def test_no_click_sends_reminder_after_the_wait(
 ) -> None:
     email = new_email()
     async with sessions() as session:
-        lead = Lead(email=email, first_name="Edsger")
+        lead = Lead(email=email, first_name="Edsger", consent_status="confirmed")
         session.add(lead)
         await session.commit()
     journey = with_short_waits(get_journey("welcome"), timedelta(seconds=2))

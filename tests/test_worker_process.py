@@ -61,6 +61,7 @@ async def test_worker_process_registers_attributes_and_stops_cleanly_on_sigterm(
         "TEMPORAL_NAMESPACE": namespace,
         "NURTURE_TASK_QUEUE": settings.task_queue,
         "DATABASE_URL": settings.effective_database_url,
+        "NURTURE_SECRET_KEY": settings.require_secret_key(),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -13,6 +13,7 @@ from journeys.lifecycle import FeedbackOutcome
 WORKFLOW_NAME = "JourneyWorkflow"
 ENGAGEMENT_SIGNAL = "engagement"
 STAGE_SIGNAL = "stage_changed"
+CONSENT_SIGNAL = "consent_changed"
 PROGRESS_QUERY = "progress"
 TIMELINE_QUERY = "timeline"
 
@@ -119,6 +120,8 @@ class LeadNudge(BaseModel):
     handover_reason: str | None = Field(default=None, max_length=200)
     stage: LifecycleStage | None = None
     requested_by: str | None = Field(default=None, max_length=200)
+    # A double opt-in was requested: send the confirmation email (and remind, and expire).
+    consent_requested: bool = False
 
 
 class SalesFeedback(BaseModel):
@@ -197,6 +200,11 @@ class LeadState(BaseModel):
     account_id: str | None = None
     account_qualified: bool = False
     account_handed_over: bool = False
+    consent_status: str = "confirmed"
+    # Double opt-in: 0 none running, 1 confirmation sent, 2 reminded; `doi_round` keys it.
+    doi_phase: int = 0
+    doi_round: int = 0
+    doi_sent_at: datetime | None = None
     pending: list[LeadNudge] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from journeys.variants import choose_variant
     from workflows import search_attributes
     from workflows.contracts import (
+        CONSENT_SIGNAL,
         ENGAGEMENT_SIGNAL,
         PROGRESS_QUERY,
         SEEN_EVENT_IDS_KEPT,
@@ -88,6 +89,7 @@ class JourneyWorkflow:
         self._state = input.state.model_copy(deep=True) if input.state else JourneyState()
         self._seen = set(self._state.seen_event_ids)
         self._finished = False
+        self._consent_changes = 0
         self._goals_by_event = {
             g.on_event: g.name for g in self._definition.exit_goals if g.on_event
         }
@@ -147,17 +149,33 @@ class JourneyWorkflow:
             chosen = choose_variant(self._input.lead_id, step.id, step.variants)
             template, variant = chosen.template, chosen.name
         assert template is not None
-        result = await self._activity(
-            SEND_EMAIL,
-            SendEmailRequest(
-                lead_id=self._input.lead_id,
-                workflow_id=workflow.info().workflow_id,
-                step_id=step.id,
-                template=template,
-                idempotency_key=self._effect_key(step.id),
-            ),
-            SendEmailResult,
-        )
+        while True:
+            result = await self._activity(
+                SEND_EMAIL,
+                SendEmailRequest(
+                    lead_id=self._input.lead_id,
+                    workflow_id=workflow.info().workflow_id,
+                    step_id=step.id,
+                    template=template,
+                    idempotency_key=self._effect_key(step.id),
+                    now=workflow.now(),
+                ),
+                SendEmailResult,
+            )
+            if result.status != "deferred":
+                break
+            # Not now (quiet hours, frequency cap, consent pending): never dropped, asked
+            # again at `retry_at` with the same key, or sooner when consent changes.
+            assert result.retry_at is not None
+            self._note(
+                f"email {template} deferred until {result.retry_at.isoformat()}: {result.reason}"
+            )
+            consents = self._consent_changes
+            await self._wait_until(
+                lambda consents=consents: self._consent_changes != consents, result.retry_at
+            )
+            if self._state.exit_goal is not None:
+                return step.next
         if result.status == "sent":
             self._state.emails_sent.append(template)
             self._note(f"email sent: {template}" + (f" (variant {variant})" if variant else ""))
@@ -428,6 +446,12 @@ class JourneyWorkflow:
         if stage.value != self._state.stage:
             self._note(f"stage changed to {stage.value}")
         self._stage_reached(stage)
+
+    @workflow.signal(name=CONSENT_SIGNAL)
+    def consent_changed(self, status: str) -> None:
+        """The lead confirmed (or withdrew) consent: a held send asks again now."""
+        self._consent_changes += 1
+        self._note(f"consent {status}")
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JourneyProgress:

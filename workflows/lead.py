@@ -22,12 +22,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         CHANGE_STAGE,
         ENROLL_IN_JOURNEY,
+        EXPIRE_CONSENT,
         HAND_OVER_ACCOUNT,
         HAND_OVER_LEAD,
         NOTIFY_OWNER,
         SCORE_LEAD,
+        SEND_CONFIRMATION,
         ChangeStageRequest,
         ChangeStageResult,
+        ConfirmationRequest,
         EnrollInJourneyRequest,
         HandOverAccountRequest,
         HandOverAccountResult,
@@ -36,7 +39,9 @@ with workflow.unsafe.imports_passed_through():
         NotifyOwnerRequest,
         ScoreLeadRequest,
         ScoreLeadResult,
+        SendEmailResult,
     )
+    from journeys.consent import DOI_EXPIRES_AFTER, DOI_REMINDER_AFTER
     from journeys.dsl import LifecycleStage
     from journeys.lifecycle import (
         MQL_ELIGIBLE,
@@ -144,6 +149,9 @@ class LeadWorkflow:
                     + self._policy.sla_accept_within
                     + self._policy.sla_reassign_after
                 )
+        if self._state.doi_phase and self._state.doi_sent_at is not None:
+            wait = DOI_REMINDER_AFTER if self._state.doi_phase == 1 else DOI_EXPIRES_AFTER
+            candidates.append(self._state.doi_sent_at + wait)
         if stage in MQL_ELIGIBLE and self._state.mql_blocked_until is not None:
             if self._state.mql_blocked_until > workflow.now():
                 candidates.append(self._state.mql_blocked_until)
@@ -164,6 +172,7 @@ class LeadWorkflow:
         for nudge in nudges:
             if nudge.stage is not None and nudge.stage != LifecycleStage.MQL:
                 await self._journey_stage(nudge)
+        await self._run_double_opt_in(any(n.consent_requested for n in nudges))
         requested = next(
             (n for n in nudges if n.handover_reason or n.stage == LifecycleStage.MQL), None
         )
@@ -196,6 +205,7 @@ class LeadWorkflow:
         s.mql_cycles, s.rejections = result.mql_cycles, result.rejections
         s.mql_blocked_until, s.rescore_at = result.mql_blocked_until, result.rescore_at
         s.account_id = result.account_id
+        s.consent_status = result.consent_status
         s.account_qualified = result.account_qualified
         self._policy = result.policy
         self._publish()
@@ -281,6 +291,38 @@ class LeadWorkflow:
         s.account_handed_over = True
         if result.created:
             self._note(f"account qualified: routed to {result.owner}")
+
+    async def _run_double_opt_in(self, requested: bool) -> None:
+        """Confirmation email on request, one reminder, then expiry — while still pending."""
+        s = self._state
+        if s.consent_status != "pending":
+            s.doi_phase = 0
+            return
+        now = workflow.now()
+        key = f"consent:{self._input.lead_id}:{s.doi_round}"
+        if requested and s.doi_phase == 0:
+            s.doi_round += 1
+            key = f"consent:{self._input.lead_id}:{s.doi_round}"
+            await self._confirmation(f"{key}/confirm", reminder=False)
+            s.doi_phase, s.doi_sent_at = 1, now
+            self._note("double opt-in: confirmation email sent")
+        elif s.doi_phase == 1 and s.doi_sent_at and now >= s.doi_sent_at + DOI_REMINDER_AFTER:
+            await self._confirmation(f"{key}/reminder", reminder=True)
+            s.doi_phase = 2
+            self._note("double opt-in: reminder sent")
+        elif s.doi_phase == 2 and s.doi_sent_at and now >= s.doi_sent_at + DOI_EXPIRES_AFTER:
+            s.consent_status = await self._activity(EXPIRE_CONSENT, self._input.lead_id, str)
+            s.doi_phase = 0
+            self._note(f"double opt-in: {s.consent_status}")
+
+    async def _confirmation(self, key: str, *, reminder: bool) -> None:
+        await self._activity(
+            SEND_CONFIRMATION,
+            ConfirmationRequest(
+                lead_id=self._input.lead_id, idempotency_key=key, reminder=reminder
+            ),
+            SendEmailResult,
+        )
 
     async def _journey_stage(self, nudge: LeadNudge) -> None:
         assert nudge.stage is not None and self._state.stage is not None

@@ -1,0 +1,89 @@
+"""SMTP delivery that commits "sent" at the last possible moment, before the final dot.
+
+The classic outbox leaves one window open: the server accepted the message (250 after the
+terminating ".") and the worker died before recording it, so the retry sends it again.
+Here the message body goes out first, then the caller's `commit` marks the row sent, and
+only then the "." that lets the server accept it. A crash after the commit but before the
+dot leaves the server with an incomplete DATA it discards: at worst one email is lost in a
+window of one small write, instead of duplicated in the window of a round trip. A failure
+reply to the dot (the worker is alive to see it) calls `revert` and raises.
+
+aiosmtplib has no public API for stopping before the dot; this drives the DATA phase with
+its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the tests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse, SMTPStatus
+
+from starter.settings import Settings
+
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+class PermanentFailure(Exception):
+    """The server refused the message for good (5xx): the address bounces."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+
+
+def _raise_for(response: SMTPResponse) -> None:
+    if 500 <= response.code < 600:
+        raise PermanentFailure(response.code, response.message)
+    raise aiosmtplib.SMTPResponseException(response.code, response.message)
+
+
+async def deliver(
+    settings: Settings,
+    message: EmailMessage,
+    *,
+    commit: Callable[[], Awaitable[None]],
+    revert: Callable[[], Awaitable[None]],
+) -> None:
+    """Send `message`; `commit` runs after the body and before the final dot."""
+    sender = message["From"]
+    recipient = message["To"]
+    body = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    body = _LINE_START_DOT.sub(b"..", body)
+    client = aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        start_tls=settings.smtp_starttls,
+        timeout=30,
+    )
+    async with client:
+        if settings.smtp_username and settings.smtp_password:
+            await client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        try:
+            await client.mail(aiosmtplib.email.extract_sender(message) or sender)
+            await client.rcpt(recipient)
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:
+                raise PermanentFailure(exc.code, exc.message) from None
+            raise
+        protocol = client.protocol
+        assert protocol is not None
+        start = await client.execute_command(b"DATA")
+        if start.code != SMTPStatus.start_input:
+            _raise_for(start)
+        protocol.write(body)
+        await commit()
+        protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
+        protocol.write(b".\r\n")
+        try:
+            reply = await protocol.read_response(timeout=30)
+        except Exception:
+            await revert()
+            raise
+        if reply.code != SMTPStatus.completed:
+            await revert()
+            _raise_for(reply)

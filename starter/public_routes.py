@@ -1,0 +1,206 @@
+"""Public endpoints reached from emails: tracking (open pixel, click redirect), one-click
+unsubscribe (RFC 8058) and double opt-in confirmation. No API key: each is authorised by a
+signed token, and a forged, tampered or truncated token gets a 404, never a 500.
+
+A GET never changes consent: mail scanners fetch links. The unsubscribe and confirmation
+pages show a button that POSTs; mail clients POST `List-Unsubscribe=One-Click` directly.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from pathlib import Path
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import FileSystemLoader, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+from db.models import OutboxEmail
+from journeys.dsl import EventType
+from journeys.rendering import LINK_PATHS
+from starter.consent import confirm, unsubscribe
+from starter.events import EventIn, record_event
+from starter.settings import Settings
+from starter.tokens import LinkTokens, TokenInvalid
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+# Links whose click is also a download of the content behind them.
+DOWNLOAD_LINKS = {"whitepaper", "case_study", "webinar_recording"}
+# Request data is hostile: stored capped, and only ever shown escaped.
+UA_MAX, REFERRER_MAX = 200, 300
+
+
+@cache
+def _pages() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=select_autoescape(default=True),
+    )
+
+
+def _page(settings: Settings, status: int = 200, **context: str) -> HTMLResponse:
+    html = (
+        _pages()
+        .get_template("page.html")
+        .render(action="", button="", sender=settings.postal_address, **context)
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _not_found(settings: Settings) -> HTMLResponse:
+    return _page(
+        settings, 404, title="Link not valid", message="This link is not valid or has expired."
+    )
+
+
+def _client(request: Request) -> tuple[str | None, str | None]:
+    ip = request.client.host if request.client else None
+    return ip, (request.headers.get("user-agent") or "")[:UA_MAX] or None
+
+
+def public_router(settings: Settings) -> APIRouter:
+    """The routes; `settings` gives the signing key and the base URL of link targets."""
+    tokens = LinkTokens(settings.require_secret_key())
+    base = settings.public_base_url.rstrip("/")
+    router = APIRouter(include_in_schema=True, tags=["public (signed links)"])
+
+    async def _outbox_lead(request: Request, outbox_id: int) -> str | None:
+        async with request.app.state.sessions() as session:
+            outbox = await session.get(OutboxEmail, outbox_id)
+            return outbox.lead_id if outbox is not None else None
+
+    async def _record(request: Request, lead_id: str, kind: EventType, event_id: str,
+                      properties: dict[str, str | None]) -> None:  # fmt: skip
+        await record_event(
+            request.app.state.temporal,
+            request.app.state.sessions,
+            EventIn.model_validate(
+                {
+                    "lead_id": lead_id,
+                    "type": kind,
+                    "event_id": event_id,
+                    "properties": {k: v for k, v in properties.items() if v},
+                }
+            ),
+            request.app.state.lifecycle,
+        )
+
+    @router.get("/t/c/{token}", response_class=RedirectResponse, status_code=302)
+    async def click(token: str, request: Request, background: BackgroundTasks) -> Response:
+        """A tracked link: redirect to the target our own email named, record the click."""
+        try:
+            outbox_id, link = tokens.read_click(token)
+            path = LINK_PATHS[link]
+        except (TokenInvalid, KeyError):
+            return _not_found(settings)
+        lead_id = await _outbox_lead(request, outbox_id)
+        if lead_id is None:
+            return _not_found(settings)
+        target = f"{base}{path}"
+        _, user_agent = _client(request)
+        details = {
+            "link": link,
+            "url": target,
+            "user_agent": user_agent,
+            "referrer": (request.headers.get("referer") or "")[:REFERRER_MAX],
+        }
+        # Redirect first; the event is recorded after the response has gone.
+        background.add_task(
+            _record, request, lead_id, EventType.EMAIL_CLICK, f"click-{outbox_id}-{link}", details
+        )
+        if link in DOWNLOAD_LINKS:
+            background.add_task(
+                _record, request, lead_id, EventType.DOWNLOAD, f"download-{outbox_id}-{link}",
+                details,
+            )  # fmt: skip
+        return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+
+    @router.get("/t/o/{token}.gif", response_class=Response)
+    async def open_pixel(token: str, request: Request, background: BackgroundTasks) -> Response:
+        """The open-tracking pixel: a 1x1 GIF; the open is recorded once per email."""
+        try:
+            outbox_id = tokens.read_open(token)
+        except TokenInvalid:
+            return Response(status_code=404)
+        lead_id = await _outbox_lead(request, outbox_id)
+        if lead_id is not None:
+            _, user_agent = _client(request)
+            background.add_task(
+                _record, request, lead_id, EventType.EMAIL_OPEN, f"open-{outbox_id}",
+                {"user_agent": user_agent},
+            )  # fmt: skip
+        return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+    @router.get("/u/{token}", response_class=HTMLResponse)
+    async def unsubscribe_page(token: str) -> HTMLResponse:
+        """The unsubscribe page: a button; looking at it changes nothing."""
+        try:
+            tokens.read_unsubscribe(token)
+        except TokenInvalid:
+            return _not_found(settings)
+        return _page(
+            settings,
+            title="Unsubscribe",
+            message="Do you want to stop receiving marketing emails from us?",
+            action=f"/u/{token}",
+            button="Unsubscribe",
+        )
+
+    @router.post("/u/{token}", response_class=HTMLResponse)
+    async def unsubscribe_now(token: str, request: Request) -> HTMLResponse:
+        """One-click unsubscribe (RFC 8058) or the page's button. Repeating it is harmless."""
+        try:
+            lead_id = tokens.read_unsubscribe(token)
+        except TokenInvalid:
+            return _not_found(settings)
+        ip, user_agent = _client(request)
+        await unsubscribe(
+            request.app.state.lifecycle,
+            request.app.state.sessions,
+            lead_id,
+            source="one-click unsubscribe",
+            ip=ip,
+            user_agent=user_agent,
+        )
+        return _page(
+            settings,
+            title="You are unsubscribed",
+            message="You will not receive marketing emails from us any more.",
+        )
+
+    @router.get("/c/{token}", response_class=HTMLResponse)
+    async def confirmation_page(token: str) -> HTMLResponse:
+        """The double opt-in page: a button; looking at it confirms nothing."""
+        try:
+            tokens.read_confirm(token)
+        except TokenInvalid:
+            return _not_found(settings)
+        return _page(
+            settings,
+            title="Confirm your subscription",
+            message="Please confirm that we may send you emails about our products and events.",
+            action=f"/c/{token}",
+            button="Confirm",
+        )
+
+    @router.post("/c/{token}", response_class=HTMLResponse)
+    async def confirm_now(token: str, request: Request) -> HTMLResponse:
+        """Confirm the double opt-in, with the evidence (time, IP, user agent, text version)."""
+        try:
+            lead_id = tokens.read_confirm(token)
+        except TokenInvalid:
+            return _not_found(settings)
+        ip, user_agent = _client(request)
+        await confirm(
+            request.app.state.lifecycle,
+            request.app.state.sessions,
+            lead_id,
+            ip=ip,
+            user_agent=user_agent,
+            text_version=settings.consent_text_version,
+        )
+        return _page(settings, title="Thank you", message="Your subscription is confirmed.")
+
+    return router

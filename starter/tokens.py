@@ -1,0 +1,89 @@
+"""Signed, opaque tokens for tracking, unsubscribe and consent links (itsdangerous).
+
+A token carries ids only (an outbox row, a link *name*, a lead); the server looks up what
+they mean. A click token never carries a URL: the redirect target comes from our own link
+table (`journeys.rendering.LINK_PATHS`), so no token can send anyone elsewhere. Each purpose
+has its own salt, so a token made for one purpose is refused by every other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
+
+# A confirmation link works for this long (the double opt-in expires with it).
+CONFIRMATION_MAX_AGE_SECONDS = 14 * 24 * 3600
+# Longest token any endpoint accepts: anything longer is refused before it is parsed.
+MAX_TOKEN_LENGTH = 300
+
+
+class TokenInvalid(ValueError):
+    """Forged, tampered, truncated, expired or for another purpose."""
+
+
+@dataclass(frozen=True)
+class LinkTokens:
+    """Makes and reads the tokens of one secret key."""
+
+    secret: str
+
+    def _serializer(self, purpose: str) -> URLSafeSerializer:
+        return URLSafeSerializer(self.secret, salt=f"nurture.{purpose}")
+
+    def _load(self, purpose: str, token: str) -> Any:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenInvalid("no such link")
+        try:
+            return self._serializer(purpose).loads(token)
+        except (BadData, UnicodeError, ValueError):
+            raise TokenInvalid("no such link") from None
+
+    def click(self, outbox_id: int, link: str) -> str:
+        return self._serializer("click").dumps([outbox_id, link])
+
+    def read_click(self, token: str) -> tuple[int, str]:
+        value = self._load("click", token)
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and isinstance(value[0], int)
+            and isinstance(value[1], str)
+        ):
+            raise TokenInvalid("no such link")
+        return value[0], value[1]
+
+    def open(self, outbox_id: int) -> str:
+        return self._serializer("open").dumps(outbox_id)
+
+    def read_open(self, token: str) -> int:
+        value = self._load("open", token)
+        if not isinstance(value, int):
+            raise TokenInvalid("no such link")
+        return value
+
+    def unsubscribe(self, lead_id: str) -> str:
+        return self._serializer("unsubscribe").dumps(lead_id)
+
+    def read_unsubscribe(self, token: str) -> str:
+        value = self._load("unsubscribe", token)
+        if not isinstance(value, str):
+            raise TokenInvalid("no such link")
+        return value
+
+    def confirm(self, lead_id: str) -> str:
+        return URLSafeTimedSerializer(self.secret, salt="nurture.confirm").dumps(lead_id)
+
+    def read_confirm(self, token: str, *, max_age: int = CONFIRMATION_MAX_AGE_SECONDS) -> str:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenInvalid("no such link")
+        try:
+            value = URLSafeTimedSerializer(self.secret, salt="nurture.confirm").loads(
+                token, max_age=max_age
+            )
+        except (BadData, UnicodeError, ValueError):
+            raise TokenInvalid("this confirmation link is invalid or has expired") from None
+        if not isinstance(value, str):
+            raise TokenInvalid("no such link")
+        return value
