@@ -22,6 +22,7 @@ from journeys.registry import UnknownJourneyError, all_journeys, get_journey
 from journeys.scoring import ScoreExplanation
 from starter.auth import require_role
 from starter.enrollment import EnrollmentRequest, EnrollmentResult, enroll
+from starter.erasure import ErasureResult, erase_lead
 from starter.errors import ApiProblem, SignatureRejected, TemporalUnavailable, UnknownJourney
 from starter.events import EventIn, EventResult, record_event
 from starter.leads import LeadView, read_lead, read_score
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Marketing = Depends(require_role(Role.MARKETING))
 Sales = Depends(require_role(Role.SALES))
+Admin = Depends(require_role(Role.ADMIN))
 MarketingOrSales = Depends(require_role(Role.MARKETING, Role.SALES))
 LeadId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The lead's id (a UUID)")]
 
@@ -229,6 +231,21 @@ def create_app(settings: Settings) -> FastAPI:
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
         return await crm_status_changed(lifecycle(request), request.app.state.sessions, change)
+
+    @app.delete(
+        "/v1/leads/{lead_id}",
+        response_model=ErasureResult,
+        tags=["leads"],
+        dependencies=[Admin],
+        responses={
+            404: {"description": "No lead with this id"},
+            502: {"description": "Erased, but the CRM could not be told; repeat to retry"},
+        },
+    )
+    async def delete_lead(lead_id: LeadId, request: Request) -> ErasureResult:
+        """Erase a lead (GDPR art. 17): personal data removed, analytics rows anonymised,
+        its workflows ended, the CRM told. Repeating it is harmless."""
+        return await erase_lead(temporal(request), request.app.state.sessions, settings, lead_id)
 
     app.include_router(public_router(settings))
 

@@ -44,7 +44,7 @@ def _page(settings: Settings, status: int = 200, **context: str) -> HTMLResponse
     html = (
         _pages()
         .get_template("page.html")
-        .render(action="", button="", sender=settings.postal_address, **context)
+        .render({"action": "", "button": "", "sender": settings.postal_address, **context})
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 

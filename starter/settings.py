@@ -195,9 +195,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhook_adapter_has_a_target(self) -> Settings:
-        if self.crm_adapter == "webhook" and not (
-            self.crm_webhook_url and self.crm_webhook_secret
-        ):
+        if self.crm_adapter == "webhook" and not (self.crm_webhook_url and self.crm_webhook_secret):
             raise ValueError("CRM_ADAPTER=webhook needs CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET")
         return self
 
