@@ -206,6 +206,7 @@ async def start_journey(
     definition: JourneyDefinition,
     continue_as_new_after: int | None = None,
     lifecycle: LeadLifecycle | Literal["default"] | None = "default",
+    effect_timeout_seconds: int | None = None,
 ) -> EnrollmentResult:
     """Start the lead's journey workflow as its re-entry policy allows; record the enrollment.
 
@@ -228,7 +229,10 @@ async def start_journey(
         handle = await client.start_workflow(
             WORKFLOW_NAME,
             JourneyInput(
-                lead_id=lead_id, definition=definition, continue_as_new_after=continue_as_new_after
+                lead_id=lead_id,
+                definition=definition,
+                continue_as_new_after=continue_as_new_after,
+                effect_timeout_seconds=effect_timeout_seconds,
             ),
             id=workflow_id,
             task_queue=task_queue,

@@ -77,7 +77,9 @@ async def crm() -> AsyncIterator[tuple[CrmReceiver, str]]:
     task.cancel()
 
 
-async def start_worker(settings: Settings, crm_url: str) -> asyncio.subprocess.Process:
+async def start_worker(
+    settings: Settings, crm_url: str, **extra_env: str
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": settings.temporal_address or "",
@@ -91,6 +93,7 @@ async def start_worker(settings: Settings, crm_url: str) -> asyncio.subprocess.P
         "NURTURE_SECRET_KEY": settings.require_secret_key(),
         "NURTURE_QUIET_HOURS": "",
         "NURTURE_FREQUENCY_CAP": "",
+        **extra_env,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -69,6 +69,9 @@ class JourneyInput(BaseModel):
     state: JourneyState | None = None
     # Continue as new once history has this many events (None: when Temporal suggests it).
     continue_as_new_after: int | None = Field(default=None, ge=20)
+    # Bound on one attempt of an effect (None: 60 s); a crashed worker's attempt is retried
+    # after it.
+    effect_timeout_seconds: int | None = Field(default=None, ge=1, le=3600)
 
 
 class JourneyProgress(BaseModel):

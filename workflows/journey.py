@@ -12,7 +12,7 @@ running workflows replay: put such a change behind `workflow.patched("<id>")` an
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar, assert_never
 
 from temporalio import workflow
@@ -317,7 +317,11 @@ class JourneyWorkflow:
             name,
             request,
             result_type=result_type,
-            start_to_close_timeout=EFFECT_ATTEMPT_TIMEOUT,
+            start_to_close_timeout=(
+                timedelta(seconds=self._input.effect_timeout_seconds)
+                if self._input.effect_timeout_seconds
+                else EFFECT_ATTEMPT_TIMEOUT
+            ),
             retry_policy=EFFECT_RETRY,
         )
 
@@ -397,6 +401,7 @@ class JourneyWorkflow:
                 definition=self._definition,
                 state=self._state,
                 continue_as_new_after=self._input.continue_as_new_after,
+                effect_timeout_seconds=self._input.effect_timeout_seconds,
             )
         )
 
