@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Path, Request, status
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from starter.errors import ApiProblem, SignatureRejected, TemporalUnavailable, U
 from starter.events import EventIn, EventResult, record_event
 from starter.leads import LeadView, read_lead, read_score
 from starter.lifecycle import LeadLifecycle
+from starter.preview import TemplatePreview, preview_template
 from starter.provisioning.temporal import temporal_address
 from starter.public_routes import public_router
 from starter.sales import CrmStatusAccepted, CrmStatusChange, crm_status_changed, give_feedback
@@ -246,6 +247,24 @@ def create_app(settings: Settings) -> FastAPI:
         """Erase a lead (GDPR art. 17): personal data removed, analytics rows anonymised,
         its workflows ended, the CRM told. Repeating it is harmless."""
         return await erase_lead(temporal(request), request.app.state.sessions, settings, lead_id)
+
+    @app.get(
+        "/v1/templates/{name:path}/preview",
+        response_model=TemplatePreview,
+        tags=["journeys"],
+        dependencies=[Marketing],
+        responses={404: {"description": "No such template or lead"}},
+    )
+    async def get_template_preview(
+        name: Annotated[str, Path(max_length=200, pattern=r"^[a-z0-9_/]+$")],
+        request: Request,
+        lead_id: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
+        persona: Annotated[str, Query(max_length=64)] = "decision-maker",
+    ) -> TemplatePreview:
+        """An email template rendered for a lead (`lead_id`) or a persona's sample lead."""
+        return await preview_template(
+            settings, request.app.state.sessions, name, lead_id=lead_id, persona=persona
+        )
 
     app.include_router(public_router(settings))
 

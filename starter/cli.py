@@ -157,6 +157,44 @@ def provision(
         typer.echo(f"TEST_DATABASE_URL={url}")
 
 
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Email template, e.g. welcome or wp_delivery.")],
+    lead: Annotated[
+        str | None, typer.Option(help="Render for this lead id (read from DATABASE_URL).")
+    ] = None,
+    persona: Annotated[
+        str, typer.Option(help="Without --lead: render for this persona's sample lead.")
+    ] = "decision-maker",
+    html: Annotated[bool, typer.Option(help="Print the HTML part instead of the text.")] = False,
+) -> None:
+    """Render an email template as a lead would receive it (links untracked)."""
+    from db.engine import create_engine_for, session_factory
+    from db.migrate import upgrade_to_head
+    from starter.errors import ApiProblem
+    from starter.preview import preview_template
+
+    settings = _settings()
+
+    async def render() -> None:
+        await asyncio.to_thread(upgrade_to_head, settings.effective_database_url)
+        engine = create_engine_for(settings.effective_database_url)
+        try:
+            result = await preview_template(
+                settings, session_factory(engine), template, lead_id=lead, persona=persona
+            )
+        finally:
+            await engine.dispose()
+        typer.echo(f"Subject: {result.subject}\n")
+        typer.echo(result.html if html else result.text)
+
+    try:
+        asyncio.run(render())
+    except ApiProblem as problem:
+        typer.echo(f"nurture preview: {problem.message}", err=True)
+        raise typer.Exit(1) from None
+
+
 def main() -> None:
     app(prog_name="nurture")
 

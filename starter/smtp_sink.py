@@ -20,6 +20,15 @@ class SmtpSink:
     messages: list[EmailMessage] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
+    ) -> str:
+        # Like a real server with no such mailbox: lets tests and the demo try bounces.
+        if address.lower().startswith("bounce-"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         with self._lock:

@@ -317,3 +317,47 @@ async def test_erasure_leaves_no_trace_of_the_address(
             for p in re.findall(r'"data": "([A-Za-z0-9+/=]+)"', payloads)
         )
         assert email not in decoded and "Erasable" not in decoded, workflow_id
+
+
+async def test_a_permanent_smtp_failure_bounces_and_suppresses_the_address(
+    api: httpx.AsyncClient, worker: Worker, sessions: async_sessionmaker, temporal_client: Client
+) -> None:
+    email = f"bounce-{uuid.uuid4().hex[:8]}@example.com"  # the sink answers 550 for these
+    lead_id = await enroll(api, email)
+
+    row = await eventually(
+        lambda: lead_row(sessions, lead_id), lambda r: r.consent_status == "bounced"
+    )
+
+    assert row.consent_status == "bounced"
+    async with sessions() as session:
+        from db.models import OutboxEmail
+
+        statuses = (
+            await session.execute(select(OutboxEmail.status).where(OutboxEmail.lead_id == lead_id))
+        ).scalars().all()
+        actions = (
+            await session.execute(
+                select(ConsentRecord.action).where(ConsentRecord.lead_id == lead_id)
+            )
+        ).scalars().all()
+    assert statuses == ["bounced"] and "bounced" in actions
+
+
+async def test_a_template_preview_renders_for_a_lead_with_plain_links(
+    api: httpx.AsyncClient, worker: Worker, smtp: SmtpSink
+) -> None:
+    email = new_email()
+    lead_id = await enroll(api, email, first_name="Grace", company="Hopper Labs")
+
+    response = await api.get(f"/v1/templates/welcome/preview?lead_id={lead_id}")
+    sample = await api.get("/v1/templates/wp_delivery/preview?persona=practitioner")
+    missing = await api.get("/v1/templates/no_such_template/preview")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["subject"] == "Welcome to Nurture Test, Grace"
+    assert "Hopper Labs" in body["html"] and "/t/c/" not in body["html"]
+    assert sample.status_code == 200 and "Pat" in sample.json()["text"]
+    assert missing.status_code == 404
+    assert missing.json()["detail"][0]["loc"] == ["path", "name"]

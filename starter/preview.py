@@ -1,0 +1,74 @@
+"""Previewing an email template for a real lead (by id) or a persona's sample lead, with
+plain (untracked) links: what `nurture preview` and `GET /v1/templates/{name}/preview` show."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from activities.email import lead_fields
+from db.models import Lead
+from journeys.personas import PERSONAS
+from journeys.rendering import render_email, template_context, template_exists
+from starter.errors import ApiProblem, LeadNotFound
+from starter.settings import Settings
+
+
+class TemplatePreview(BaseModel):
+    """A rendered email: subject, HTML and plain text."""
+
+    template: str
+    subject: str
+    html: str
+    text: str
+
+
+class UnknownTemplate(ApiProblem):
+    def __init__(self, name: str) -> None:
+        super().__init__(404, ("path", "name"), f"no email template {name!r}", "unknown_template")
+
+
+class UnknownPersona(ApiProblem):
+    def __init__(self, name: str) -> None:
+        known = ", ".join(sorted(PERSONAS))
+        super().__init__(
+            422,
+            ("query", "persona"),
+            f"unknown persona {name!r}; known: {known}",
+            "unknown_persona",
+        )
+
+
+async def preview_template(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    name: str,
+    *,
+    lead_id: str | None = None,
+    persona: str = "decision-maker",
+) -> TemplatePreview:
+    """Render `name` for the lead `lead_id`, or for `persona`'s sample lead."""
+    if name.startswith(("layouts/", "notifications/_")) or not template_exists(name):
+        raise UnknownTemplate(name)
+    if lead_id is not None:
+        async with sessions() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None or lead.erased_at is not None:
+                raise LeadNotFound(lead_id, loc=("query", "lead_id"))
+            fields = lead_fields(lead)
+    else:
+        if persona not in PERSONAS:
+            raise UnknownPersona(persona)
+        fields = {"id": "preview", "persona": persona, **PERSONAS[persona].sample_lead}
+    context = template_context(
+        fields,
+        base_url=settings.public_base_url,
+        sender_name=parseaddr(settings.mail_from)[0] or "Nurture",
+        postal_address=settings.postal_address,
+    )
+    rendered = render_email(name, context)
+    return TemplatePreview(
+        template=name, subject=rendered.subject, html=rendered.html, text=rendered.text
+    )
