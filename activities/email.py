@@ -90,6 +90,7 @@ class EmailActivities:
             sender_name=parseaddr(self._settings.mail_from)[0] or "Nurture",
             postal_address=self._settings.postal_address,
             links=links,
+            stage=lead.lifecycle_stage,
         )
 
     def unsubscribe_url(self, lead_id: str) -> str:

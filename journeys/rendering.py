@@ -14,6 +14,8 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from journeys.content_hub import recommend
+
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
 # The variables a template may use; `journeys.validation` checks templates against these.
@@ -49,6 +51,7 @@ TEMPLATE_VARIABLES = {
     "lead": LEAD_FIELDS,
     "sender": SENDER_FIELDS,
     "links": (*LINK_PATHS, *SERVICE_LINKS),
+    "content": ("id", "title", "summary", "url"),
 }
 
 
@@ -59,17 +62,27 @@ def template_context(
     sender_name: str,
     postal_address: str,
     links: dict[str, str] | None = None,
+    stage: str | None = None,
 ) -> dict[str, Any]:
     """The variables every email template is rendered with. `links` (tracked, signed URLs
-    for a real send) replaces the plain ones a preview shows."""
+    for a real send) replaces the plain ones a preview shows; `content` is the content
+    hub's item for the lead's `stage` and persona."""
     base = base_url.rstrip("/")
     plain = {name: f"{base}{path}" for name, path in LINK_PATHS.items()}
     plain |= {"unsubscribe": f"{base}/preferences", "pixel": ""}
+    all_links = plain | (links or {})
+    item = recommend(stage, lead.get("persona"))
     return {
+        "content": {
+            "id": item.id,
+            "title": item.title,
+            "summary": item.summary,
+            "url": all_links[item.link],
+        },
         "lead": {name: lead.get(name) for name in LEAD_FIELDS}
         | {"properties": dict(lead.get("properties") or {})},
         "sender": {"name": sender_name, "postal_address": postal_address},
-        "links": plain | (links or {}),
+        "links": all_links,
     }
 
 

@@ -58,15 +58,18 @@ async def preview_template(
             if lead is None or lead.erased_at is not None:
                 raise LeadNotFound(lead_id, loc=("query", "lead_id"))
             fields = lead_fields(lead)
+            stage: str | None = lead.lifecycle_stage
     else:
         if persona not in PERSONAS:
             raise UnknownPersona(persona)
         fields = {"id": "preview", "persona": persona, **PERSONAS[persona].sample_lead}
+        stage = "lead"
     context = template_context(
         fields,
         base_url=settings.public_base_url,
         sender_name=parseaddr(settings.mail_from)[0] or "Nurture",
         postal_address=settings.postal_address,
+        stage=stage,
     )
     rendered = render_email(name, context)
     return TemplatePreview(

@@ -64,3 +64,29 @@ def test_templates_run_sandboxed() -> None:
 
     with pytest.raises(SecurityError):
         template.render()
+
+
+def test_the_content_hub_recommends_by_stage_and_persona() -> None:
+    from journeys.content_hub import recommend
+
+    assert recommend("lead", "decision-maker").id == "roi-case-study"
+    assert recommend("recycled", "practitioner").id == "hands-on-guide"
+    assert recommend("mql", "practitioner").id == "pricing-explained"
+    assert recommend("customer", None).id == "webinar-recording"
+
+
+def test_a_content_block_renders_the_recommended_item_with_its_link() -> None:
+    from journeys.rendering import template_context
+
+    context = template_context(
+        {"first_name": "Pat", "persona": "practitioner"},
+        base_url="https://nurture.example",
+        sender_name="Nurture",
+        postal_address="1 Example Street",
+        stage="lead",
+    )
+
+    email = render_email("ws_tips", context)
+
+    assert "Recommended for you: Your first journey in 20 minutes" in email.text
+    assert "https://nurture.example/guides/getting-started" in email.html
