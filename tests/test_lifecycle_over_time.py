@@ -140,3 +140,35 @@ async def test_decay_lowers_a_stale_score(simulation: SimulationStack, leads: li
             .all()
         )
     assert "scheduled rescore" in causes
+
+
+async def test_an_unconfirmed_double_opt_in_is_reminded_then_expires_and_gets_no_marketing(
+    simulation: SimulationStack, leads: list[str]
+) -> None:
+    from journeys.registry import get_journey
+    from starter.enrollment import LeadIn, enroll
+
+    lead = decider()
+    result = await enroll(
+        simulation.client,
+        simulation.sessions,
+        task_queue=simulation.settings.task_queue,
+        lead_in=LeadIn.model_validate(lead),
+        definition=get_journey("welcome"),
+        lifecycle=simulation.lifecycle,
+    )
+    leads.append(result.lead_id)
+    email = str(lead["email"])
+
+    await simulation.env.sleep(timedelta(days=1))
+    first_day = [m["Subject"] for m in simulation.sink.to(email)]
+    await simulation.env.sleep(timedelta(days=2))
+    reminded = [m["Subject"] for m in simulation.sink.to(email)]
+    await simulation.env.sleep(timedelta(days=6))
+    row = await lead_row(simulation.sessions, result.lead_id)
+
+    assert result.consent_status == "pending"
+    assert len(first_day) == 1 and first_day[0].startswith("Please confirm")
+    assert len(reminded) == 2 and reminded[1].startswith("Reminder")
+    assert row.consent_status == "expired"
+    assert len(simulation.sink.to(email)) == 2  # never a marketing email
