@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.contracts import (
     CHANGE_STAGE,
@@ -20,12 +19,13 @@ from activities.contracts import (
     EnrollInJourneyRequest,
     RequestHandoverRequest,
 )
-from db.models import CrmHandover, Enrollment, Lead, SalesFeedbackRecord, StageTransition
+from db.models import CrmHandover, Lead, SalesFeedbackRecord, StageTransition
 from db.writes import insert_once
 from journeys.dsl import LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
 from journeys.registry import UnknownJourneyError, get_journey
 from starter.enrollment import start_journey
+from starter.journey_signals import journeys_of, signal_journeys
 from starter.lifecycle import LeadLifecycle
 from workflows.contracts import STAGE_SIGNAL, LeadNudge
 
@@ -125,23 +125,8 @@ class LifecycleActivities:
                 mql_cycles=lead.mql_cycles,
                 rejections=lead.rejections,
             )
-            workflow_ids = (
-                (
-                    await session.execute(
-                        select(Enrollment.workflow_id).where(Enrollment.lead_id == lead.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        for workflow_id in workflow_ids:
-            try:
-                await self._lifecycle.client.get_workflow_handle(workflow_id).signal(
-                    STAGE_SIGNAL, result.stage
-                )
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:  # that journey has ended
-                    raise
+            workflow_ids = await journeys_of(session, lead.id)
+        await signal_journeys(self._lifecycle.client, workflow_ids, STAGE_SIGNAL, result.stage)
         return result
 
     @activity.defn(name=ENROLL_IN_JOURNEY)

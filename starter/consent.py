@@ -7,14 +7,12 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.contracts import EngagementSignal
-from db.models import ConsentRecord, EngagementEvent, Enrollment, Lead, utcnow
+from db.models import ConsentRecord, EngagementEvent, Lead, utcnow
 from db.writes import insert_once
+from starter.journey_signals import journeys_of, signal_journeys
 from starter.lifecycle import LeadLifecycle
 from workflows.contracts import CONSENT_SIGNAL, ENGAGEMENT_SIGNAL, LeadNudge
 
@@ -79,20 +77,6 @@ async def apply_consent(
     return action == "requested"
 
 
-async def _tell_journeys(client: Client, session: AsyncSession, lead_id: str, status: str) -> None:
-    workflow_ids = (
-        (await session.execute(select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)))
-        .scalars()
-        .all()
-    )
-    for workflow_id in workflow_ids:
-        try:
-            await client.get_workflow_handle(workflow_id).signal(CONSENT_SIGNAL, status)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-
-
 async def confirm(
     lifecycle: LeadLifecycle,
     sessions: async_sessionmaker,
@@ -120,7 +104,9 @@ async def confirm(
                 )
             )
             await session.commit()
-            await _tell_journeys(lifecycle.client, session, lead_id, "confirmed")
+            await signal_journeys(
+                lifecycle.client, await journeys_of(session, lead_id), CONSENT_SIGNAL, "confirmed"
+            )
             await lifecycle.nudge(lead_id, LeadNudge(cause="consent confirmed"))
         return lead.consent_status
 
@@ -164,23 +150,8 @@ async def unsubscribe(
                 signalled_at=utcnow(),
             ),
         )
-        workflow_ids = (
-            (
-                await session.execute(
-                    select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        workflow_ids = await journeys_of(session, lead_id)
     signal = EngagementSignal(event_id="unsubscribe", type="unsubscribe", occurred_at=utcnow())
-    for workflow_id in workflow_ids:
-        try:
-            await lifecycle.client.get_workflow_handle(workflow_id).signal(
-                ENGAGEMENT_SIGNAL, signal
-            )
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
+    await signal_journeys(lifecycle.client, workflow_ids, ENGAGEMENT_SIGNAL, signal)
     await lifecycle.nudge(lead_id, LeadNudge(cause="unsubscribed"))
     return True

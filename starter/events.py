@@ -10,13 +10,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.contracts import EngagementSignal
-from db.models import EngagementEvent, Enrollment, Lead, utcnow
+from db.models import EngagementEvent, Lead, utcnow
 from db.writes import insert_once
 from journeys.dsl import EventType
 from starter.errors import LeadNotFound
+from starter.journey_signals import journeys_of, signal_journeys
 from starter.lifecycle import LeadLifecycle
 from workflows.contracts import ENGAGEMENT_SIGNAL, LeadNudge
 
@@ -99,26 +99,11 @@ async def record_event(
                 return EventResult(
                     lead_id=lead_id, event_id=event.event_id, duplicate=True, delivered_to=[]
                 )
-        workflow_ids = (
-            (
-                await session.execute(
-                    select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        workflow_ids = await journeys_of(session, lead_id)
     signal = EngagementSignal(
         event_id=event.event_id, type=event.type, occurred_at=event.occurred_at
     )
-    delivered = []
-    for workflow_id in workflow_ids:
-        try:
-            await client.get_workflow_handle(workflow_id).signal(ENGAGEMENT_SIGNAL, signal)
-            delivered.append(workflow_id)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: that journey has ended
-                raise
+    delivered = await signal_journeys(client, workflow_ids, ENGAGEMENT_SIGNAL, signal)
     if lifecycle is not None:
         await lifecycle.nudge(lead_id, LeadNudge(cause=f"event {event.type.value}"))
     async with sessions() as session:
