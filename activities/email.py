@@ -37,7 +37,7 @@ from journeys.rendering import (
     template_context,
 )
 from journeys.sales_team import SALES_TEAM
-from journeys.send_policy import next_allowed_moment
+from journeys.send_policy import SendPolicy, next_allowed_moment
 from starter.settings import Settings
 from starter.tokens import LinkTokens
 
@@ -143,7 +143,7 @@ class EmailActivities:
             return await self._deliver_once(session, outbox, lead, context, headers, now)
 
     @property
-    def _policy(self):  # type: ignore[no-untyped-def]
+    def _policy(self) -> SendPolicy:
         return self._settings.send_policy
 
     async def _marketing_sent(self, session: AsyncSession, lead_id: str) -> list[datetime]:

@@ -3,7 +3,7 @@ score its account (account-based marketing)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -132,14 +132,16 @@ class ScoringActivities:
             return result
 
     @staticmethod
-    def _rescore_at(explanation: ScoreExplanation, now: datetime, every: object) -> datetime | None:
+    def _rescore_at(
+        explanation: ScoreExplanation, now: datetime, every: timedelta
+    ) -> datetime | None:
         # Decaying behaviour changes by itself: look again later. A score of fit and
         # adjustments only (or nothing but penalties that don't decay) stays as it is.
         decaying = any(
             c.kind == "behaviour" and c.points > 0 and c.label != "inactive"
             for c in explanation.contributions
         )
-        return now + every if decaying else None  # type: ignore[operator]
+        return now + every if decaying else None
 
     async def _score_account(
         self, session: AsyncSession, lead: Lead, now: datetime

@@ -4,17 +4,18 @@ and the version of the consent text the lead saw."""
 
 from __future__ import annotations
 
+import uuid
 from ipaddress import ip_address
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.contracts import EngagementSignal
-from db.models import ConsentRecord, EngagementEvent, Lead, utcnow
-from db.writes import insert_once
+from db.models import ConsentRecord, Lead
+from journeys.dsl import EventType
+from starter.events import EventIn, record_event
 from starter.journey_signals import journeys_of, signal_journeys
 from starter.lifecycle import LeadLifecycle
-from workflows.contracts import CONSENT_SIGNAL, ENGAGEMENT_SIGNAL, LeadNudge
+from workflows.contracts import CONSENT_SIGNAL, LeadNudge
 
 MARKETING_OK = "confirmed"
 
@@ -104,11 +105,14 @@ async def confirm(
                 )
             )
             await session.commit()
+        status = lead.consent_status
+        if status == MARKETING_OK:
+            # Also on a repeat: it wakes held emails if the first request died before.
             await signal_journeys(
-                lifecycle.client, await journeys_of(session, lead_id), CONSENT_SIGNAL, "confirmed"
+                lifecycle.client, await journeys_of(session, lead_id), CONSENT_SIGNAL, status
             )
             await lifecycle.nudge(lead_id, LeadNudge(cause="consent confirmed"))
-        return lead.consent_status
+        return status
 
 
 async def unsubscribe(
@@ -126,32 +130,25 @@ async def unsubscribe(
         lead = await session.get(Lead, lead_id, with_for_update=True)
         if lead is None or lead.erased_at is not None:
             return False
-        if lead.consent_status == "unsubscribed":
-            return True
-        lead.consent_status = "unsubscribed"
-        session.add(
-            ConsentRecord(
-                lead_id=lead.id,
-                action="unsubscribed",
-                source=source,
-                ip=ip,
-                user_agent=(user_agent or "")[:300] or None,
+        if lead.consent_status != "unsubscribed":
+            lead.consent_status = "unsubscribed"
+            session.add(
+                ConsentRecord(
+                    lead_id=lead.id,
+                    action="unsubscribed",
+                    source=source,
+                    ip=ip,
+                    user_agent=(user_agent or "")[:300] or None,
+                )
             )
-        )
-        await session.commit()
-        # An engagement event too: journeys exit on it, scoring counts it against the lead.
-        await insert_once(
-            session,
-            EngagementEvent(
-                lead_id=lead_id,
-                event_id="unsubscribe",
-                type="unsubscribe",
-                occurred_at=utcnow(),
-                signalled_at=utcnow(),
-            ),
-        )
-        workflow_ids = await journeys_of(session, lead_id)
-    signal = EngagementSignal(event_id="unsubscribe", type="unsubscribe", occurred_at=utcnow())
-    await signal_journeys(lifecycle.client, workflow_ids, ENGAGEMENT_SIGNAL, signal)
-    await lifecycle.nudge(lead_id, LeadNudge(cause="unsubscribed"))
+            await session.commit()
+    # An engagement event too: journeys exit on it, scoring counts it against the lead. Its
+    # fixed id makes a repeat harmless, and a repeat re-delivers it if the first POST died
+    # before the journeys heard of it.
+    await record_event(
+        lifecycle.client,
+        sessions,
+        EventIn(lead_id=uuid.UUID(lead_id), type=EventType.UNSUBSCRIBE, event_id="unsubscribe"),
+        lifecycle,
+    )
     return True
