@@ -20,6 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
+from activities.enrollment_jobs import EnrollmentJobActivities
 from activities.leads import LeadActivities
 from activities.lifecycle import LifecycleActivities
 from activities.scoring import ScoringActivities
@@ -30,6 +31,7 @@ from starter.provisioning.temporal import register_search_attributes, temporal_a
 from starter.settings import Settings, SettingsError, load_settings
 from starter.temporal_client import connect
 from workflows import search_attributes
+from workflows.enrollment_job import EnrollmentJobWorkflow
 from workflows.journey import JourneyWorkflow
 from workflows.lead import LeadWorkflow
 
@@ -71,10 +73,11 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
+    jobs = EnrollmentJobActivities(lifecycle, sessions, settings.consent_text_version)
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyWorkflow, LeadWorkflow],
+        workflows=[JourneyWorkflow, LeadWorkflow, EnrollmentJobWorkflow],
         activities=[
             email.send_email,
             email.notify_owner,
@@ -91,6 +94,8 @@ def build_worker(
             stages.change_stage,
             stages.enroll_in_journey,
             stages.request_handover,
+            jobs.enroll_job_chunk,
+            jobs.finish_enrollment_job,
         ],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),

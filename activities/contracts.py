@@ -249,3 +249,21 @@ class ConfirmationRequest(_Contract):
     lead_id: str
     idempotency_key: str = Field(max_length=300)
     reminder: bool = False
+
+
+ENROLL_JOB_CHUNK = "enroll_job_chunk"
+FINISH_ENROLLMENT_JOB = "finish_enrollment_job"
+
+
+class EnrollJobChunkRequest(_Contract):
+    """Enroll one chunk of a bulk enrollment job (its rows are staged in the database)."""
+
+    job_id: str
+    chunk: int
+
+
+class EnrollJobChunkResult(_Contract):
+    rows: int
+    enrolled: int
+    already_enrolled: int
+    failed: int

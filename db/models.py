@@ -1,7 +1,9 @@
 """ORM models of the application data.
 
 Personal data (email, names, company facts) lives only in `leads`; everything else refers
-to a lead by its id, so erasure has one table to clean.
+to a lead by its id, so erasure has one table to clean. The one exception is transient:
+`enrollment_job_rows` stages a bulk import's rows until each chunk is enrolled, then
+deletes them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Lead(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    # The lead's id in the marketer's own system (CRM, CSV import); unique when given.
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
     company: Mapped[str | None] = mapped_column(String(200))
@@ -255,3 +259,50 @@ class CrmHandover(Base):
     adapter: Mapped[str] = mapped_column(String(20), default="builtin", server_default="builtin")
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnrollmentJob(Base):
+    """A bulk enrollment (JSON array or CSV upload), enrolled in the background by an
+    `EnrollmentJobWorkflow`; the rows rejected at upload are kept as `errors`."""
+
+    __tablename__ = "enrollment_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    journey: Mapped[str] = mapped_column(String(100))
+    journey_version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(10))  # json | csv
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    total_rows: Mapped[int]
+    valid_rows: Mapped[int]
+    chunks: Mapped[int]
+    # [{"line": 7, "field": "email", "reason": "…"}]: never the rejected values themselves.
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    consent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class EnrollmentJobRow(Base):
+    """A valid row of a bulk import waiting to be enrolled; deleted with its chunk's result."""
+
+    __tablename__ = "enrollment_job_rows"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("enrollment_jobs.id"), primary_key=True)
+    line: Mapped[int] = mapped_column(primary_key=True)
+    chunk: Mapped[int] = mapped_column(index=True)
+    lead: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EnrollmentJobChunk(Base):
+    """What enrolling one chunk of a job did; written once, with its rows deleted."""
+
+    __tablename__ = "enrollment_job_chunks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("enrollment_jobs.id"), primary_key=True)
+    chunk: Mapped[int] = mapped_column(primary_key=True)
+    rows: Mapped[int]
+    enrolled: Mapped[int]
+    already_enrolled: Mapped[int]
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)

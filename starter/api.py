@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request, status
+from fastapi import FastAPI, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -20,27 +20,27 @@ from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from journeys.registry import UnknownJourneyError, all_journeys, get_journey
 from journeys.scoring import ScoreExplanation
-from starter.auth import require_role
 from starter.enrollment import EnrollmentRequest, EnrollmentResult, enroll
+from starter.enrollment_routes import enrollment_router
 from starter.erasure import ErasureResult, erase_lead
 from starter.errors import ApiProblem, SignatureRejected, TemporalUnavailable, UnknownJourney
 from starter.events import EventIn, EventResult, record_event
+from starter.inbox import inbox_router
+from starter.lead_access import ensure_may_see
 from starter.leads import LeadView, read_lead, read_score
 from starter.lifecycle import LeadLifecycle
 from starter.preview import TemplatePreview, preview_template
 from starter.provisioning.temporal import temporal_address
 from starter.public_routes import public_router
+from starter.report_routes import report_router
+from starter.roles import AdminKey, MarketingKey, MarketingOrSalesKey, SalesKey
 from starter.sales import CrmStatusAccepted, CrmStatusChange, crm_status_changed, give_feedback
-from starter.settings import Role, Settings, SettingsError
+from starter.settings import Settings, SettingsError
 from starter.temporal_client import connect
 from workflows.contracts import FeedbackResult, SalesFeedback
 
 log = logging.getLogger(__name__)
 
-Marketing = Depends(require_role(Role.MARKETING))
-Sales = Depends(require_role(Role.SALES))
-Admin = Depends(require_role(Role.ADMIN))
-MarketingOrSales = Depends(require_role(Role.MARKETING, Role.SALES))
 LeadId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The lead's id (a UUID)")]
 
 
@@ -111,10 +111,14 @@ def create_app(settings: Settings) -> FastAPI:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=EnrollmentResult,
         tags=["enrollments"],
-        dependencies=[Marketing],
-        responses={422: {"description": "Invalid lead or unknown journey"}},
+        responses={
+            409: {"description": "The email belongs to a lead with another external_id"},
+            422: {"description": "Invalid lead or unknown journey"},
+        },
     )
-    async def create_enrollment(body: EnrollmentRequest, request: Request) -> EnrollmentResult:
+    async def create_enrollment(
+        body: EnrollmentRequest, request: Request, _: MarketingKey
+    ) -> EnrollmentResult:
         """Enroll a lead (created or updated by email) into a journey.
 
         Enrolling the same lead into the same journey again starts nothing:
@@ -140,10 +144,9 @@ def create_app(settings: Settings) -> FastAPI:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=EventResult,
         tags=["events"],
-        dependencies=[Marketing],
         responses={404: {"description": "No lead with this id"}},
     )
-    async def create_event(body: EventIn, request: Request) -> EventResult:
+    async def create_event(body: EventIn, request: Request, _: MarketingKey) -> EventResult:
         """Report engagement (a click, open, download, …) for a lead's running journeys.
 
         Sending the same `event_id` again is harmless: it counts once.
@@ -156,30 +159,39 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/leads/{lead_id}",
         response_model=LeadView,
         tags=["leads"],
-        dependencies=[Marketing],
-        responses={404: {"description": "No lead with this id"}},
+        responses={
+            403: {"description": "A sales rep's key asked for another rep's lead"},
+            404: {"description": "No lead with this id"},
+        },
     )
-    async def get_lead(lead_id: LeadId, request: Request) -> LeadView:
-        """A lead with its stage, journeys (current step), emails sent and events received."""
+    async def get_lead(lead_id: LeadId, request: Request, holder: MarketingOrSalesKey) -> LeadView:
+        """A lead with its stage, score, journeys (current step) and a timeline of emails,
+        events, score changes, stage transitions, handovers, consent and sales feedback."""
+        await ensure_may_see(request.app.state.sessions, holder, lead_id)
         return await read_lead(temporal(request), request.app.state.sessions, lead_id)
 
     @app.get(
         "/v1/leads/{lead_id}/score",
         response_model=ScoreExplanation,
         tags=["leads"],
-        dependencies=[MarketingOrSales],
-        responses={404: {"description": "No lead with this id"}},
+        responses={
+            403: {"description": "A sales rep's key asked for another rep's lead"},
+            404: {"description": "No lead with this id"},
+        },
     )
-    async def get_score(lead_id: LeadId, request: Request) -> ScoreExplanation:
+    async def get_score(
+        lead_id: LeadId, request: Request, holder: MarketingOrSalesKey
+    ) -> ScoreExplanation:
         """The lead's score now, with the contributions that add up to it."""
+        await ensure_may_see(request.app.state.sessions, holder, lead_id)
         return await read_score(request.app.state.sessions, lead_id)
 
     @app.post(
         "/v1/leads/{lead_id}/sales-feedback",
         response_model=FeedbackResult,
         tags=["sales"],
-        dependencies=[Sales],
         responses={
+            403: {"description": "A sales rep's key gave feedback on another rep's lead"},
             404: {"description": "No lead with this id"},
             409: {"description": "The feedback does not fit the lead's stage (current_stage)"},
         },
@@ -188,6 +200,7 @@ def create_app(settings: Settings) -> FastAPI:
         lead_id: LeadId,
         body: SalesFeedback,
         request: Request,
+        holder: SalesKey,
         idempotency_key: Annotated[
             str | None,
             Header(max_length=200, pattern=r"^[\x21-\x7e]+$", description="Makes retries safe"),
@@ -197,8 +210,12 @@ def create_app(settings: Settings) -> FastAPI:
 
         Rejecting returns the lead to nurture (`recycled-nurture`) with a cool-down before it
         can be an MQL again; the last allowed rejection disqualifies it. Feedback that does not
-        fit the lead's stage is refused with 409 and the stage the lead is in.
+        fit the lead's stage is refused with 409 and the stage the lead is in. A rep's key
+        gives feedback on the rep's own leads, as that rep.
         """
+        await ensure_may_see(request.app.state.sessions, holder, lead_id)
+        if holder.rep is not None:
+            body = body.model_copy(update={"rep": holder.rep})
         return await give_feedback(
             lifecycle(request), request.app.state.sessions, lead_id, body, idempotency_key
         )
@@ -237,13 +254,12 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/leads/{lead_id}",
         response_model=ErasureResult,
         tags=["leads"],
-        dependencies=[Admin],
         responses={
             404: {"description": "No lead with this id"},
             502: {"description": "Erased, but the CRM could not be told; repeat to retry"},
         },
     )
-    async def delete_lead(lead_id: LeadId, request: Request) -> ErasureResult:
+    async def delete_lead(lead_id: LeadId, request: Request, _: AdminKey) -> ErasureResult:
         """Erase a lead (GDPR art. 17): personal data removed, analytics rows anonymised,
         its workflows ended, the CRM told. Repeating it is harmless."""
         return await erase_lead(temporal(request), request.app.state.sessions, settings, lead_id)
@@ -252,12 +268,12 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/templates/{name:path}/preview",
         response_model=TemplatePreview,
         tags=["journeys"],
-        dependencies=[Marketing],
         responses={404: {"description": "No such template or lead"}},
     )
     async def get_template_preview(
         name: Annotated[str, Path(max_length=200, pattern=r"^[a-z0-9_/]+$")],
         request: Request,
+        _: MarketingKey,
         lead_id: Annotated[str | None, Query(pattern=r"^[0-9a-f-]{36}$")] = None,
         persona: Annotated[str, Query(max_length=64)] = "decision-maker",
     ) -> TemplatePreview:
@@ -266,7 +282,10 @@ def create_app(settings: Settings) -> FastAPI:
             settings, request.app.state.sessions, name, lead_id=lead_id, persona=persona
         )
 
+    app.include_router(enrollment_router(settings))
+    app.include_router(report_router())
     app.include_router(public_router(settings))
+    app.include_router(inbox_router(settings))
 
     @app.get("/healthz", tags=["operations"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

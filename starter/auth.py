@@ -1,4 +1,4 @@
-"""API keys: `Authorization: Bearer <key>`, each key with one role."""
+"""API keys: `Authorization: Bearer <key>`; each key has one role, a sales key its rep."""
 
 from __future__ import annotations
 
@@ -9,46 +9,52 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from starter.settings import Role
+from starter.settings import ApiKeyHolder, Role
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from NURTURE_API_KEYS")
 
 
-def _role_of(keys: dict[str, Role], presented: str) -> Role | None:
+def holder_of(keys: dict[str, ApiKeyHolder], presented: str) -> ApiKeyHolder | None:
+    """Who holds the presented key, or None."""
     # Compare against every key in constant time, so timing doesn't reveal a prefix.
     found = None
-    for key, role in keys.items():
+    for key, holder in keys.items():
         if hmac.compare_digest(key.encode(), presented.encode()):
-            found = role
+            found = holder
     return found
 
 
-def require_role(*allowed: Role) -> Callable[..., Coroutine[Any, Any, Role]]:
-    """A dependency that admits keys of the `allowed` roles (admin is always admitted)."""
+def require_role(*allowed: Role) -> Callable[..., Coroutine[Any, Any, ApiKeyHolder]]:
+    """A dependency that admits keys of the `allowed` roles (admin is always admitted).
+
+    401 means "who are you?" (no key, or a key we don't know); 403 means "we know you,
+    and your role may not do this".
+    """
     permitted = {*allowed, Role.ADMIN}
 
     async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
-    ) -> Role:
+    ) -> ApiKeyHolder:
         if credentials is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing API key: send Authorization: Bearer <key>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        role = _role_of(request.app.state.api_keys, credentials.credentials)
-        if role is None:
+        holder = holder_of(request.app.state.api_keys, credentials.credentials)
+        if holder is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "unknown API key",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if role not in permitted:
+        if holder.role not in permitted:
             names = ", ".join(sorted(r.value for r in permitted))
             raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"a {role.value} key may not do this (needs: {names})"
+                status.HTTP_403_FORBIDDEN,
+                f"a {holder.role.value} key may not do this (needs: {names})",
             )
-        return role
+        return holder
 
     return dependency

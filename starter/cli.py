@@ -195,6 +195,15 @@ def preview(
         raise typer.Exit(1) from None
 
 
+def _register_api_commands() -> None:
+    from starter.cli_commands import register
+
+    register(app)
+
+
+_register_api_commands()
+
+
 def main() -> None:
     app(prog_name="nurture")
 

@@ -46,7 +46,11 @@ class ConsentIn(BaseModel):
 
 
 async def apply_consent(
-    session: AsyncSession, lead: Lead, consent: ConsentIn | None, text_version: str
+    session: AsyncSession,
+    lead: Lead,
+    consent: ConsentIn | None,
+    text_version: str,
+    confirmed_action: str = "imported",
 ) -> bool:
     """Record the opt-in given with an enrollment; True when a double opt-in must start.
 
@@ -60,7 +64,7 @@ async def apply_consent(
         return False
     if consent is not None and consent.confirmed:
         lead.consent_status = MARKETING_OK
-        action = "imported"
+        action = confirmed_action
     else:
         lead.consent_status = "pending"
         action = "requested"

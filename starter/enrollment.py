@@ -19,6 +19,7 @@ from db.writes import insert_ignoring_conflict, insert_once
 from journeys.accounts import company_domain
 from journeys.dsl import JourneyDefinition
 from starter.consent import ConsentIn, apply_consent
+from starter.errors import LeadConflict
 from starter.lifecycle import LeadLifecycle
 from workflows import search_attributes
 from workflows.contracts import WORKFLOW_NAME, JourneyInput, LeadNudge, journey_workflow_id
@@ -49,6 +50,14 @@ class LeadIn(BaseModel):
     )
 
     email: EmailStr
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The lead's id in your own system; enrollments are idempotent on it "
+        "(and on the email).",
+    )
     first_name: str | None = _Text100
     last_name: str | None = _Text100
     company: str | None = Field(default=None, max_length=200)
@@ -125,21 +134,41 @@ async def account_for(session: AsyncSession, email: str, company: str | None) ->
     return found
 
 
+async def _find_lead(session: AsyncSession, lead_in: LeadIn) -> Lead | None:
+    if lead_in.external_id is not None:
+        by_external_id = (
+            await session.execute(select(Lead).where(Lead.external_id == lead_in.external_id))
+        ).scalar_one_or_none()
+        if by_external_id is not None:
+            return by_external_id
+    return (
+        await session.execute(select(Lead).where(Lead.email == lead_in.email))
+    ).scalar_one_or_none()
+
+
 async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
-    """The lead with this email, created or updated with the fields given (and grouped
-    into its company's account)."""
-    fields = lead_in.model_dump(exclude={"email", "properties"}, exclude_none=True)
+    """The lead with this external id or email, created or updated with the fields given
+    (and grouped into its company's account).
+
+    A known external id wins: the lead's email is updated to the one given. An email that
+    already belongs to a lead with another external id is a conflict (`LeadConflict`).
+    """
+    fields = lead_in.model_dump(exclude={"properties"}, exclude_none=True)
     if "country" in fields:
         fields["country"] = fields["country"].upper()
     fields["account_id"] = await account_for(session, lead_in.email, lead_in.company)
     for _ in range(2):  # a concurrent insert of the same email makes the first try lose
-        lead = (
-            await session.execute(select(Lead).where(Lead.email == lead_in.email))
-        ).scalar_one_or_none()
+        lead = await _find_lead(session, lead_in)
         if lead is None:
-            lead = Lead(email=lead_in.email, properties=dict(lead_in.properties), **fields)
+            lead = Lead(properties=dict(lead_in.properties), **fields)
             session.add(lead)
         else:
+            if (
+                lead_in.external_id is not None
+                and lead.external_id is not None
+                and lead.external_id != lead_in.external_id
+            ):
+                raise LeadConflict("email", "this email belongs to a lead with another external_id")
             for name, value in fields.items():
                 setattr(lead, name, value)
             if lead_in.properties:
@@ -149,7 +178,7 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
             return lead
         except IntegrityError:
             await session.rollback()
-    raise RuntimeError("could not upsert the lead")  # pragma: no cover
+    raise LeadConflict("email", "this email belongs to a lead with another external_id")
 
 
 async def _recent_entry(sessions: async_sessionmaker, workflow_id: str, within: timedelta) -> bool:
@@ -287,12 +316,15 @@ async def enroll(
     lifecycle: LeadLifecycle | Literal["default"] | None = "default",
     consent: ConsentIn | None = None,
     consent_text_version: str = "unversioned",
+    confirmed_action: str = "imported",
 ) -> EnrollmentResult:
     """Create or update the lead, record its consent, then start its journey (once). A lead
     without confirmed consent gets a double opt-in from its lead workflow."""
     async with sessions() as session:
         lead = await upsert_lead(session, lead_in)
-        double_opt_in = await apply_consent(session, lead, consent, consent_text_version)
+        double_opt_in = await apply_consent(
+            session, lead, consent, consent_text_version, confirmed_action
+        )
         consent_status = lead.consent_status
     result = await start_journey(
         client,

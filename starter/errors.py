@@ -66,3 +66,27 @@ class UnknownCrmStatus(ApiProblem):
             f"unknown CRM status {status[:50]!r}; known: {', '.join(known)}",
             "unknown_crm_status",
         )
+
+
+class LeadConflict(ApiProblem):
+    """The lead given can't be reconciled with the leads we have (e.g. an email that
+    belongs to a lead with another external id)."""
+
+    def __init__(self, field: str, message: str, loc: tuple[str, ...] = ("body", "lead")) -> None:
+        super().__init__(409, (*loc, field), message, "lead_conflict")
+
+
+class NotYourLead(ApiProblem):
+    """A sales rep asked for a lead assigned to someone else."""
+
+    def __init__(self, lead_id: str) -> None:
+        super().__init__(
+            403, ("path", "lead_id"), f"lead {lead_id!r} is not assigned to you", "not_your_lead"
+        )
+
+
+class InvalidParameter(ApiProblem):
+    """A query or path parameter that passed its type but not its meaning."""
+
+    def __init__(self, loc: tuple[str, ...], message: str, kind: str = "value_error") -> None:
+        super().__init__(422, loc, message, kind)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -11,7 +13,17 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.scoring import explain_score
-from db.models import CrmHandover, EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition
+from db.models import (
+    ConsentRecord,
+    CrmHandover,
+    EngagementEvent,
+    Enrollment,
+    Lead,
+    OutboxEmail,
+    SalesFeedbackRecord,
+    ScoreRecord,
+    StageTransition,
+)
 from journeys.scoring import ScoreExplanation
 from starter.errors import LeadNotFound
 from workflows import search_attributes
@@ -59,10 +71,21 @@ class HandoverView(BaseModel):
     created_at: datetime
 
 
+class TimelineEntry(BaseModel):
+    """One thing that happened to a lead, in time order across emails, events, score
+    changes, stage transitions, handovers, consent and sales feedback."""
+
+    at: datetime
+    kind: Literal["email", "event", "score", "stage", "handover", "consent", "feedback"]
+    summary: str
+    details: dict[str, Any] = {}
+
+
 class LeadView(BaseModel):
     """`GET /v1/leads/{lead_id}`."""
 
     id: str
+    external_id: str | None
     email: str | None
     first_name: str | None
     last_name: str | None
@@ -79,6 +102,7 @@ class LeadView(BaseModel):
     journeys: list[JourneyView]
     emails: list[EmailView]
     events: list[EventView]
+    timeline: list[TimelineEntry]
 
 
 async def _journey_view(client: Client, enrollment: Enrollment) -> JourneyView:
@@ -175,8 +199,51 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
             .scalars()
             .all()
         )
+        scores = (
+            (
+                await session.execute(
+                    select(ScoreRecord)
+                    .where(ScoreRecord.lead_id == lead_id)
+                    .order_by(ScoreRecord.at, ScoreRecord.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        consents = (
+            (
+                await session.execute(
+                    select(ConsentRecord)
+                    .where(ConsentRecord.lead_id == lead_id)
+                    .order_by(ConsentRecord.at, ConsentRecord.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        feedback = (
+            (
+                await session.execute(
+                    select(SalesFeedbackRecord)
+                    .where(SalesFeedbackRecord.lead_id == lead_id)
+                    .order_by(SalesFeedbackRecord.at, SalesFeedbackRecord.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    timeline = build_timeline(
+        emails=emails,
+        events=events,
+        scores=scores,
+        transitions=transitions,
+        handovers=handovers,
+        consents=consents,
+        feedback=feedback,
+    )
     return LeadView(
         id=lead.id,
+        external_id=lead.external_id,
         email=lead.email,
         first_name=lead.first_name,
         last_name=lead.last_name,
@@ -221,4 +288,88 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         events=[
             EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at) for e in events
         ],
+        timeline=timeline,
     )
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite: naive
+
+
+def build_timeline(
+    *,
+    emails: Sequence[OutboxEmail],
+    events: Sequence[EngagementEvent],
+    scores: Sequence[ScoreRecord],
+    transitions: Sequence[StageTransition],
+    handovers: Sequence[CrmHandover],
+    consents: Sequence[ConsentRecord],
+    feedback: Sequence[SalesFeedbackRecord],
+) -> list[TimelineEntry]:
+    """Everything that happened to a lead, oldest first."""
+    entries = [
+        *(
+            TimelineEntry(
+                at=e.sent_at or e.created_at,
+                kind="email",
+                summary=f"email {e.template} {e.status}",
+                details={"step_id": e.step_id, "subject": e.subject, "message_id": e.message_id},
+            )
+            for e in emails
+        ),
+        *(
+            TimelineEntry(
+                at=e.occurred_at, kind="event", summary=e.type, details={"event_id": e.event_id}
+            )
+            for e in events
+        ),
+        *(
+            TimelineEntry(
+                at=s.at,
+                kind="score",
+                summary=f"score {s.total} (fit {s.fit}, behaviour {s.behaviour}): {s.cause}",
+                details={"model": s.model, "contributions": s.contributions},
+            )
+            for s in scores
+        ),
+        *(
+            TimelineEntry(
+                at=t.at,
+                kind="stage",
+                summary=f"{t.from_stage or 'new'} → {t.to_stage}",
+                details={"cause": t.cause, "actor": t.actor},
+            )
+            for t in transitions
+        ),
+        *(
+            TimelineEntry(
+                at=h.created_at,
+                kind="handover",
+                summary=f"handed over to {h.owner or 'sales'} ({h.routing_rule or 'unrouted'})",
+                details={"cycle": h.cycle, "status": h.status, "score": h.score},
+            )
+            for h in handovers
+            if h.kind == "lead"
+        ),
+        *(
+            TimelineEntry(
+                at=c.at,
+                kind="consent",
+                summary=f"consent {c.action}",
+                details={"source": c.source, "text_version": c.text_version},
+            )
+            for c in consents
+        ),
+        *(
+            TimelineEntry(
+                at=f.at,
+                kind="feedback",
+                summary=f"sales {f.outcome}" + (f": {f.reason}" if f.reason else ""),
+                details={"rep": f.rep, "from_stage": f.from_stage, "to_stage": f.to_stage},
+            )
+            for f in feedback
+        ),
+    ]
+    for entry in entries:
+        entry.at = _aware(entry.at)
+    return sorted(entries, key=lambda entry: entry.at)

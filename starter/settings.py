@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -21,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from journeys.sales_team import SALES_TEAM
 from journeys.send_policy import SendPolicy
 
 
@@ -30,6 +33,15 @@ class Role(StrEnum):
     MARKETING = "marketing"
     SALES = "sales"
     ADMIN = "admin"
+
+
+class ApiKeyHolder(BaseModel):
+    """Who presents an API key: a role and, for a sales rep's key, the rep's id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    rep: str | None = None
 
 
 class SettingsError(RuntimeError):
@@ -120,7 +132,7 @@ class Settings(BaseSettings):
     consent_text_version: str = Field(
         default="2026-11", alias="NURTURE_CONSENT_TEXT_VERSION", min_length=1, max_length=64
     )
-    api_keys: Annotated[dict[str, Role], NoDecode] = Field(
+    api_keys: Annotated[dict[str, ApiKeyHolder], NoDecode] = Field(
         default_factory=dict,
         alias="NURTURE_API_KEYS",
         validation_alias=AliasChoices("NURTURE_API_KEYS", "api_keys"),
@@ -151,19 +163,25 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:
-        """Parse `role:key,role:key` into {key: role}."""
+        """Parse `role:key` and `sales:<rep>:key` pairs, comma-separated, into {key: holder}."""
         if not isinstance(value, str):
             return value
-        keys: dict[str, str] = {}
+        keys: dict[str, ApiKeyHolder] = {}
         for pair in filter(None, (part.strip() for part in value.split(","))):
             role, sep, key = pair.partition(":")
             if not sep or not key:
                 raise ValueError(f"expected role:key pairs separated by commas, got {pair!r}")
             if role not in {r.value for r in Role}:
                 raise ValueError(f"unknown role {role!r} (roles: marketing, sales, admin)")
+            rep = None
+            if role == Role.SALES and ":" in key:
+                rep, _, key = key.partition(":")
+                known = sorted(r.id for r in SALES_TEAM.reps)
+                if rep not in known:
+                    raise ValueError(f"unknown sales rep {rep!r} (journeys/sales_team.py: {known})")
             if len(key) < 16:
                 raise ValueError(f"the {role} key must be at least 16 characters")
-            keys[key] = role
+            keys[key] = ApiKeyHolder(role=Role(role), rep=rep)
         return keys
 
     @field_validator("database_url")
@@ -227,12 +245,12 @@ class Settings(BaseSettings):
             raise SettingsError("CRM_WEBHOOK_SECRET is required for CRM webhooks")
         return self.crm_webhook_secret.get_secret_value().encode()
 
-    def require_api_keys(self) -> dict[str, Role]:
+    def require_api_keys(self) -> dict[str, ApiKeyHolder]:
         """The API keys, or a SettingsError naming NURTURE_API_KEYS."""
         if not self.api_keys:
             raise SettingsError(
                 "NURTURE_API_KEYS is required: role:key pairs separated by commas, "
-                "e.g. marketing:<key>,sales:<key>,admin:<key>"
+                "e.g. marketing:<key>,sales:<rep>:<key>,admin:<key>"
             )
         return self.api_keys
 

@@ -30,7 +30,8 @@ from worker import build_worker
 from workflows import search_attributes
 
 MARKETING_KEY = "marketing-" + secrets.token_hex(12)
-SALES_KEY = "sales-" + secrets.token_hex(12)
+SALES_KEY = "sales-" + secrets.token_hex(12)  # a sales manager's key: every lead
+REP_KEYS = {rep: f"rep-{rep}-" + secrets.token_hex(12) for rep in ("alex", "sam", "kim")}
 ADMIN_KEY = "admin-" + secrets.token_hex(12)
 CRM_SECRET = secrets.token_urlsafe(24)
 
@@ -96,7 +97,14 @@ def settings(
         MAIL_FROM="Nurture Test <hello@nurture.example>",
         PUBLIC_BASE_URL="http://nurture.example",
         NURTURE_SECRET_KEY=secrets.token_urlsafe(32),
-        NURTURE_API_KEYS=f"marketing:{MARKETING_KEY},sales:{SALES_KEY},admin:{ADMIN_KEY}",
+        NURTURE_API_KEYS=",".join(
+            [
+                f"marketing:{MARKETING_KEY}",
+                f"sales:{SALES_KEY}",
+                f"admin:{ADMIN_KEY}",
+                *(f"sales:{rep}:{key}" for rep, key in REP_KEYS.items()),
+            ]
+        ),
         CRM_WEBHOOK_SECRET=CRM_SECRET,
         # Tests send at any hour and as often as they like, unless a test says otherwise.
         NURTURE_QUIET_HOURS="",

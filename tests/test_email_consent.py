@@ -334,13 +334,23 @@ async def test_a_permanent_smtp_failure_bounces_and_suppresses_the_address(
         from db.models import OutboxEmail
 
         statuses = (
-            await session.execute(select(OutboxEmail.status).where(OutboxEmail.lead_id == lead_id))
-        ).scalars().all()
-        actions = (
-            await session.execute(
-                select(ConsentRecord.action).where(ConsentRecord.lead_id == lead_id)
+            (
+                await session.execute(
+                    select(OutboxEmail.status).where(OutboxEmail.lead_id == lead_id)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
+        actions = (
+            (
+                await session.execute(
+                    select(ConsentRecord.action).where(ConsentRecord.lead_id == lead_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert statuses == ["bounced"] and "bounced" in actions
 
 

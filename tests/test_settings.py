@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from starter.api import create_app
-from starter.settings import Role, SettingsError, load_settings
+from starter.settings import ApiKeyHolder, Role, SettingsError, load_settings
 
 ENV_NAMES = (
     "TEMPORAL_ADDRESS",
@@ -44,7 +44,10 @@ def test_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NURTURE_TASK_QUEUE", "journeys")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/nurture")
     monkeypatch.setenv("SMTP_STARTTLS", "true")
-    monkeypatch.setenv("NURTURE_API_KEYS", "marketing:m-0123456789abcdef,admin:a-0123456789abcdef")
+    monkeypatch.setenv(
+        "NURTURE_API_KEYS",
+        "marketing:m-0123456789abcdef,admin:a-0123456789abcdef,sales:kim:k-0123456789abcdef",
+    )
 
     settings = load_settings()
 
@@ -53,8 +56,9 @@ def test_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.effective_database_url == "postgresql+psycopg://u:p@db/nurture"
     assert settings.smtp_starttls is True
     assert settings.api_keys == {
-        "m-0123456789abcdef": Role.MARKETING,
-        "a-0123456789abcdef": Role.ADMIN,
+        "m-0123456789abcdef": ApiKeyHolder(role=Role.MARKETING),
+        "a-0123456789abcdef": ApiKeyHolder(role=Role.ADMIN),
+        "k-0123456789abcdef": ApiKeyHolder(role=Role.SALES, rep="kim"),
     }
 
 
@@ -65,6 +69,7 @@ def test_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SMTP_PORT", "70000"),
         ("NURTURE_API_KEYS", "boss:0123456789abcdef"),
         ("NURTURE_API_KEYS", "marketing"),
+        ("NURTURE_API_KEYS", "sales:nobody:0123456789abcdef"),
         ("NURTURE_SECRET_KEY", "too-short"),
         ("DATABASE_URL", "mysql://db/nurture"),
         ("PUBLIC_BASE_URL", "ftp://example.com"),

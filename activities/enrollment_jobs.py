@@ -1,0 +1,140 @@
+"""Bulk enrollment activities: enroll one staged chunk of a job; mark a job done."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio import activity
+
+from activities.contracts import (
+    ENROLL_JOB_CHUNK,
+    FINISH_ENROLLMENT_JOB,
+    EnrollJobChunkRequest,
+    EnrollJobChunkResult,
+)
+from db.models import EnrollmentJob, EnrollmentJobChunk, EnrollmentJobRow
+from db.writes import insert_once
+from journeys.registry import get_journey
+from starter.consent import ConsentIn
+from starter.enrollment import LeadIn, enroll
+from starter.errors import ApiProblem
+from starter.lifecycle import LeadLifecycle
+
+log = logging.getLogger(__name__)
+
+# Rows of one chunk enrolled at once: bounded so a chunk doesn't exhaust the DB pool.
+ROWS_IN_FLIGHT = 8
+
+
+class EnrollmentJobActivities:
+    """Activities of `EnrollmentJobWorkflow`."""
+
+    def __init__(
+        self, lifecycle: LeadLifecycle, sessions: async_sessionmaker, consent_text_version: str
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._sessions = sessions
+        self._text_version = consent_text_version
+
+    @activity.defn(name=ENROLL_JOB_CHUNK)
+    async def enroll_job_chunk(self, request: EnrollJobChunkRequest) -> EnrollJobChunkResult:
+        """Enroll the chunk's rows, then record its result and delete its staged rows in one
+        transaction. A chunk already recorded is not enrolled again."""
+        async with self._sessions() as session:
+            done = await session.get(EnrollmentJobChunk, (request.job_id, request.chunk))
+            if done is not None:
+                return _result(done)
+            job = await session.get(EnrollmentJob, request.job_id)
+            if job is None:
+                raise ValueError(f"no enrollment job {request.job_id}")
+            journey, consent = job.journey, job.consent
+            rows = list(
+                (
+                    await session.execute(
+                        select(EnrollmentJobRow)
+                        .where(
+                            EnrollmentJobRow.job_id == request.job_id,
+                            EnrollmentJobRow.chunk == request.chunk,
+                        )
+                        .order_by(EnrollmentJobRow.line)
+                    )
+                ).scalars()
+            )
+            staged = [(row.line, LeadIn.model_validate(row.lead)) for row in rows]
+        definition = get_journey(journey)
+        consent_in = ConsentIn.model_validate(consent) if consent else None
+        gate = asyncio.Semaphore(ROWS_IN_FLIGHT)
+        enrolled = already = 0
+        errors: list[dict[str, object]] = []
+
+        async def one(line: int, lead: LeadIn) -> None:
+            nonlocal enrolled, already
+            async with gate:
+                try:
+                    result = await enroll(
+                        self._lifecycle.client,
+                        self._sessions,
+                        task_queue=self._lifecycle.task_queue,
+                        lead_in=lead,
+                        definition=definition,
+                        lifecycle=self._lifecycle,
+                        consent=consent_in,
+                        consent_text_version=self._text_version,
+                    )
+                except ApiProblem as problem:  # e.g. an email owned by another external id
+                    field = problem.loc[-1] if problem.loc else None
+                    errors.append({"line": line, "field": field, "reason": problem.message})
+                    return
+                if result.status == "enrolled":
+                    enrolled += 1
+                else:
+                    already += 1
+            activity.heartbeat(line)
+
+        await asyncio.gather(*(one(line, lead) for line, lead in staged))
+        async with self._sessions() as session:
+            await session.execute(
+                delete(EnrollmentJobRow).where(
+                    EnrollmentJobRow.job_id == request.job_id,
+                    EnrollmentJobRow.chunk == request.chunk,
+                )
+            )
+            chunk = EnrollmentJobChunk(
+                job_id=request.job_id,
+                chunk=request.chunk,
+                rows=len(staged),
+                enrolled=enrolled,
+                already_enrolled=already,
+                errors=sorted(errors, key=lambda e: int(str(e["line"]))),
+            )
+            if not await insert_once(session, chunk):
+                # A concurrent attempt recorded it first; its rows are gone with it.
+                done = await session.get(EnrollmentJobChunk, (request.job_id, request.chunk))
+                assert done is not None
+                return _result(done)
+        return EnrollJobChunkResult(
+            rows=len(staged), enrolled=enrolled, already_enrolled=already, failed=len(errors)
+        )
+
+    @activity.defn(name=FINISH_ENROLLMENT_JOB)
+    async def finish_enrollment_job(self, job_id: str) -> None:
+        """Mark the job done (once)."""
+        async with self._sessions() as session:
+            job = await session.get(EnrollmentJob, job_id)
+            if job is not None and job.finished_at is None:
+                job.status = "done"
+                job.finished_at = datetime.now(UTC)
+                await session.commit()
+
+
+def _result(chunk: EnrollmentJobChunk) -> EnrollJobChunkResult:
+    return EnrollJobChunkResult(
+        rows=chunk.rows,
+        enrolled=chunk.enrolled,
+        already_enrolled=chunk.already_enrolled,
+        failed=len(chunk.errors),
+    )
