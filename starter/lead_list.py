@@ -45,6 +45,15 @@ class LeadFilter(BaseModel):
         return self
 
 
+class LeadListQuery(LeadFilter):
+    """`GET /v1/leads`: the filters, a page size and where to continue."""
+
+    limit: int = Field(default=50, ge=1, le=500, description="Leads per page")
+    cursor: str | None = Field(
+        default=None, max_length=500, description="`next_cursor` of the previous page"
+    )
+
+
 class LeadSummary(BaseModel):
     """A lead in a list."""
 

@@ -18,7 +18,14 @@ from reporting.journey_stats import JourneyStats
 from starter.analytics import FunnelQuery, funnel_report, journey_report
 from starter.errors import ApiProblem
 from starter.lead_access import rep_scope
-from starter.lead_list import LeadFilter, LeadPage, LeadSummary, all_leads, list_leads
+from starter.lead_list import (
+    LeadFilter,
+    LeadListQuery,
+    LeadPage,
+    LeadSummary,
+    all_leads,
+    list_leads,
+)
 from starter.roles import MarketingKey, MarketingOrSalesKey
 
 EXPORT_COLUMNS = tuple(LeadSummary.model_fields)
@@ -57,19 +64,17 @@ def report_router() -> APIRouter:
     async def get_leads(
         request: Request,
         holder: MarketingOrSalesKey,
-        filters: Annotated[LeadFilter, Query()],
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Query(max_length=500)] = None,
+        query: Annotated[LeadListQuery, Query()],
     ) -> LeadPage:
         """Leads, filtered by stage, score range, journey, owner and account, sorted by
         `created_at` or `score` (prefix `-` for descending), a page at a time: pass the
         answer's `next_cursor` as `cursor`. A sales rep's key lists only the rep's leads."""
         return await list_leads(
             request.app.state.sessions,
-            filters,
+            query,
             rep=rep_scope(holder),
-            limit=limit,
-            cursor=cursor,
+            limit=query.limit,
+            cursor=query.cursor,
         )
 
     @router.get(
