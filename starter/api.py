@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -287,8 +287,41 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(public_router(settings))
     app.include_router(inbox_router(settings))
 
+    _document_common_errors(app)
+
     @app.get("/healthz", tags=["operations"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+_AUTH_ERRORS = {
+    "401": {"description": "No API key, or an unknown one (`WWW-Authenticate: Bearer`)"},
+    "403": {"description": "The key's role may not do this; the message names the roles"},
+}
+_UNAVAILABLE = {"503": {"description": "The workflow engine is unreachable; retry shortly"}}
+
+
+def _document_common_errors(app: FastAPI) -> None:
+    """Add the answers every keyed endpoint can give (401, 403, 503) to the OpenAPI spec,
+    so clients and contract tests see them documented once, consistently."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        for path, operations in spec.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if operation.get("security"):
+                    for code, answer in _AUTH_ERRORS.items():
+                        responses.setdefault(code, answer)
+                for code, answer in _UNAVAILABLE.items():
+                    responses.setdefault(code, answer)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

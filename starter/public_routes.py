@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -60,6 +61,12 @@ def _client(request: Request) -> tuple[str | None, str | None]:
     return ip, (request.headers.get("user-agent") or "")[:UA_MAX] or None
 
 
+_INVALID_LINK: dict[str, Any] = {
+    "description": "The link is not valid or has expired (an HTML page)",
+    "content": {"text/html": {}},
+}
+
+
 def public_router(settings: Settings) -> APIRouter:
     """The routes; `settings` gives the signing key and the base URL of link targets."""
     tokens = LinkTokens(settings.require_secret_key())
@@ -87,7 +94,12 @@ def public_router(settings: Settings) -> APIRouter:
             request.app.state.lifecycle,
         )
 
-    @router.get("/t/c/{token}", response_class=RedirectResponse, status_code=302)
+    @router.get(
+        "/t/c/{token}",
+        response_class=RedirectResponse,
+        status_code=302,
+        responses={404: _INVALID_LINK},
+    )
     async def click(token: str, request: Request, background: BackgroundTasks) -> Response:
         """A tracked link: redirect to the target our own email named, record the click."""
         try:
@@ -117,7 +129,14 @@ def public_router(settings: Settings) -> APIRouter:
             )  # fmt: skip
         return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
 
-    @router.get("/t/o/{token}.gif", response_class=Response)
+    @router.get(
+        "/t/o/{token}.gif",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF"},
+            404: {"description": "Not one of our pixels"},
+        },
+    )
     async def open_pixel(token: str, request: Request, background: BackgroundTasks) -> Response:
         """The open-tracking pixel: a 1x1 GIF; the open is recorded once per email."""
         try:
@@ -133,7 +152,7 @@ def public_router(settings: Settings) -> APIRouter:
             )  # fmt: skip
         return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
-    @router.get("/u/{token}", response_class=HTMLResponse)
+    @router.get("/u/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
     async def unsubscribe_page(token: str) -> HTMLResponse:
         """The unsubscribe page: a button; looking at it changes nothing."""
         try:
@@ -148,7 +167,7 @@ def public_router(settings: Settings) -> APIRouter:
             button="Unsubscribe",
         )
 
-    @router.post("/u/{token}", response_class=HTMLResponse)
+    @router.post("/u/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
     async def unsubscribe_now(token: str, request: Request) -> HTMLResponse:
         """One-click unsubscribe (RFC 8058) or the page's button. Repeating it is harmless."""
         try:
@@ -170,7 +189,7 @@ def public_router(settings: Settings) -> APIRouter:
             message="You will not receive marketing emails from us any more.",
         )
 
-    @router.get("/c/{token}", response_class=HTMLResponse)
+    @router.get("/c/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
     async def confirmation_page(token: str) -> HTMLResponse:
         """The double opt-in page: a button; looking at it confirms nothing."""
         try:
@@ -185,7 +204,7 @@ def public_router(settings: Settings) -> APIRouter:
             button="Confirm",
         )
 
-    @router.post("/c/{token}", response_class=HTMLResponse)
+    @router.post("/c/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
     async def confirm_now(token: str, request: Request) -> HTMLResponse:
         """Confirm the double opt-in, with the evidence (time, IP, user agent, text version)."""
         try:
