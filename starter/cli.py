@@ -130,6 +130,9 @@ def provision(
     test_server: Annotated[
         bool, typer.Option(help="Fetch the time-skipping test server (Java, via Maven).")
     ] = True,
+    browser: Annotated[
+        bool, typer.Option(help="Find or install Chromium for the browser test.")
+    ] = True,
 ) -> None:
     """Provision the dev stack for the tests; prints `TEST_DATABASE_URL=…` for the shell."""
     import logging
@@ -148,6 +151,10 @@ def provision(
         typer.echo(
             f"test server: {wrapper or 'no Java/Maven; the SDK will download one'}", err=True
         )
+    if browser:
+        from starter.provisioning.browser import ensure_chromium
+
+        typer.echo(f"chromium: {ensure_chromium() or 'not found'}", err=True)
     if postgres:
         try:
             url = ensure_database()
