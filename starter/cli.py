@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Annotated
 
@@ -15,6 +16,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _exit_without_finalizing(code: int) -> None:
+    """Exit once the work is done, skipping interpreter finalization: the Temporal client's
+    Rust threads can abort a finalizing interpreter (temporalio/sdk-python#300, seen here as
+    `PyGILState_Release … finalizing` and exit 134 after a successful demo)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _settings() -> Settings:
@@ -65,6 +75,7 @@ def demo(
 
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(run_demo(_settings(), exit_after_scenario=exit_after_scenario))
+    _exit_without_finalizing(0)
 
 
 @app.command()
@@ -121,6 +132,7 @@ def simulate(
         )
     )
     print_report(report, days=days)
+    _exit_without_finalizing(0)
 
 
 @app.command()

@@ -69,6 +69,7 @@ SAMPLE_LEADS = (
 DEMO_SMTP_PORT = 1025
 REPO = Path(__file__).resolve().parent.parent
 API_PORT = 8000
+DEMO_REPS = ("alex", "sam", "kim")
 
 
 def _persisted_secret(path: Path, make: str) -> str:
@@ -92,7 +93,11 @@ def demo_environment(settings: Settings, temporal: str, smtp_port: int) -> dict[
     keys = os.environ.get("NURTURE_API_KEYS") or _persisted_secret(
         data / "api_keys",
         ",".join(
-            f"{role}:demo-{role}-{secrets.token_hex(8)}" for role in ("marketing", "sales", "admin")
+            [
+                *(f"{role}:demo-{role}-{secrets.token_hex(8)}" for role in ("marketing", "admin")),
+                # One key per sales rep: each sees their own leads (API and /inbox).
+                *(f"sales:{rep}:demo-{rep}-{secrets.token_hex(8)}" for rep in DEMO_REPS),
+            ]
         ),
     )
     return {
@@ -288,12 +293,30 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
                 email, subjects, f"{journey['current_step']} ({journey['status']})", stage, nxt
             )
         console.print(table)
+        await _show_funnel(http, env)
         if sink is not None and sink.to(leads[0][0]):
             welcome = sink.to(leads[0][0])[0]
             console.rule(f"the welcome email as {leads[0][0]} received it (text part)")
             console.print(f"Subject: {welcome['Subject']}")
             console.print(welcome.get_body(("plain",)).get_content(), markup=False, highlight=False)
             console.rule()
+
+
+async def _show_funnel(http: httpx.AsyncClient, env: dict[str, str]) -> None:
+    """The funnel of everything in this demo's database, as numbers and as the SVG chart."""
+    report = (await http.get("/v1/analytics/funnel")).json()
+    parts, previous = [], None
+    for stage in report["stages"]:
+        part = f"{stage['stage']} {stage['reached']}"
+        if previous and previous["reached"]:
+            part += f" ({100 * stage['reached'] / previous['reached']:.0f}%)"
+        parts.append(part)
+        previous = stage
+    console.print("funnel: " + " → ".join(parts))
+    svg = await http.get("/v1/analytics/funnel.svg")
+    path = Path(env["NURTURE_DATA_DIR"]) / "funnel.svg"
+    path.write_text(svg.text)
+    console.print(f"funnel chart: {path} (and GET /v1/analytics/funnel.svg)")
 
 
 async def run_demo(settings: Settings, *, exit_after_scenario: bool) -> None:
@@ -308,6 +331,10 @@ async def run_demo(settings: Settings, *, exit_after_scenario: bool) -> None:
         console.print(f"API docs:    {url.replace('127.0.0.1', 'localhost')}/docs")
         console.print(f"Temporal UI: http://localhost:{DEFAULT_UI_PORT} (if this demo started it)")
         console.print(f"API keys:    {env['NURTURE_API_KEYS']}")
+        console.print(
+            f"sales inbox: {url.replace('127.0.0.1', 'localhost')}/inbox (sign in with a sales key)"
+        )
+        console.print("CLI:         .venv/bin/nurture funnel | leads | lead ID | journeys")
         console.print(f"logs:        {settings.data_dir / 'logs'}")
         if exit_after_scenario:
             return
