@@ -274,16 +274,19 @@ def register(app: typer.Typer) -> None:
             raise _fail(exc) from None
         widest = max((s["reached"] for s in report["stages"]), default=0) or 1
         console.print(f"[bold]Lifecycle funnel[/bold]: {report['leads']} leads")
+        console.print(f"{'stage':>11} {'':<30} {'reached':>6} {'conv.':>6} {'median':>9}")
         previous = None
         for stage in report["stages"]:
-            bar = "█" * max(1, round(40 * stage["reached"] / widest)) if stage["reached"] else ""
+            bar = "█" * max(1, round(30 * stage["reached"] / widest)) if stage["reached"] else ""
             rate = ""
             if previous and previous["reached"]:
-                rate = f"{100 * stage['reached'] / previous['reached']:.0f}% of {previous['stage']}"
+                share = 100 * stage["reached"] / previous["reached"]
+                rate = f"{share:.1f}%" if share < 10 else f"{share:.0f}%"
             hours = stage["median_hours_in_stage"]
-            stay = f"median {hours:.1f} h" if hours is not None else ""
+            stay = f"{hours:.1f} h" if hours is not None else ""
             console.print(
-                f"{stage['stage']:>12} {bar:<40} {stage['reached']:>6}  {rate:<18} {stay}"
+                f"{stage['stage']:>11} {bar:<30} {stage['reached']:>6} {rate:>6} {stay:>9}",
+                highlight=False,
             )
             previous = stage
 
