@@ -26,7 +26,6 @@ async def insert_once(session: AsyncSession, row: Base) -> bool:
     return True
 
 
-
 async def insert_ignoring_conflict(
     session: AsyncSession, model: type[Base], values: dict[str, Any]
 ) -> None:
