@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -148,6 +149,26 @@ async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
         base_url=api_url, headers={"Authorization": f"Bearer {MARKETING_KEY}"}, timeout=30
     ) as client:
         yield client
+
+
+@pytest.fixture
+def threaded_api_url(settings: Settings) -> Iterator[str]:
+    """The API served from its own thread, so schemathesis' blocking client can call it."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the API did not start")
+        threading.Event().wait(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
 
 
 def new_email(prefix: str = "lead") -> str:

@@ -4,19 +4,11 @@ must conform to the spec: documented status code, content type, headers and body
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks
 
-from starter.api import create_app
-from starter.settings import Settings
-from starter.smtp_sink import free_port
 from tests.conftest import ADMIN_KEY
 
 CHECKS = [
@@ -26,26 +18,6 @@ CHECKS = [
     checks.response_headers_conformance,
     checks.response_schema_conformance,
 ]
-
-
-@pytest.fixture
-def threaded_api_url(settings: Settings) -> Iterator[str]:
-    """The API served from its own thread, so schemathesis' blocking client can call it."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the API did not start")
-        threading.Event().wait(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
 
 
 @pytest.fixture
