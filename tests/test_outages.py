@@ -136,9 +136,18 @@ async def test_a_crm_answering_500s_and_timing_out_gets_the_lead_once(
             lambda rows: len(rows) == 1 and rows[0].delivered_at is not None,
             within=60,
         )
-        notices = await smtp.wait_for("kim@sales.nurture.example", 1, within=30)
+
+        async def notices_for_this_lead() -> list:
+            return [
+                m for m in smtp.to("kim@sales.nurture.example")
+                if str(lead["first_name"]) in m["Subject"]
+            ]  # fmt: skip
+
+        notices = await eventually(notices_for_this_lead, bool, within=30)
+        await asyncio.sleep(1)  # room for a second notification, if there were one
+        notices = await notices_for_this_lead()
 
     assert crm.answers[:3] == [500, 500, 0] and crm.answers.count(201) == 1
     assert set(crm.keys) == {handover.idempotency_key}
     assert len(await handovers_of(sessions, lead_id)) == 1
-    assert len([m for m in notices if str(lead["first_name"]) in m["Subject"]]) == 1
+    assert len(notices) == 1
