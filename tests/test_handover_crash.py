@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
@@ -25,7 +24,8 @@ from activities.crm_webhook import SIGNATURE_HEADER, verify
 from db.models import EngagementEvent, utcnow
 from starter.lifecycle import LeadLifecycle
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink, free_port
+from starter.smtp_sink import SmtpSink
+from tests.http_servers import serving
 from tests.lifecycle_helpers import (
     create_confirmed_lead,
     decider,
@@ -63,18 +63,8 @@ class CrmReceiver:
 @pytest.fixture
 async def crm() -> AsyncIterator[tuple[CrmReceiver, str]]:
     receiver = CrmReceiver()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield receiver, f"http://127.0.0.1:{port}/crm"
-    server.should_exit = server.force_exit = True
-    task.cancel()
+    async with serving(receiver.app()) as url:
+        yield receiver, f"{url}/crm"
 
 
 async def start_worker(

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from starter.lifecycle import LeadLifecycle
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink, free_port, start_sink
 from tests.conftest import new_email
+from tests.http_servers import serving
 from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually, handovers_of
 from tests.test_email_consent import CONFIRMED
 from worker import build_worker
@@ -92,18 +92,8 @@ class FlakyCrm:
 @pytest.fixture
 async def flaky_crm() -> AsyncIterator[tuple[FlakyCrm, str]]:
     crm = FlakyCrm()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(crm.app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield crm, f"http://127.0.0.1:{port}/crm"
-    server.should_exit = server.force_exit = True
-    task.cancel()
+    async with serving(crm.app()) as url:
+        yield crm, f"{url}/crm"
 
 
 async def test_a_crm_answering_500s_and_timing_out_gets_the_lead_once(
