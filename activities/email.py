@@ -24,9 +24,9 @@ from activities.contracts import (
     SendEmailRequest,
     SendEmailResult,
 )
-from activities.scoring import aware, explain_score
+from activities.scoring import explain_score
 from activities.smtp_delivery import PermanentFailure, deliver
-from db.models import Account, ConsentRecord, Lead, OutboxEmail, utcnow
+from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
 from db.writes import insert_once
 from journeys.rendering import (
     LEAD_FIELDS,
@@ -154,7 +154,7 @@ class EmailActivities:
                 OutboxEmail.workflow_id.like("journey:%"),  # journeys send marketing email
             )
         )
-        return [aware(at) for (at,) in rows if at is not None]
+        return [as_utc(at) for (at,) in rows if at is not None]
 
     @activity.defn(name=NOTIFY_OWNER)
     async def notify_owner(self, request: NotifyOwnerRequest) -> None:

@@ -3,25 +3,18 @@ score its account (account-based marketing)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.contracts import SCORE_LEAD, ScoreLeadRequest, ScoreLeadResult
-from db.models import Account, EngagementEvent, Lead, ScoreRecord
+from db.models import Account, EngagementEvent, Lead, ScoreRecord, as_utc
 from journeys.accounts import ACCOUNT_MODEL, account_qualifies, email_domain
 from journeys.dsl import EventType, LifecycleStage
 from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, score_lead
 from journeys.scoring_models import scoring_model_for
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
@@ -34,7 +27,7 @@ async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> Sco
     events = [
         ScoredEvent(
             type=EventType(kind),
-            occurred_at=aware(at) or now,
+            occurred_at=as_utc(at) or now,
             url=str((props or {}).get("url") or "")[:2000] or None,
         )
         for kind, at, props in rows
@@ -46,7 +39,7 @@ async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> Sco
         industry=lead.industry,
         country=lead.country,
         email_domain=email_domain(lead.email),
-        created_at=aware(lead.created_at),
+        created_at=as_utc(lead.created_at),
     )
     return score_lead(
         scoring_model_for(lead.persona),
@@ -54,7 +47,7 @@ async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> Sco
         events,
         now=now,
         adjustment=lead.score_adjustment,
-        reset_at=aware(lead.behaviour_reset_at),
+        reset_at=as_utc(lead.behaviour_reset_at),
         carryover=lead.behaviour_carryover,
     )
 
@@ -119,7 +112,7 @@ class ScoringActivities:
                 rejections=lead.rejections,
                 mql_blocked_until=(
                     blocked
-                    if (blocked := aware(lead.mql_blocked_until)) and blocked > request.now
+                    if (blocked := as_utc(lead.mql_blocked_until)) and blocked > request.now
                     else None
                 ),
                 policy=model.policy,

@@ -3,13 +3,13 @@ journey step statistics and A/B results."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition
+from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition, as_utc
 from journeys.dsl import JourneyDefinition
 from reporting.funnel import FunnelReport, Interval, LeadHistory, funnel
 from reporting.journey_stats import JourneyStats, SentEmail, journey_stats
@@ -25,10 +25,6 @@ class FunnelQuery(BaseModel):
     until: AwareDatetime | None = Field(default=None, description="Leads created before")
     journey: str | None = Field(default=None, max_length=100, pattern=r"^[a-z0-9-]+$")
     interval: Interval | None = Field(default=None, description="Also per week or month")
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def funnel_report(sessions: async_sessionmaker, query: FunnelQuery) -> FunnelReport:
@@ -59,10 +55,10 @@ async def funnel_report(sessions: async_sessionmaker, query: FunnelQuery) -> Fun
                 .order_by(StageTransition.at, StageTransition.id)
             )
             for lead_id, at, stage in transitions:
-                entered[lead_id].append((_aware(at), stage))
+                entered[lead_id].append((as_utc(at), stage))
     histories = [
         LeadHistory(
-            created_at=_aware(row.created_at),
+            created_at=as_utc(row.created_at),
             current_stage=row.lifecycle_stage,
             entered=entered[row.id],
         )
@@ -115,7 +111,7 @@ async def journey_report(
                 .order_by(StageTransition.at)
             )
             for lead_id, at in mqls:
-                mql_at[lead_id] = _aware(at)  # the latest MQL: a later cycle counts too
+                mql_at[lead_id] = as_utc(at)  # the latest MQL: a later cycle counts too
     # A click implies the email was opened, even when images were blocked.
     opened |= clicked
     sent = [
@@ -124,7 +120,7 @@ async def journey_report(
             lead_id=row.lead_id,
             step_id=row.step_id,
             template=row.template,
-            sent_at=_aware(row.sent_at or row.created_at),
+            sent_at=as_utc(row.sent_at or row.created_at),
         )
         for row in outbox
     ]

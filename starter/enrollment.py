@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from db.models import Account, Enrollment, Lead, new_id
+from db.models import Account, Enrollment, Lead, as_utc, new_id
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.accounts import company_domain
 from journeys.dsl import JourneyDefinition
@@ -188,9 +188,7 @@ async def _recent_entry(sessions: async_sessionmaker, workflow_id: str, within: 
         ).scalar_one_or_none()
     if enrollment is None:
         return False
-    last = enrollment.last_enrolled_at or enrollment.enrolled_at
-    if last.tzinfo is None:  # SQLite hands back naive datetimes
-        last = last.replace(tzinfo=UTC)
+    last = as_utc(enrollment.last_enrolled_at or enrollment.enrolled_at)
     return datetime.now(UTC) - last < within
 
 

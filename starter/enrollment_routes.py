@@ -45,9 +45,7 @@ def _journey(name: str, loc: tuple[str, ...]) -> JourneyDefinition:
     try:
         return get_journey(name)
     except UnknownJourneyError:
-        problem = UnknownJourney(name, sorted(all_journeys()))
-        problem.loc = loc
-        raise problem from None
+        raise UnknownJourney(name, sorted(all_journeys()), loc) from None
 
 
 def enrollment_router(settings: Settings) -> APIRouter:

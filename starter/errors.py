@@ -21,10 +21,18 @@ class ApiProblem(Exception):
 
 
 class UnknownJourney(ApiProblem):
-    def __init__(self, name: str, known: list[str]) -> None:
+    """A journey name that isn't deployed: 422 in a body or query, 404 in a path."""
+
+    def __init__(
+        self,
+        name: str,
+        known: list[str],
+        loc: tuple[str, ...] = ("body", "journey"),
+        status: int = 422,
+    ) -> None:
         super().__init__(
-            422,
-            ("body", "journey"),
+            status,
+            loc,
             f"unknown journey {name!r}; known: {', '.join(known)}",
             "unknown_journey",
         )

@@ -174,19 +174,4 @@ async def all_leads(
 
 
 def summary(lead: Lead) -> LeadSummary:
-    return LeadSummary(
-        id=lead.id,
-        external_id=lead.external_id,
-        email=lead.email,
-        first_name=lead.first_name,
-        last_name=lead.last_name,
-        company=lead.company,
-        title=lead.title,
-        lifecycle_stage=lead.lifecycle_stage,
-        score=lead.score,
-        fit_score=lead.fit_score,
-        behaviour_score=lead.behaviour_score,
-        owner=lead.owner,
-        account_id=lead.account_id,
-        created_at=lead.created_at,
-    )
+    return LeadSummary.model_validate(lead, from_attributes=True)

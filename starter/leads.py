@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -23,10 +23,13 @@ from db.models import (
     SalesFeedbackRecord,
     ScoreRecord,
     StageTransition,
+    as_utc,
 )
 from journeys.scoring import ScoreExplanation
 from starter.errors import LeadNotFound
 from workflows import search_attributes
+
+T = TypeVar("T")
 
 
 class JourneyView(BaseModel):
@@ -134,6 +137,15 @@ async def read_score(sessions: async_sessionmaker, lead_id: str) -> ScoreExplana
         return await explain_score(session, lead, datetime.now(UTC))
 
 
+async def _rows_of(
+    session: AsyncSession, model: type[T], lead_id: str, when: Any, *where: Any
+) -> Sequence[T]:
+    """The lead's rows of `model` (matching `where`), oldest first, ties by id."""
+    table: Any = model
+    query = select(model).where(table.lead_id == lead_id, *where).order_by(when, table.id)
+    return (await session.execute(query)).scalars().all()
+
+
 async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) -> LeadView:
     """Everything the API shows about one lead."""
     async with sessions() as session:
@@ -141,96 +153,24 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         if lead is None or lead.erased_at is not None:
             raise LeadNotFound(lead_id, loc=("path", "lead_id"))
         score = await explain_score(session, lead, datetime.now(UTC))
-        transitions = (
-            (
-                await session.execute(
-                    select(StageTransition)
-                    .where(
-                        StageTransition.lead_id == lead_id,
-                        StageTransition.from_stage != StageTransition.to_stage,
-                    )
-                    .order_by(StageTransition.at, StageTransition.id)
-                )
-            )
-            .scalars()
-            .all()
+        transitions = await _rows_of(
+            session,
+            StageTransition,
+            lead_id,
+            StageTransition.at,
+            StageTransition.from_stage != StageTransition.to_stage,
         )
-        handovers = (
-            (
-                await session.execute(
-                    select(CrmHandover)
-                    .where(CrmHandover.lead_id == lead_id)
-                    .order_by(CrmHandover.created_at, CrmHandover.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        enrollments = (
-            (
-                await session.execute(
-                    select(Enrollment)
-                    .where(Enrollment.lead_id == lead_id)
-                    .order_by(Enrollment.enrolled_at)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        emails = (
-            (
-                await session.execute(
-                    select(OutboxEmail)
-                    .where(OutboxEmail.lead_id == lead_id)
-                    .order_by(OutboxEmail.created_at, OutboxEmail.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        events = (
-            (
-                await session.execute(
-                    select(EngagementEvent)
-                    .where(EngagementEvent.lead_id == lead_id)
-                    .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        scores = (
-            (
-                await session.execute(
-                    select(ScoreRecord)
-                    .where(ScoreRecord.lead_id == lead_id)
-                    .order_by(ScoreRecord.at, ScoreRecord.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        consents = (
-            (
-                await session.execute(
-                    select(ConsentRecord)
-                    .where(ConsentRecord.lead_id == lead_id)
-                    .order_by(ConsentRecord.at, ConsentRecord.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        feedback = (
-            (
-                await session.execute(
-                    select(SalesFeedbackRecord)
-                    .where(SalesFeedbackRecord.lead_id == lead_id)
-                    .order_by(SalesFeedbackRecord.at, SalesFeedbackRecord.id)
-                )
-            )
-            .scalars()
-            .all()
+        handovers = await _rows_of(session, CrmHandover, lead_id, CrmHandover.created_at)
+        enrollments = await _rows_of(session, Enrollment, lead_id, Enrollment.enrolled_at)
+        emails = await _rows_of(session, OutboxEmail, lead_id, OutboxEmail.created_at)
+        events = await _rows_of(session, EngagementEvent, lead_id, EngagementEvent.occurred_at)
+        scores = await _rows_of(session, ScoreRecord, lead_id, ScoreRecord.at)
+        consents = await _rows_of(session, ConsentRecord, lead_id, ConsentRecord.at)
+        feedback = await _rows_of(
+            session,
+            SalesFeedbackRecord,
+            lead_id,
+            SalesFeedbackRecord.at,
         )
     timeline = build_timeline(
         emails=emails,
@@ -290,10 +230,6 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         ],
         timeline=timeline,
     )
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite: naive
 
 
 def build_timeline(
@@ -371,5 +307,5 @@ def build_timeline(
         ),
     ]
     for entry in entries:
-        entry.at = _aware(entry.at)
+        entry.at = as_utc(entry.at)
     return sorted(entries, key=lambda entry: entry.at)

@@ -16,7 +16,7 @@ from reporting.funnel import FunnelReport
 from reporting.funnel_svg import funnel_svg
 from reporting.journey_stats import JourneyStats
 from starter.analytics import FunnelQuery, funnel_report, journey_report
-from starter.errors import ApiProblem
+from starter.errors import UnknownJourney
 from starter.lead_access import rep_scope
 from starter.lead_list import (
     LeadFilter,
@@ -41,16 +41,6 @@ class JourneySummary(BaseModel):
     steps: int
     emails: list[str]
     reentry: str
-
-
-class JourneyNotFound(ApiProblem):
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            404,
-            ("path", "journey"),
-            f"unknown journey {name!r}; known: {', '.join(sorted(all_journeys()))}",
-            "unknown_journey",
-        )
 
 
 JourneyName = Annotated[str, Path(max_length=100, pattern=r"^[a-z0-9-]+$")]
@@ -148,7 +138,9 @@ def report_router() -> APIRouter:
         try:
             definition = get_journey(journey)
         except UnknownJourneyError:
-            raise JourneyNotFound(journey) from None
+            raise UnknownJourney(
+                journey, sorted(all_journeys()), ("path", "journey"), status=404
+            ) from None
         return await journey_report(request.app.state.sessions, definition)
 
     @router.get("/v1/journeys", response_model=list[JourneySummary], tags=["journeys"])
