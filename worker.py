@@ -8,10 +8,12 @@ attributes, and runs until SIGTERM or SIGINT, finishing in-flight activities fir
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
 import signal
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
@@ -49,6 +51,18 @@ _PASSTHROUGH = (
     "workflows.search_attributes",
     "workflows.effects",
 )
+
+
+def compile_workflow_modules() -> None:
+    """Write the workflow modules' bytecode once.
+
+    The sandbox re-imports each workflow module for every run it starts or replays; with
+    PYTHONDONTWRITEBYTECODE (common in containers) that meant compiling the source every
+    time, a fifth of the worker's CPU under load (py-spy, docs/performance.md).
+    """
+    folder = Path(__file__).resolve().parent / "workflows"
+    if not compileall.compile_dir(folder, quiet=2, workers=1):
+        log.warning("could not write bytecode for %s; workflow starts will compile it", folder)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -99,13 +113,19 @@ def build_worker(
         ],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
     )
 
 
 async def run(settings: Settings) -> None:
     """Run the worker until a termination signal arrives."""
     await asyncio.to_thread(upgrade_to_head, settings.effective_database_url)
-    engine = create_engine_for(settings.effective_database_url)
+    compile_workflow_modules()
+    engine = create_engine_for(
+        settings.effective_database_url, pool_size=settings.database_pool_size
+    )
     try:
         async with temporal_address(
             settings.temporal_address,

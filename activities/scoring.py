@@ -146,8 +146,12 @@ class ScoringActivities:
         behaviours = (
             (
                 await session.execute(
+                    # Only engaged contacts count (score and qualification alike): a big
+                    # account's thousands of unengaged contacts are never loaded.
                     select(Lead.behaviour_score).where(
-                        Lead.account_id == lead.account_id, Lead.erased_at.is_(None)
+                        Lead.account_id == lead.account_id,
+                        Lead.erased_at.is_(None),
+                        Lead.behaviour_score > 0,
                     )
                 )
             )

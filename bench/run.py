@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import time
 import uuid
@@ -85,7 +86,21 @@ async def _load(call, seconds: float, concurrency: int) -> dict[str, float]:
     }
 
 
-async def enrollment_throughput(seconds: float, concurrency: int) -> dict[str, object]:
+def _profile(process: asyncio.subprocess.Process, name: str, seconds: float, into: Path | None):
+    """Sample a process with py-spy for `seconds` (collapsed stacks), when asked to."""
+    if into is None:
+        return None
+    into.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
+         "--format", "raw", "--nonblocking", "-o", str(into / f"{name}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def enrollment_throughput(
+    seconds: float, concurrency: int, profile: Path | None = None
+) -> dict[str, object]:
     server = await start_dev_server(port=free_port())
     await register_search_attributes(server.client, "default", search_attributes.ALL)
     address = server.client.service_client.config.target_host
@@ -121,12 +136,19 @@ async def enrollment_throughput(seconds: float, concurrency: int) -> dict[str, o
             async def enroll() -> None:
                 response = await http.post("/v1/enrollments", json={
                     "journey": "welcome",
-                    "lead": {"email": f"b-{uuid.uuid4().hex}@bench.example"},
+                    "lead": {"email": f"b@{uuid.uuid4().hex[:12]}.example"},
                     "consent": {"source": "bench", "confirmed": True},
                 })  # fmt: skip
                 response.raise_for_status()
 
+            samplers = [
+                _profile(processes[0], "worker", seconds, profile),
+                _profile(processes[1], "api", seconds, profile),
+            ]
             engine = await _load(enroll, seconds, concurrency)
+            for sampler in samplers:
+                if sampler is not None:
+                    sampler.wait()
         bare_queue = f"bare-{uuid.uuid4().hex[:8]}"
         bare_worker = [sys.executable, "-m", "bench.bare", address, bare_queue]
         processes.append(await _spawn(bare_worker, env, b"worker on"))
@@ -159,6 +181,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", type=Path, help="write py-spy samples of the API and worker here")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     options = parser.parse_args()
     result = {
@@ -169,7 +192,9 @@ async def main() -> None:
         },
         "seconds": options.seconds,
         "concurrency": options.concurrency,
-        "enrollments": await enrollment_throughput(options.seconds, options.concurrency),
+        "enrollments": await enrollment_throughput(
+            options.seconds, options.concurrency, options.profile
+        ),
     }
     enrollments = result["enrollments"]
     print(f"{'benchmark':<28}{'per s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")

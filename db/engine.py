@@ -18,7 +18,7 @@ def async_url(sync_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def create_engine_for(sync_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine_for(sync_url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An async engine for `sync_url`; creates the SQLite file's folder when needed."""
     url = make_url(sync_url)
     if url.get_backend_name() == "sqlite":

@@ -52,7 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await asyncio.to_thread(upgrade_to_head, settings.effective_database_url)
-            engine = create_engine_for(settings.effective_database_url)
+            engine = create_engine_for(
+                settings.effective_database_url, pool_size=settings.database_pool_size
+            )
             stack.push_async_callback(engine.dispose)
             address = await stack.enter_async_context(
                 temporal_address(

@@ -52,7 +52,8 @@ async def apply_consent(
     text_version: str,
     confirmed_action: str = "imported",
 ) -> bool:
-    """Record the opt-in given with an enrollment; True when a double opt-in must start.
+    """Record the opt-in given with an enrollment (the caller commits); True when a double
+    opt-in must start.
 
     A confirmed lead stays confirmed; an unsubscribed or bounced one is not re-subscribed
     by an enrollment without a new opt-in.
@@ -78,7 +79,6 @@ async def apply_consent(
             text_version=(consent.text_version if consent else None) or text_version,
         )
     )
-    await session.commit()
     return action == "requested"
 
 

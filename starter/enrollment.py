@@ -148,7 +148,7 @@ async def _find_lead(session: AsyncSession, lead_in: LeadIn) -> Lead | None:
 
 async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
     """The lead with this external id or email, created or updated with the fields given
-    (and grouped into its company's account).
+    (and grouped into its company's account); flushed, for the caller to commit.
 
     A known external id wins: the lead's email is updated to the one given. An email that
     already belongs to a lead with another external id is a conflict (`LeadConflict`).
@@ -156,8 +156,9 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
     fields = lead_in.model_dump(exclude={"properties"}, exclude_none=True)
     if "country" in fields:
         fields["country"] = fields["country"].upper()
-    fields["account_id"] = await account_for(session, lead_in.email, lead_in.company)
     for _ in range(2):  # a concurrent insert of the same email makes the first try lose
+        # Inside the loop: a rollback also takes back an account created in this transaction.
+        fields["account_id"] = await account_for(session, lead_in.email, lead_in.company)
         lead = await _find_lead(session, lead_in)
         if lead is None:
             lead = Lead(properties=dict(lead_in.properties), **fields)
@@ -174,7 +175,7 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
             if lead_in.properties:
                 lead.properties = {**lead.properties, **lead_in.properties}
         try:
-            await session.commit()
+            await session.flush()
             return lead
         except IntegrityError:
             await session.rollback()
@@ -319,10 +320,12 @@ async def enroll(
     """Create or update the lead, record its consent, then start its journey (once). A lead
     without confirmed consent gets a double opt-in from its lead workflow."""
     async with sessions() as session:
+        # One transaction: the lead, its account and its consent evidence together.
         lead = await upsert_lead(session, lead_in)
         double_opt_in = await apply_consent(
             session, lead, consent, consent_text_version, confirmed_action
         )
+        await session.commit()
         consent_status = lead.consent_status
     result = await start_journey(
         client,

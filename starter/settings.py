@@ -112,6 +112,35 @@ class Settings(BaseSettings):
         description="Bound on one attempt of an effect (email, CRM); a crashed worker's "
         "attempt is retried after it.",
     )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        alias="NURTURE_WORKER_MAX_CACHED_WORKFLOWS",
+        ge=0,
+        le=1_000_000,
+        description="Workflow runs a worker keeps in memory; a sleeping journey beyond it is "
+        "evicted and replayed from history when it wakes (bounds worker memory).",
+    )
+    worker_max_concurrent_activities: int = Field(
+        default=100,
+        alias="NURTURE_WORKER_MAX_CONCURRENT_ACTIVITIES",
+        ge=1,
+        le=10_000,
+        description="Activities (emails, CRM calls, scoring) one worker runs at once.",
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100,
+        alias="NURTURE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
+        ge=2,
+        le=10_000,
+        description="Workflow tasks one worker runs at once.",
+    )
+    database_pool_size: int = Field(
+        default=20,
+        alias="NURTURE_DATABASE_POOL_SIZE",
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each API or worker process keeps open.",
+    )
     quiet_hours: str = Field(
         default="21-8",
         alias="NURTURE_QUIET_HOURS",
