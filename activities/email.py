@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
@@ -26,6 +27,7 @@ from activities.contracts import (
 )
 from activities.scoring import explain_score
 from activities.smtp_delivery import PermanentFailure, deliver
+from db.commit_point import commit_then
 from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
 from db.writes import insert_once
 from journeys.rendering import (
@@ -269,9 +271,9 @@ class EmailActivities:
         assert recipient is not None
         message = self._message(recipient, outbox.message_id, rendered, headers)
 
-        async def commit() -> None:
+        async def commit(send_dot: Callable[[], None]) -> None:
             outbox.status, outbox.subject, outbox.sent_at = "sent", rendered.subject, now
-            await session.commit()
+            await commit_then(session, send_dot)
 
         async def revert() -> None:
             outbox.status, outbox.sent_at = "pending", None

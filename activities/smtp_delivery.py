@@ -2,11 +2,13 @@
 
 The classic outbox leaves one window open: the server accepted the message (250 after the
 terminating ".") and the worker died before recording it, so the retry sends it again.
-Here the message body goes out first, then the caller's `commit` marks the row sent, and
-only then the "." that lets the server accept it. A crash after the commit but before the
-dot leaves the server with an incomplete DATA it discards: at worst one email is lost in a
-window of one small write, instead of duplicated in the window of a round trip. A failure
-reply to the dot (the worker is alive to see it) calls `revert` and raises.
+Here the message body goes out first; then the caller's `commit` marks the row sent and
+writes the "." that lets the server accept it right after its COMMIT leaves for the
+database, in the same synchronous step (`db.commit_point`). A crash before that step
+leaves the row pending and the server with an incomplete DATA it discards: the retry sends
+once. A crash after it: both the COMMIT and the dot are on their way. What remains is the
+gap between two system calls. A failure reply to the dot (the worker is alive to see it)
+calls `revert` and raises.
 
 aiosmtplib has no public API for stopping before the dot; this drives the DATA phase with
 its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the tests).
@@ -44,10 +46,11 @@ async def deliver(
     settings: Settings,
     message: EmailMessage,
     *,
-    commit: Callable[[], Awaitable[None]],
+    commit: Callable[[Callable[[], None]], Awaitable[None]],
     revert: Callable[[], Awaitable[None]],
 ) -> None:
-    """Send `message`; `commit` runs after the body and before the final dot."""
+    """Send `message`; after the body, `commit(send_dot)` records it as sent and calls
+    `send_dot` the moment its COMMIT is on the wire (`db.commit_point.commit_then`)."""
     sender = message["From"]
     recipient = message["To"]
     body = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
@@ -76,9 +79,12 @@ async def deliver(
         if start.code != SMTPStatus.start_input:
             _raise_for(start)
         protocol.write(body)
-        await commit()
-        protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
-        protocol.write(b".\r\n")
+
+        def send_dot() -> None:
+            protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
+            protocol.write(b".\r\n")
+
+        await commit(send_dot)
         try:
             reply = await protocol.read_response(timeout=30)
         except Exception:

@@ -181,7 +181,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--profile", type=Path, help="write py-spy samples of the API and worker here")
+    parser.add_argument("--profile", type=Path, help="py-spy samples of the API and worker")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     options = parser.parse_args()
     result = {

@@ -98,7 +98,14 @@ async def start_worker(
         line = await asyncio.wait_for(process.stdout.readline(), 60)
         assert line, output.decode()
         output += line
+    # Keep reading its log: a full pipe would block the worker mid-journey.
+    drain = asyncio.get_running_loop().create_task(process.stdout.read())
+    _DRAINS.add(drain)
+    drain.add_done_callback(_DRAINS.discard)
     return process
+
+
+_DRAINS: set[asyncio.Task[bytes]] = set()
 
 
 async def test_a_worker_killed_during_the_handover_still_hands_over_exactly_once(
@@ -135,7 +142,7 @@ async def test_a_worker_killed_during_the_handover_still_hands_over_exactly_once
         notices = await smtp.wait_for("kim@sales.nurture.example", 1, within=30)
     finally:
         second.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(second.communicate(), 60)
+        await asyncio.wait_for(second.wait(), 60)
 
     assert len(receiver.deliveries) == 2  # the hung one, then the retry
     keys = {headers["idempotency-key"] for headers, _ in receiver.deliveries}

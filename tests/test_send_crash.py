@@ -104,7 +104,7 @@ async def test_a_worker_killed_after_smtp_acceptance_sends_the_step_once(
         ]
     finally:
         second.terminate()
-        await asyncio.wait_for(second.communicate(), 60)
+        await asyncio.wait_for(second.wait(), 60)
 
     welcome = [m for m in sink.messages if m["Message-ID"] == row.message_id]
     assert len(welcome) == 1
