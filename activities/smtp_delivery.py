@@ -3,12 +3,11 @@
 The classic outbox leaves one window open: the server accepted the message (250 after the
 terminating ".") and the worker died before recording it, so the retry sends it again.
 Here the message body goes out first; then the caller's `commit` marks the row sent and
-writes the "." that lets the server accept it right after its COMMIT leaves for the
-database, in the same synchronous step (`db.commit_point`). A crash before that step
-leaves the row pending and the server with an incomplete DATA it discards: the retry sends
-once. A crash after it: both the COMMIT and the dot are on their way. What remains is the
-gap between two system calls. A failure reply to the dot (the worker is alive to see it)
-calls `revert` and raises.
+writes the "." that lets the server accept it in the same synchronous step as the
+COMMIT's reply is read (`db.commit_point`). A crash or a failed COMMIT before that leaves
+the row pending and the server with an incomplete DATA it discards: the retry sends once.
+What remains is the gap between two system calls. A failure reply to the dot (the worker
+is alive to see it) calls `revert` and raises.
 
 aiosmtplib has no public API for stopping before the dot; this drives the DATA phase with
 its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the tests).
@@ -50,7 +49,7 @@ async def deliver(
     revert: Callable[[], Awaitable[None]],
 ) -> None:
     """Send `message`; after the body, `commit(send_dot)` records it as sent and calls
-    `send_dot` the moment its COMMIT is on the wire (`db.commit_point.commit_then`)."""
+    `send_dot` the moment its COMMIT succeeded (`db.commit_point.commit_then`)."""
     sender = message["From"]
     recipient = message["To"]
     body = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))

@@ -1,28 +1,34 @@
-"""Commit a transaction and perform one small irreversible write in the same instant.
+"""Commit a transaction and perform one small irreversible write right after it, with no
+event-loop turn in between.
 
-An effect recorded in the database "before" it happens is lost if the process dies in
-between; recorded "after", it is repeated. The gap between the two is what a SIGKILL can
-hit. Awaiting the COMMIT and then writing leaves a gap of a whole round trip plus an
-event-loop turn (tens of milliseconds on a busy worker: 3 emails lost in 200 journeys
-under repeated kills, tests/test_worker_kills.py). Here the COMMIT goes onto the wire and
-`act` runs right after, in the same synchronous step; then the COMMIT's reply is awaited.
-A kill can only land between two system calls.
+An effect recorded as done before it happens is lost if the process dies in between. With
+an awaited COMMIT the gap is the reply's trip through the event loop: tens of
+milliseconds on a busy worker, where repeated SIGKILLs lost 3 emails in 200 journeys
+(tests/test_worker_kills.py). Sending the COMMIT and the write together closes that gap
+but opens another: a COMMIT that fails (the database restarting) after the write went out
+means a second send on retry (tests/test_postgres_restart.py caught it). So the COMMIT's
+round trip is waited for *synchronously*, and `act` runs in the same step as its reply is
+read: if the COMMIT fails nothing is written; if it succeeds, a kill can only land between
+two system calls. The price is the event loop held for one COMMIT round trip per effect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable
 
+from psycopg import waiting
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# How long the worker's event loop may wait for one COMMIT before giving up on it.
+COMMIT_TIMEOUT_SECONDS = 10.0
 
 
 async def commit_then(session: AsyncSession, act: Callable[[], None]) -> None:
-    """Flush and commit `session`, calling `act()` as soon as the COMMIT is sent.
+    """Flush and commit `session`, then call `act()` with no event-loop turn in between.
 
-    PostgreSQL (psycopg 3): the COMMIT is sent by psycopg's own generator, `act` runs, then
-    the reply is awaited; a failed COMMIT raises after `act` ran. Other databases (the
-    demo's SQLite): commit, then `act`.
+    PostgreSQL (psycopg 3): the COMMIT is driven by psycopg's own generator, blocking, then
+    `act` runs; a failed COMMIT raises and `act` never runs. Other databases (the demo's
+    SQLite): an ordinary commit, then `act`.
     """
     await session.flush()
     connection = await session.connection()
@@ -33,23 +39,12 @@ async def commit_then(session: AsyncSession, act: Callable[[], None]) -> None:
         act()
         return
     async with raw.lock:
-        steps = commit_gen()  # psycopg's COMMIT, a generator of I/O waits
         try:
-            first = next(steps)  # sends COMMIT, flushes, stops to wait for the reply
-        except StopIteration:  # nothing to commit, or done at once
-            act()
-        else:
-            act()
-            await raw.wait(_resumed(first, steps))
+            waiting.wait(
+                commit_gen(), raw.pgconn.socket, interval=1.0, timeout=COMMIT_TIMEOUT_SECONDS
+            )
+        except Exception:
+            await connection.invalidate()  # its state is unknown: never reuse it
+            raise
+        act()
     await session.commit()  # SQLAlchemy's bookkeeping; psycopg sees no open transaction
-
-
-def _resumed(first: Any, steps: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
-    """`steps`, already advanced to its first wait, as a generator psycopg can drive."""
-    ready = yield first
-    while True:
-        try:
-            state = steps.send(ready)
-        except StopIteration as stop:
-            return stop.value
-        ready = yield state
