@@ -1,22 +1,41 @@
-"""The bare-Temporal baseline: a minimal workflow with one activity, and its worker.
+"""The bare-Temporal baselines, and their worker.
 
-`python -m bench.bare ADDRESS TASK_QUEUE` runs the worker.
+- `BareWorkflow`: a minimal workflow with one no-op activity (enrollment baseline).
+- `BareSleeper`: sleeps until a moment, then runs the engine's own `send_email` activity
+  with the request a journey would send (sleeping/timer/CPU baseline: the same activities,
+  none of the journey interpreter, lead workflow or scoring).
+- `BareHandover`: waits for a signal, then one activity POSTs to the CRM (latency baseline).
+
+`python -m bench.bare ADDRESS TASK_QUEUE` runs the worker (settings from the environment,
+like the engine's worker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    import httpx
+
+    from activities.contracts import SEND_EMAIL, SendEmailRequest, SendEmailResult
 
 
 @activity.defn(name="bare_effect")
 async def bare_effect(lead: str) -> str:
     return lead
+
+
+@activity.defn(name="bare_post")
+async def bare_post(url: str) -> int:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(url, json={"bare": activity.info().workflow_id})
+        response.raise_for_status()
+        return response.status_code
 
 
 @workflow.defn(name="BareWorkflow")
@@ -28,10 +47,66 @@ class BareWorkflow:
         )
 
 
+@workflow.defn(name="BareSleeper")
+class BareSleeper:
+    @workflow.run
+    async def run(self, lead_id: str, until: datetime) -> str:
+        await workflow.sleep(max(timedelta(0), until - workflow.now()))
+        request = SendEmailRequest(
+            lead_id=lead_id,
+            workflow_id=workflow.info().workflow_id,
+            step_id="hello",
+            template="welcome",
+            idempotency_key=f"{workflow.info().workflow_id}:hello",
+            now=workflow.now(),
+        )
+        result = await workflow.execute_activity(
+            SEND_EMAIL,
+            request,
+            result_type=SendEmailResult,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        return result.status
+
+
+@workflow.defn(name="BareHandover")
+class BareHandover:
+    def __init__(self) -> None:
+        self._clicked = False
+
+    @workflow.signal(name="click")
+    def click(self) -> None:
+        self._clicked = True
+
+    @workflow.run
+    async def run(self, url: str) -> int:
+        await workflow.wait_condition(lambda: self._clicked)
+        return await workflow.execute_activity(
+            bare_post, url, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+
 async def main(address: str, task_queue: str) -> None:
-    client = await Client.connect(address)
+    from db.engine import create_engine_for, session_factory
+    from starter.settings import load_settings
+    from starter.temporal_client import connect
+    from worker import workflow_runner
+
+    settings = load_settings()
+    sessions = session_factory(create_engine_for(settings.effective_database_url))
+    from activities.email import EmailActivities
+
+    email = EmailActivities(settings, sessions)
+    client = await connect(address, "default")
     worker = Worker(
-        client, task_queue=task_queue, workflows=[BareWorkflow], activities=[bare_effect]
+        client,
+        task_queue=task_queue,
+        workflows=[BareWorkflow, BareSleeper, BareHandover],
+        activities=[bare_effect, bare_post, email.send_email],
+        workflow_runner=workflow_runner(),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
     )
     print("worker on", task_queue, flush=True)
     await worker.run()

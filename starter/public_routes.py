@@ -23,6 +23,7 @@ from journeys.dsl import EventType
 from journeys.rendering import LINK_PATHS
 from starter.consent import confirm, unsubscribe
 from starter.events import EventIn, record_event
+from starter.recent_keys import RecentKeys
 from starter.settings import Settings
 from starter.tokens import LinkTokens, TokenInvalid
 
@@ -73,13 +74,23 @@ def public_router(settings: Settings) -> APIRouter:
     base = settings.public_base_url.rstrip("/")
     router = APIRouter(include_in_schema=True, tags=["public (signed links)"])
 
+    # An email's lead never changes, and a recorded event needs no second recording.
+    outbox_leads, recorded = RecentKeys(100_000), RecentKeys(100_000)
+
     async def _outbox_lead(request: Request, outbox_id: int) -> str | None:
+        if (known := outbox_leads.get(outbox_id)) is not None:
+            return str(known)
         async with request.app.state.sessions() as session:
             outbox = await session.get(OutboxEmail, outbox_id)
-            return outbox.lead_id if outbox is not None else None
+        if outbox is None:
+            return None
+        outbox_leads.put(outbox_id, outbox.lead_id)
+        return outbox.lead_id
 
     async def _record(request: Request, lead_id: str, kind: EventType, event_id: str,
                       properties: dict[str, str | None]) -> None:  # fmt: skip
+        if recorded.get((lead_id, event_id)):
+            return
         await record_event(
             request.app.state.temporal,
             request.app.state.sessions,
@@ -93,6 +104,7 @@ def public_router(settings: Settings) -> APIRouter:
             ),
             request.app.state.lifecycle,
         )
+        recorded.put((lead_id, event_id))
 
     @router.get(
         "/t/c/{token}",
