@@ -192,8 +192,7 @@ async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_dupl
 
         await eventually(
             handovers,
-            lambda rows: len({r.lead_id for r in rows if r.delivered_at is not None})
-            == QUALIFIED,
+            lambda rows: len({r.lead_id for r in rows if r.delivered_at is not None}) == QUALIFIED,
             within=120,
         )
         await asyncio.sleep(2)  # room for a duplicate, were there one
