@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from db.models import CrmHandover, Lead
 
@@ -74,3 +75,11 @@ async def lead_row(sessions: async_sessionmaker, lead_id: str) -> Lead:
         lead = await session.get(Lead, lead_id)
         assert lead is not None
         return lead
+
+
+async def completed_workflows(client: Client, workflow_ids: list[str]) -> int:
+    """How many of these workflows have completed."""
+    described = await asyncio.gather(
+        *(client.get_workflow_handle(w).describe() for w in workflow_ids)
+    )
+    return sum(d.status == WorkflowExecutionStatus.COMPLETED for d in described)

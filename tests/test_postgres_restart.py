@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 
 from db.models import OutboxEmail
 from journeys.dsl import End, SendEmail, Wait
@@ -26,7 +26,7 @@ from starter.provisioning.postgres import Cluster, clusters
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
 from tests.conftest import new_email
-from tests.lifecycle_helpers import create_confirmed_lead, eventually
+from tests.lifecycle_helpers import completed_workflows, create_confirmed_lead, eventually
 from worker import build_worker
 from workflows.contracts import journey_workflow_id
 
@@ -83,19 +83,17 @@ async def test_journeys_sending_through_a_postgres_restart_lose_nothing_and_send
         # Stop the database mid-stream: some first emails are out, the rest in flight.
         await eventually(lambda: _received(smtp, emails), lambda n: n >= 5, within=30)
         await asyncio.to_thread(_pg_ctl, cluster, "stop")
-        sent_while_up = _received_now(smtp, emails)
+        sent_while_up = await _received(smtp, emails)
         await asyncio.sleep(4)  # activities fail against the dead database, and retry
         await asyncio.to_thread(_pg_ctl, cluster, "start")
 
         workflow_ids = [journey_workflow_id(JOURNEY.name, lead_id) for lead_id in lead_ids]
 
-        async def completed() -> int:
-            described = await asyncio.gather(
-                *(temporal_client.get_workflow_handle(w).describe() for w in workflow_ids)
-            )
-            return sum(d.status == WorkflowExecutionStatus.COMPLETED for d in described)
-
-        await eventually(completed, lambda n: n == JOURNEYS, within=120)
+        await eventually(
+            lambda: completed_workflows(temporal_client, workflow_ids),
+            lambda n: n == JOURNEYS,
+            within=120,
+        )
         await asyncio.sleep(1)  # room for a duplicate, were there one
         retried = [await _retried_activities(temporal_client, w) for w in workflow_ids]
 
@@ -112,10 +110,6 @@ async def test_journeys_sending_through_a_postgres_restart_lose_nothing_and_send
 
 
 async def _received(smtp: SmtpSink, emails: list[str]) -> int:
-    return _received_now(smtp, emails)
-
-
-def _received_now(smtp: SmtpSink, emails: list[str]) -> int:
     return sum(len(smtp.to(email)) for email in emails)
 
 

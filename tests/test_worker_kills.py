@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 
 from db.models import CrmHandover, EngagementEvent, OutboxEmail, utcnow
 from journeys.dsl import End, SendEmail, Wait
@@ -32,7 +32,12 @@ from starter.settings import Settings
 from starter.smtp_sink import free_port
 from tests.conftest import new_email
 from tests.http_servers import serving
-from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually
+from tests.lifecycle_helpers import (
+    completed_workflows,
+    create_confirmed_lead,
+    decider,
+    eventually,
+)
 from tests.test_handover_crash import start_worker
 from workflows.contracts import journey_workflow_id
 
@@ -132,13 +137,6 @@ async def _create_leads(sessions: async_sessionmaker) -> tuple[list[str], list[s
     return ids, emails, qualified
 
 
-async def _statuses(client: Client, workflow_ids: list[str]) -> Counter:
-    described = await asyncio.gather(
-        *(client.get_workflow_handle(w).describe() for w in workflow_ids)
-    )
-    return Counter(d.status for d in described)
-
-
 async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_duplicate(
     temporal_client: Client,
     settings: Settings,
@@ -178,8 +176,8 @@ async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_dupl
 
         workflow_ids = [journey_workflow_id(JOURNEY.name, lead_id) for lead_id in lead_ids]
         await eventually(
-            lambda: _statuses(temporal_client, workflow_ids),
-            lambda statuses: statuses[WorkflowExecutionStatus.COMPLETED] == JOURNEYS,
+            lambda: completed_workflows(temporal_client, workflow_ids),
+            lambda done: done == JOURNEYS,
             within=240,
         )
 
