@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -25,6 +25,7 @@ from activities.contracts import (
     SendEmailRequest,
     SendEmailResult,
 )
+from activities.outbox_confirmation import SendConfirmations
 from activities.scoring import explain_score
 from activities.smtp_delivery import PermanentFailure, deliver
 from db.commit_point import commit_then
@@ -71,6 +72,7 @@ class EmailActivities:
     def __init__(self, settings: Settings, sessions: async_sessionmaker) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._confirmations = SendConfirmations(sessions)
         self._tokens = LinkTokens(settings.require_secret_key())
 
     @property
@@ -246,11 +248,13 @@ class EmailActivities:
     # --- the outbox and delivery ----------------------------------------------------------
 
     async def _outbox(self, session: AsyncSession, row: OutboxEmail) -> OutboxEmail:
-        """The outbox row of this key, created on first sight."""
+        """The outbox row of this key, created on first sight, locked until the session's
+        transaction ends: a second attempt of the same send waits for the first."""
         row.message_id = message_id_for(row.idempotency_key, self._settings.mail_from)
         key = row.idempotency_key
+        await self._confirmations.settled(key)
         await insert_once(session, row)
-        query = select(OutboxEmail).where(OutboxEmail.idempotency_key == key)
+        query = select(OutboxEmail).where(OutboxEmail.idempotency_key == key).with_for_update()
         return (await session.execute(query)).scalar_one()
 
     async def _deliver_once(
@@ -275,24 +279,41 @@ class EmailActivities:
             outbox.status, outbox.subject, outbox.sent_at = "sent", rendered.subject, now
             await commit_then(session, send_dot)
 
+        # Read now: after a failed COMMIT the session can't load them again.
+        key, outbox_id, message_id = outbox.idempotency_key, outbox.id, outbox.message_id
+        template, lead_id = outbox.template, outbox.lead_id
+
         async def revert() -> None:
-            outbox.status, outbox.sent_at = "pending", None
+            await session.rollback()  # its connection may be gone (CommitOutcomeUnknown)
+            await self._set_outbox(session, outbox_id, status="pending", sent_at=None)
             await session.commit()
 
+        async def confirm() -> None:
+            await self._confirmations.confirm(key, outbox_id, rendered.subject, now)
+
         try:
-            await deliver(self._settings, message, commit=commit, revert=revert)
+            await deliver(self._settings, message, commit=commit, revert=revert, confirm=confirm)
         except PermanentFailure as failure:
-            outbox.status = "bounced"
+            await session.rollback()
+            await self._set_outbox(session, outbox_id, status="bounced")
             if lead is not None:  # suppress the address: no more email to it
-                lead.consent_status = "bounced"
+                await session.execute(
+                    update(Lead).where(Lead.id == lead_id).values(consent_status="bounced")
+                )
                 session.add(
-                    ConsentRecord(lead_id=lead.id, action="bounced", source=str(failure)[:200])
+                    ConsentRecord(lead_id=lead_id, action="bounced", source=str(failure)[:200])
                 )
             await session.commit()
-            log.warning("%s bounced for lead %s: %s", outbox.template, outbox.lead_id, failure)
+            log.warning("%s bounced for lead %s: %s", template, lead_id, failure)
             return SendEmailResult(status="skipped", reason=f"bounced: {failure}"[:200])
-        log.info("sent %s for lead %s (%s)", outbox.template, outbox.lead_id, outbox.message_id)
-        return SendEmailResult(status="sent", message_id=outbox.message_id)
+        log.info("sent %s for lead %s (%s)", template, lead_id, message_id)
+        return SendEmailResult(status="sent", message_id=message_id)
+
+    @staticmethod
+    async def _set_outbox(session: AsyncSession, outbox_id: int, **values: object) -> None:
+        await session.execute(
+            update(OutboxEmail).where(OutboxEmail.id == outbox_id).values(**values)
+        )
 
     def _message(
         self, to: str, message_id: str, rendered: RenderedEmail, headers: dict[str, str]

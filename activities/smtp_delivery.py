@@ -3,11 +3,13 @@
 The classic outbox leaves one window open: the server accepted the message (250 after the
 terminating ".") and the worker died before recording it, so the retry sends it again.
 Here the message body goes out first; then the caller's `commit` marks the row sent and
-writes the "." that lets the server accept it in the same synchronous step as the
-COMMIT's reply is read (`db.commit_point`). A crash or a failed COMMIT before that leaves
-the row pending and the server with an incomplete DATA it discards: the retry sends once.
-What remains is the gap between two system calls. A failure reply to the dot (the worker
-is alive to see it) calls `revert` and raises.
+writes the "." that lets the server accept it in the same synchronous step as the COMMIT
+is written (`db.commit_point`). A crash before that leaves the row pending and the server
+with an incomplete DATA it discards: the retry sends once. What remains is the gap
+between two system calls. A failure reply to the dot (the worker is alive to see it)
+calls `revert` and raises. A COMMIT that fails after the dot went out (the database
+restarting) raises `CommitOutcomeUnknown`: once the server has accepted the message,
+`confirm` records it as sent again.
 
 aiosmtplib has no public API for stopping before the dot; this drives the DATA phase with
 its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the tests).
@@ -22,6 +24,7 @@ from email.message import EmailMessage
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
 
+from db.commit_point import CommitOutcomeUnknown
 from starter.settings import Settings
 
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
@@ -47,9 +50,12 @@ async def deliver(
     *,
     commit: Callable[[Callable[[], None]], Awaitable[None]],
     revert: Callable[[], Awaitable[None]],
+    confirm: Callable[[], Awaitable[None]],
 ) -> None:
     """Send `message`; after the body, `commit(send_dot)` records it as sent and calls
-    `send_dot` the moment its COMMIT succeeded (`db.commit_point.commit_then`)."""
+    `send_dot` as its COMMIT goes out (`db.commit_point.commit_then`). `revert` undoes
+    that record when the server refuses the message; `confirm` records it again when
+    the COMMIT's outcome was unknown and the server accepted the message."""
     sender = message["From"]
     recipient = message["To"]
     body = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
@@ -83,7 +89,11 @@ async def deliver(
             protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
             protocol.write(b".\r\n")
 
-        await commit(send_dot)
+        try:
+            await commit(send_dot)
+            outcome_unknown = False
+        except CommitOutcomeUnknown:
+            outcome_unknown = True
         try:
             reply = await protocol.read_response(timeout=30)
         except Exception:
@@ -92,3 +102,5 @@ async def deliver(
         if reply.code != SMTPStatus.completed:
             await revert()
             _raise_for(reply)
+        if outcome_unknown:
+            await confirm()

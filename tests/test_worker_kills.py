@@ -208,6 +208,8 @@ async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_dupl
     assert set(per_step) == {(lead, step) for lead in lead_ids for step in ("hello", "again")}
     assert set(per_step.values()) == {1}
     received = Counter(m["Message-ID"] for email in emails for m in sink.to(email))
+    lost = [(lead, step) for lead, step, message_id in outbox if message_id not in received]
+    assert not lost, f"recorded in the outbox, never received: {lost}"
     assert sum(received.values()) == 2 * JOURNEYS  # nothing else, nothing twice
     assert set(received) == {message_id for _, _, message_id in outbox}
 
