@@ -25,7 +25,7 @@ from activities.contracts import (
     SendEmailRequest,
     SendEmailResult,
 )
-from activities.outbox_confirmation import SendConfirmations
+from activities.outbox_confirmation import SendConfirmations, set_outbox
 from activities.scoring import explain_score
 from activities.smtp_delivery import PermanentFailure, deliver
 from db.commit_point import commit_then
@@ -285,7 +285,7 @@ class EmailActivities:
 
         async def revert() -> None:
             await session.rollback()  # its connection may be gone (CommitOutcomeUnknown)
-            await self._set_outbox(session, outbox_id, status="pending", sent_at=None)
+            await set_outbox(session, outbox_id, status="pending", sent_at=None)
             await session.commit()
 
         async def confirm() -> None:
@@ -295,7 +295,7 @@ class EmailActivities:
             await deliver(self._settings, message, commit=commit, revert=revert, confirm=confirm)
         except PermanentFailure as failure:
             await session.rollback()
-            await self._set_outbox(session, outbox_id, status="bounced")
+            await set_outbox(session, outbox_id, status="bounced")
             if lead is not None:  # suppress the address: no more email to it
                 await session.execute(
                     update(Lead).where(Lead.id == lead_id).values(consent_status="bounced")
@@ -308,12 +308,6 @@ class EmailActivities:
             return SendEmailResult(status="skipped", reason=f"bounced: {failure}"[:200])
         log.info("sent %s for lead %s (%s)", template, lead_id, message_id)
         return SendEmailResult(status="sent", message_id=message_id)
-
-    @staticmethod
-    async def _set_outbox(session: AsyncSession, outbox_id: int, **values: object) -> None:
-        await session.execute(
-            update(OutboxEmail).where(OutboxEmail.id == outbox_id).values(**values)
-        )
 
     def _message(
         self, to: str, message_id: str, rendered: RenderedEmail, headers: dict[str, str]

@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEmail
 
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 CONFIRM_DEADLINE_SECONDS = 300.0
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.2, 5.0
+
+
+async def set_outbox(session: AsyncSession, outbox_id: int, **values: object) -> None:
+    """Update one outbox row by id (the caller commits)."""
+    await session.execute(update(OutboxEmail).where(OutboxEmail.id == outbox_id).values(**values))
 
 
 class SendConfirmations:
@@ -60,10 +65,8 @@ class SendConfirmations:
         while True:
             try:
                 async with self._sessions() as session:
-                    await session.execute(
-                        update(OutboxEmail)
-                        .where(OutboxEmail.id == outbox_id)
-                        .values(status="sent", subject=subject, sent_at=sent_at)
+                    await set_outbox(
+                        session, outbox_id, status="sent", subject=subject, sent_at=sent_at
                     )
                     await session.commit()
                 log.info("outbox %s recorded as sent after a failed COMMIT", outbox_id)
