@@ -28,6 +28,7 @@ from activities.lifecycle import LifecycleActivities
 from activities.scoring import ScoringActivities
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
+from db.suppression_list import SuppressionList
 from starter.lifecycle import LeadLifecycle
 from starter.provisioning.temporal import register_search_attributes, temporal_address
 from starter.settings import Settings, SettingsError, load_settings
@@ -87,7 +88,12 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
-    jobs = EnrollmentJobActivities(lifecycle, sessions, settings.consent_text_version)
+    jobs = EnrollmentJobActivities(
+        lifecycle,
+        sessions,
+        settings.consent_text_version,
+        SuppressionList(settings.require_secret_key()),
+    )
     return Worker(
         client,
         task_queue=queue,

@@ -30,7 +30,9 @@ from activities.scoring import explain_score
 from activities.smtp_delivery import PermanentFailure, deliver
 from db.commit_point import commit_then
 from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
+from db.suppression_list import SuppressionList
 from db.writes import insert_once
+from journeys.consent import NO_MARKETING, ConsentAction, ConsentStatus, SuppressionReason
 from journeys.rendering import (
     LEAD_FIELDS,
     LINK_PATHS,
@@ -62,8 +64,6 @@ def lead_fields(lead: Lead) -> dict[str, Any]:
 # While a double opt-in is pending, a held send asks again after this long (a confirmation
 # also wakes the journey at once).
 CONSENT_RECHECK = timedelta(hours=6)
-# Statuses in which no marketing email goes out, checked again at the moment of sending.
-SUPPRESSED = {"unsubscribed", "bounced", "expired"}
 
 
 class EmailActivities:
@@ -74,6 +74,7 @@ class EmailActivities:
         self._sessions = sessions
         self._confirmations = SendConfirmations(sessions)
         self._tokens = LinkTokens(settings.require_secret_key())
+        self._suppressions = SuppressionList(settings.require_secret_key())
 
     @property
     def _base(self) -> str:
@@ -124,14 +125,17 @@ class EmailActivities:
             assert lead is not None and lead.email is not None
             if outbox.status == "sent":
                 return SendEmailResult(status="sent", message_id=outbox.message_id)
-            if lead.consent_status in SUPPRESSED:
+            if lead.consent_status in NO_MARKETING:
                 return SendEmailResult(status="skipped", reason=f"lead {lead.consent_status}")
-            if lead.consent_status != "confirmed":
+            if lead.consent_status != ConsentStatus.CONFIRMED:
                 return SendEmailResult(
                     status="deferred",
                     reason="waiting for the double opt-in confirmation",
                     retry_at=now + CONSENT_RECHECK,
                 )
+            # The list too, whatever the status says: it is what outlives an erasure.
+            if (held := await self._suppressions.reason(session, lead.email)) is not None:
+                return SendEmailResult(status="skipped", reason=f"address {held.value}")
             allowed = next_allowed_moment(
                 now, lead.timezone, await self._marketing_sent(session, lead.id), self._policy
             )
@@ -207,7 +211,7 @@ class EmailActivities:
             lead = await session.get(Lead, request.lead_id)
             if lead is None or lead.email is None or lead.erased_at is not None:
                 return SendEmailResult(status="skipped", reason="lead not found or erased")
-            if lead.consent_status != "pending":
+            if lead.consent_status != ConsentStatus.PENDING:
                 return SendEmailResult(status="skipped", reason=f"consent {lead.consent_status}")
             template = "consent/reminder" if request.reminder else "consent/confirm"
             outbox = await self._outbox(
@@ -234,14 +238,16 @@ class EmailActivities:
     @activity.defn(name=EXPIRE_CONSENT)
     async def expire_consent(self, lead_id: str) -> str:
         """A double opt-in never confirmed expires: no marketing email, ever, until the
-        lead opts in again. Returns the consent status after."""
+        lead opts in again. A suppressed lead's re-subscription that expires leaves it as
+        suppressed as before. Returns the consent status after."""
         async with self._sessions() as session:
             lead = await session.get(Lead, lead_id, with_for_update=True)
             if lead is None:
-                return "erased"
-            if lead.consent_status == "pending":
-                lead.consent_status = "expired"
-                session.add(ConsentRecord(lead_id=lead.id, action="expired"))
+                return ConsentStatus.ERASED.value
+            if lead.consent_status == ConsentStatus.PENDING:
+                held = await self._suppressions.reason(session, lead.email)
+                lead.consent_status = (held or ConsentStatus.EXPIRED).value
+                session.add(ConsentRecord(lead_id=lead.id, action=ConsentAction.EXPIRED.value))
                 await session.commit()
             return lead.consent_status
 
@@ -298,10 +304,17 @@ class EmailActivities:
             await set_outbox(session, outbox_id, status="bounced")
             if lead is not None:  # suppress the address: no more email to it
                 await session.execute(
-                    update(Lead).where(Lead.id == lead_id).values(consent_status="bounced")
+                    update(Lead)
+                    .where(Lead.id == lead_id)
+                    .values(consent_status=ConsentStatus.BOUNCED.value)
                 )
+                await self._suppressions.add(session, recipient, SuppressionReason.BOUNCED)
                 session.add(
-                    ConsentRecord(lead_id=lead_id, action="bounced", source=str(failure)[:200])
+                    ConsentRecord(
+                        lead_id=lead_id,
+                        action=ConsentAction.BOUNCED.value,
+                        source=str(failure)[:200],
+                    )
                 )
             await session.commit()
             log.warning("%s bounced for lead %s: %s", template, lead_id, failure)

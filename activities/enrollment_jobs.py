@@ -17,6 +17,7 @@ from activities.contracts import (
     EnrollJobChunkResult,
 )
 from db.models import EnrollmentJob, EnrollmentJobChunk, EnrollmentJobRow
+from db.suppression_list import SuppressionList
 from db.writes import insert_once
 from journeys.registry import get_journey
 from starter.consent import ConsentIn
@@ -34,11 +35,16 @@ class EnrollmentJobActivities:
     """Activities of `EnrollmentJobWorkflow`."""
 
     def __init__(
-        self, lifecycle: LeadLifecycle, sessions: async_sessionmaker, consent_text_version: str
+        self,
+        lifecycle: LeadLifecycle,
+        sessions: async_sessionmaker,
+        consent_text_version: str,
+        suppressions: SuppressionList,
     ) -> None:
         self._lifecycle = lifecycle
         self._sessions = sessions
         self._text_version = consent_text_version
+        self._suppressions = suppressions
 
     @activity.defn(name=ENROLL_JOB_CHUNK)
     async def enroll_job_chunk(self, request: EnrollJobChunkRequest) -> EnrollJobChunkResult:
@@ -70,6 +76,7 @@ class EnrollmentJobActivities:
         gate = asyncio.Semaphore(ROWS_IN_FLIGHT)
         enrolled = already = 0
         errors: list[dict[str, object]] = []
+        suppressed: list[dict[str, object]] = []
 
         async def one(line: int, lead: LeadIn) -> None:
             nonlocal enrolled, already
@@ -81,6 +88,7 @@ class EnrollmentJobActivities:
                         task_queue=self._lifecycle.task_queue,
                         lead_in=lead,
                         definition=definition,
+                        suppressions=self._suppressions,
                         lifecycle=self._lifecycle,
                         consent=consent_in,
                         consent_text_version=self._text_version,
@@ -89,6 +97,8 @@ class EnrollmentJobActivities:
                     field = problem.loc[-1] if problem.loc else None
                     errors.append({"line": line, "field": field, "reason": problem.message})
                     return
+                if result.suppressed is not None:
+                    suppressed.append({"line": line, "reason": result.suppressed.value})
                 if result.status == "enrolled":
                     enrolled += 1
                 else:
@@ -110,6 +120,7 @@ class EnrollmentJobActivities:
                 enrolled=enrolled,
                 already_enrolled=already,
                 errors=sorted(errors, key=lambda e: int(str(e["line"]))),
+                suppressed=sorted(suppressed, key=lambda e: int(str(e["line"]))),
             )
             if not await insert_once(session, chunk):
                 # A concurrent attempt recorded it first; its rows are gone with it.

@@ -80,9 +80,8 @@ class Lead(Base):
     mql_blocked_until: Mapped[datetime | None]
     behaviour_reset_at: Mapped[datetime | None]
     behaviour_carryover: Mapped[float] = mapped_column(default=1.0, server_default="1.0")
-    # Marketing consent: pending (double opt-in not confirmed yet), confirmed, unsubscribed,
-    # bounced (a permanent delivery failure), expired (never confirmed). Only `confirmed`
-    # receives marketing email; the check is made again at the moment of sending.
+    # Marketing consent (journeys.consent.ConsentStatus). Only `confirmed` receives
+    # marketing email; the check is made again at the moment of sending.
     consent_status: Mapped[str] = mapped_column(
         String(20), default="pending", server_default="pending"
     )
@@ -106,6 +105,19 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Suppression(Base):
+    """An address that must not receive marketing email, kept without the address: the key
+    is a keyed hash of it (`journeys.consent.address_hash`), so the entry outlives the
+    lead's erasure and still stops a later import from mailing the person again."""
+
+    __tablename__ = "suppressions"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # unsubscribed, bounced, complained, suppressed (journeys.consent.SuppressionReason)
+    reason: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ConsentRecord(Base):
     """Evidence of a consent event: what, when, from where, under which consent text."""
 
@@ -114,8 +126,8 @@ class ConsentRecord(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"))
-    # requested, confirmed, imported, reminded, expired, unsubscribed, bounced
-    action: Mapped[str] = mapped_column(String(20))
+    # journeys.consent.ConsentAction
+    action: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     source: Mapped[str | None] = mapped_column(String(200))
     ip: Mapped[str | None] = mapped_column(String(64))
@@ -317,4 +329,7 @@ class EnrollmentJobChunk(Base):
     enrolled: Mapped[int]
     already_enrolled: Mapped[int]
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Rows enrolled without any email because the address is suppressed:
+    # [{"line": 7, "reason": "unsubscribed"}].
+    suppressed: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     done_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.crm_webhook import SIGNATURE_HEADER, SignatureInvalid, verify
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
+from db.suppression_list import SuppressionList
 from journeys.registry import UnknownJourneyError, all_journeys, get_journey
 from journeys.scoring import ScoreExplanation
 from starter.enrollment import EnrollmentRequest, EnrollmentResult, enroll
@@ -36,6 +37,7 @@ from starter.report_routes import report_router
 from starter.roles import AdminKey, MarketingKey, MarketingOrSalesKey, SalesKey
 from starter.sales import CrmStatusAccepted, CrmStatusChange, crm_status_changed, give_feedback
 from starter.settings import Settings, SettingsError
+from starter.signup_routes import signup_router
 from starter.temporal_client import connect
 from workflows.contracts import FeedbackResult, SalesFeedback
 
@@ -136,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
             task_queue=settings.task_queue,
             lead_in=body.lead,
             definition=definition,
+            suppressions=SuppressionList(settings.require_secret_key()),
             lifecycle=lifecycle(request),
             consent=body.consent,
             consent_text_version=settings.consent_text_version,
@@ -170,7 +173,12 @@ def create_app(settings: Settings) -> FastAPI:
         """A lead with its stage, score, journeys (current step) and a timeline of emails,
         events, score changes, stage transitions, handovers, consent and sales feedback."""
         await ensure_may_see(request.app.state.sessions, holder, lead_id)
-        return await read_lead(temporal(request), request.app.state.sessions, lead_id)
+        return await read_lead(
+            temporal(request),
+            request.app.state.sessions,
+            SuppressionList(settings.require_secret_key()),
+            lead_id,
+        )
 
     @app.get(
         "/v1/leads/{lead_id}/score",
@@ -287,6 +295,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(enrollment_router(settings))
     app.include_router(report_router())
     app.include_router(public_router(settings))
+    app.include_router(signup_router(settings))
     app.include_router(inbox_router(settings))
 
     _document_common_errors(app)

@@ -144,7 +144,8 @@ def register(app: typer.Typer) -> None:
                 job = _follow_job(api, job, poll)
                 console.print(
                     f"{job['enrolled']} enrolled, {job['already_enrolled']} already enrolled, "
-                    f"{job['failed_rows']} rows with errors (job {job['job_id']})"
+                    f"{job['failed_rows']} rows with errors, {job['suppressed_rows']} suppressed "
+                    f"(unsubscribed, bounced or complained: mailed nothing) (job {job['job_id']})"
                 )
                 _print_errors(job)
                 return
@@ -158,9 +159,11 @@ def register(app: typer.Typer) -> None:
             result = api.post("/v1/enrollments", body)
         except ApiUnavailable as exc:
             raise _fail(exc) from None
+        suppressed = result.get("suppressed")
         console.print(
             f"{result['status']}: lead {result['lead_id']} in {result['journey']} "
             f"(consent {result.get('consent_status')})"
+            + (f": the address is {suppressed}, no email will be sent" if suppressed else "")
         )
 
     @app.command()

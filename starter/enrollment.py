@@ -15,8 +15,10 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from db.models import Account, Enrollment, Lead, as_utc, new_id
+from db.suppression_list import SuppressionList
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.accounts import company_domain
+from journeys.consent import ClaimSource, ConsentAction, SuppressionReason
 from journeys.dsl import JourneyDefinition
 from starter.consent import ConsentIn, apply_consent
 from starter.errors import LeadConflict
@@ -116,6 +118,12 @@ class EnrollmentResult(BaseModel):
     journey_version: str
     status: Literal["enrolled", "already_enrolled"]
     consent_status: str | None = None
+    suppressed: SuppressionReason | None = Field(
+        default=None,
+        description="Set when the address is suppressed (the lead unsubscribed, bounced or "
+        "complained): the journey runs but sends no marketing email, and a claim of "
+        "consent is recorded only as a claim. Only the lead's own opt-in lifts it.",
+    )
 
 
 async def account_for(session: AsyncSession, email: str, company: str | None) -> str | None:
@@ -146,9 +154,10 @@ async def _find_lead(session: AsyncSession, lead_in: LeadIn) -> Lead | None:
     ).scalar_one_or_none()
 
 
-async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
+async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> tuple[Lead, bool]:
     """The lead with this external id or email, created or updated with the fields given
-    (and grouped into its company's account); flushed, for the caller to commit.
+    (and grouped into its company's account), and whether it was created; flushed, for the
+    caller to commit.
 
     A known external id wins: the lead's email is updated to the one given. An email that
     already belongs to a lead with another external id is a conflict (`LeadConflict`).
@@ -160,6 +169,7 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
         # Inside the loop: a rollback also takes back an account created in this transaction.
         fields["account_id"] = await account_for(session, lead_in.email, lead_in.company)
         lead = await _find_lead(session, lead_in)
+        created = lead is None
         if lead is None:
             lead = Lead(properties=dict(lead_in.properties), **fields)
             session.add(lead)
@@ -176,7 +186,7 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> Lead:
                 lead.properties = {**lead.properties, **lead_in.properties}
         try:
             await session.flush()
-            return lead
+            return lead, created
         except IntegrityError:
             await session.rollback()
     raise LeadConflict("email", "this email belongs to a lead with another external_id")
@@ -312,19 +322,30 @@ async def enroll(
     task_queue: str,
     lead_in: LeadIn,
     definition: JourneyDefinition,
+    suppressions: SuppressionList,
     lifecycle: LeadLifecycle | Literal["default"] | None = "default",
     consent: ConsentIn | None = None,
     consent_text_version: str = "unversioned",
-    confirmed_action: str = "imported",
+    source: ClaimSource = ClaimSource.INTEGRATION,
+    confirmed_action: ConsentAction = ConsentAction.IMPORTED,
 ) -> EnrollmentResult:
     """Create or update the lead, record its consent, then start its journey (once). A lead
-    without confirmed consent gets a double opt-in from its lead workflow."""
+    without confirmed consent gets a double opt-in from its lead workflow; a suppressed
+    address is enrolled but mailed nothing (`suppressed` says why)."""
     async with sessions() as session:
         # One transaction: the lead, its account and its consent evidence together.
-        lead = await upsert_lead(session, lead_in)
-        double_opt_in = await apply_consent(
-            session, lead, consent, consent_text_version, confirmed_action
+        lead, created = await upsert_lead(session, lead_in)
+        outcome = await apply_consent(
+            session,
+            lead,
+            consent,
+            consent_text_version,
+            suppressions=suppressions,
+            created=created,
+            source=source,
+            confirmed_action=confirmed_action,
         )
+        double_opt_in = outcome.start_double_opt_in
         await session.commit()
         consent_status = lead.consent_status
     result = await start_journey(
@@ -339,4 +360,6 @@ async def enroll(
         handle = LeadLifecycle(client, task_queue) if lifecycle in ("default", None) else lifecycle
         assert isinstance(handle, LeadLifecycle)
         await handle.nudge(lead.id, LeadNudge(cause="opt-in requested", consent_requested=True))
-    return result.model_copy(update={"consent_status": consent_status})
+    return result.model_copy(
+        update={"consent_status": consent_status, "suppressed": outcome.suppressed}
+    )

@@ -15,6 +15,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from db.models import EnrollmentJob, EnrollmentJobChunk, EnrollmentJobRow
+from journeys.consent import SuppressionReason
 from journeys.dsl import JourneyDefinition
 from starter.bulk_rows import MAX_ROWS, ParsedRows, RowError
 from starter.consent import ConsentIn
@@ -55,6 +56,13 @@ class EnrollmentJobRequest(BaseModel):
     )
 
 
+class SuppressedRow(BaseModel):
+    """A row enrolled without any email: its address is suppressed."""
+
+    line: int
+    reason: SuppressionReason
+
+
 class EnrollmentJobView(BaseModel):
     """A bulk enrollment's progress; poll until `status` is `done`."""
 
@@ -71,6 +79,8 @@ class EnrollmentJobView(BaseModel):
                 "already_enrolled": 0,
                 "failed_rows": 1,
                 "errors": [{"line": 3, "field": "email", "reason": "value is not a valid email"}],
+                "suppressed_rows": 1,
+                "suppressed": [{"line": 2, "reason": "unsubscribed"}],
             }
         }
     )
@@ -86,6 +96,11 @@ class EnrollmentJobView(BaseModel):
     already_enrolled: int
     failed_rows: int
     errors: list[RowError]
+    suppressed_rows: int = Field(
+        description="Rows enrolled but mailed nothing: the address unsubscribed, bounced or "
+        "complained, whatever the job's consent says"
+    )
+    suppressed: list[SuppressedRow]
     created_at: datetime
     finished_at: datetime | None
 
@@ -181,14 +196,18 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
                 ).where(EnrollmentJobChunk.job_id == job_id)
             )
         ).one()
-        chunk_errors = (
+        chunk_notes = (
             await session.execute(
-                select(EnrollmentJobChunk.errors).where(EnrollmentJobChunk.job_id == job_id)
+                select(EnrollmentJobChunk.errors, EnrollmentJobChunk.suppressed).where(
+                    EnrollmentJobChunk.job_id == job_id
+                )
             )
-        ).scalars()
+        ).all()
         errors = [RowError.model_validate(e) for e in job.errors]
-        errors += [RowError.model_validate(e) for batch in chunk_errors for e in batch]
+        errors += [RowError.model_validate(e) for batch, _ in chunk_notes for e in batch]
+        suppressed = [SuppressedRow.model_validate(s) for _, batch in chunk_notes for s in batch]
     errors.sort(key=lambda error: error.line)
+    suppressed.sort(key=lambda row: row.line)
     processed, enrolled, already = (int(value) for value in totals)
     return EnrollmentJobView(
         job_id=job.id,
@@ -202,6 +221,8 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
         already_enrolled=already,
         failed_rows=len({error.line for error in errors}),
         errors=errors,
+        suppressed_rows=len(suppressed),
+        suppressed=suppressed,
         created_at=job.created_at,
         finished_at=job.finished_at,
     )

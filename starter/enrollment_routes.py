@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from pydantic import ValidationError
 
+from db.suppression_list import SuppressionList
 from journeys.dsl import JourneyDefinition
 from journeys.forms import FORMS
 from journeys.registry import UnknownJourneyError, all_journeys, get_journey
@@ -210,6 +211,8 @@ def enrollment_router(settings: Settings) -> APIRouter:
             form=definition,
             submission=body,
             consent_text_version=settings.consent_text_version,
+            suppressions=SuppressionList(settings.require_secret_key()),
+            public_base_url=settings.public_base_url,
         )
 
     return router

@@ -30,6 +30,8 @@ from db.models import (
     OutboxEmail,
     utcnow,
 )
+from db.suppression_list import SuppressionList
+from journeys.consent import ConsentAction, ConsentStatus, suppression_of_status
 from starter.errors import ApiProblem, LeadNotFound
 from starter.settings import Settings
 from workflows.contracts import lead_workflow_id
@@ -70,10 +72,15 @@ async def erase_lead(
         lead = await session.get(Lead, lead_id, with_for_update=True)
         if lead is None:
             raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        # The suppression list keeps an opted-out address, as a keyed hash, past erasure: a
+        # later import of the same address must not mail the person again.
+        held = suppression_of_status(lead.consent_status)
+        if held is not None and lead.email is not None:
+            await SuppressionList(settings.require_secret_key()).add(session, lead.email, held)
         for name in PERSONAL_FIELDS:
             setattr(lead, name, None)
         lead.properties = {}
-        lead.consent_status = "erased"
+        lead.consent_status = ConsentStatus.ERASED.value
         lead.erased_at = lead.erased_at or utcnow()
         erased_at = lead.erased_at
         await session.execute(
@@ -87,7 +94,20 @@ async def erase_lead(
             .where(ConsentRecord.lead_id == lead_id)
             .values(ip=None, user_agent=None)
         )
-        session.add(ConsentRecord(lead_id=lead_id, action="erased", source="erasure request"))
+        # A bounce's source is the receiving server's text, which may quote the address.
+        await session.execute(
+            update(ConsentRecord)
+            .where(
+                ConsentRecord.lead_id == lead_id,
+                ConsentRecord.action == ConsentAction.BOUNCED.value,
+            )
+            .values(source=None)
+        )
+        session.add(
+            ConsentRecord(
+                lead_id=lead_id, action=ConsentAction.ERASED.value, source="erasure request"
+            )
+        )
         if settings.crm_adapter == "builtin":
             await session.execute(
                 update(CrmHandover).where(CrmHandover.lead_id == lead_id).values(status="erased")

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
+from db.suppression_list import SuppressionList
+from journeys.consent import ClaimSource, ConsentAction, SuppressionReason
 from journeys.forms import FORMS, FormDefinition
 from journeys.registry import get_journey
 from starter.consent import ConsentIn
@@ -77,6 +79,13 @@ class FormSubmissionResult(BaseModel):
     journey: str
     status: Literal["enrolled", "already_enrolled"]
     consent_status: str | None
+    suppressed: SuppressionReason | None = Field(
+        default=None,
+        description="Set when the address is suppressed: a relayed submission mails it "
+        "nothing. The person can subscribe again at `resubscribe_url`, Nurture's hosted "
+        "form, whose confirmation email only they can click.",
+    )
+    resubscribe_url: str | None = None
     event_id: str
 
 
@@ -117,9 +126,17 @@ async def submit_form(
     form: FormDefinition,
     submission: FormSubmission,
     consent_text_version: str,
+    suppressions: SuppressionList,
+    public_base_url: str,
+    source: ClaimSource = ClaimSource.INTEGRATION,
 ) -> FormSubmissionResult:
     """Create or update the lead, record consent (double opt-in unless the form says
-    otherwise), enroll it into the form's journey and record the submission as an event."""
+    otherwise), enroll it into the form's journey and record the submission as an event.
+
+    `source` says whose act this is: a submission relayed by a website's backend is an
+    integration's claim (a suppressed address stays suppressed); one made on Nurture's
+    hosted form is the person's own (a suppressed address gets a confirmation email, whose
+    click re-subscribes it)."""
     if not submission.consent.marketing:
         raise ConsentRequired()
     consent = ConsentIn(
@@ -135,10 +152,12 @@ async def submit_form(
         task_queue=task_queue,
         lead_in=submission.lead,
         definition=get_journey(form.journey),
+        suppressions=suppressions,
         lifecycle=lifecycle,
         consent=consent,
         consent_text_version=consent_text_version,
-        confirmed_action="opted_in",
+        source=source,
+        confirmed_action=ConsentAction.OPTED_IN,
     )
     event_id = f"form-{form.name}-{submission.submission_id or enrollment.lead_id}"
     properties: dict[str, str | int | float | bool | None] = {"form": form.name}
@@ -165,5 +184,11 @@ async def submit_form(
         journey=form.journey,
         status=enrollment.status,
         consent_status=enrollment.consent_status,
+        suppressed=enrollment.suppressed,
+        resubscribe_url=(
+            f"{public_base_url.rstrip('/')}/f/{form.name}"
+            if enrollment.suppressed is not None and source is ClaimSource.INTEGRATION
+            else None
+        ),
         event_id=event_id,
     )

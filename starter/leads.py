@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -25,6 +25,8 @@ from db.models import (
     StageTransition,
     as_utc,
 )
+from db.suppression_list import SuppressionList
+from journeys.consent import SuppressionReason
 from journeys.scoring import ScoreExplanation
 from starter.errors import LeadNotFound
 from workflows import search_attributes
@@ -96,6 +98,10 @@ class LeadView(BaseModel):
     title: str | None
     lifecycle_stage: str
     consent_status: str
+    suppressed: SuppressionReason | None = Field(
+        default=None,
+        description="The address is on the suppression list (and gets no marketing email)",
+    )
     owner: str | None
     account_id: str | None
     created_at: datetime
@@ -146,12 +152,15 @@ async def _rows_of(
     return (await session.execute(query)).scalars().all()
 
 
-async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) -> LeadView:
+async def read_lead(
+    client: Client, sessions: async_sessionmaker, suppressions: SuppressionList, lead_id: str
+) -> LeadView:
     """Everything the API shows about one lead."""
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)
         if lead is None or lead.erased_at is not None:
             raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        suppressed = await suppressions.reason(session, lead.email)
         score = await explain_score(session, lead, datetime.now(UTC))
         transitions = await _rows_of(
             session,
@@ -191,6 +200,7 @@ async def read_lead(client: Client, sessions: async_sessionmaker, lead_id: str) 
         title=lead.title,
         lifecycle_stage=lead.lifecycle_stage,
         consent_status=lead.consent_status,
+        suppressed=suppressed,
         owner=lead.owner,
         account_id=lead.account_id,
         created_at=lead.created_at,

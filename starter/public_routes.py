@@ -19,9 +19,10 @@ from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from db.models import OutboxEmail
+from db.suppression_list import SuppressionList
 from journeys.dsl import EventType
 from journeys.rendering import LINK_PATHS
-from starter.consent import confirm, unsubscribe
+from starter.consent import ConfirmOutcome, confirm, unsubscribe
 from starter.events import EventIn, record_event
 from starter.recent_keys import RecentKeys
 from starter.settings import Settings
@@ -42,13 +43,20 @@ def _pages() -> SandboxedEnvironment:
     )
 
 
-def _page(settings: Settings, status: int = 200, **context: str) -> HTMLResponse:
+def render_page(
+    settings: Settings, template: str, status: int = 200, **context: object
+) -> HTMLResponse:
+    """A public page from `starter/templates` (autoescaped), never cached."""
     html = (
         _pages()
-        .get_template("page.html")
+        .get_template(template)
         .render({"action": "", "button": "", "sender": settings.postal_address, **context})
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _page(settings: Settings, status: int = 200, **context: str) -> HTMLResponse:
+    return render_page(settings, "page.html", status, **context)
 
 
 def _not_found(settings: Settings) -> HTMLResponse:
@@ -57,7 +65,8 @@ def _not_found(settings: Settings) -> HTMLResponse:
     )
 
 
-def _client(request: Request) -> tuple[str | None, str | None]:
+def client_of(request: Request) -> tuple[str | None, str | None]:
+    """The requesting client's IP and (capped) user agent: consent evidence."""
     ip = request.client.host if request.client else None
     return ip, (request.headers.get("user-agent") or "")[:UA_MAX] or None
 
@@ -71,6 +80,7 @@ _INVALID_LINK: dict[str, Any] = {
 def public_router(settings: Settings) -> APIRouter:
     """The routes; `settings` gives the signing key and the base URL of link targets."""
     tokens = LinkTokens(settings.require_secret_key())
+    suppressions = SuppressionList(settings.require_secret_key())
     base = settings.public_base_url.rstrip("/")
     router = APIRouter(include_in_schema=True, tags=["public (signed links)"])
 
@@ -123,7 +133,7 @@ def public_router(settings: Settings) -> APIRouter:
         if lead_id is None:
             return _not_found(settings)
         target = f"{base}{path}"
-        _, user_agent = _client(request)
+        _, user_agent = client_of(request)
         details = {
             "link": link,
             "url": target,
@@ -157,7 +167,7 @@ def public_router(settings: Settings) -> APIRouter:
             return Response(status_code=404)
         lead_id = await _outbox_lead(request, outbox_id)
         if lead_id is not None:
-            _, user_agent = _client(request)
+            _, user_agent = client_of(request)
             background.add_task(
                 _record, request, lead_id, EventType.EMAIL_OPEN, f"open-{outbox_id}",
                 {"user_agent": user_agent},
@@ -186,10 +196,11 @@ def public_router(settings: Settings) -> APIRouter:
             lead_id = tokens.read_unsubscribe(token)
         except TokenInvalid:
             return _not_found(settings)
-        ip, user_agent = _client(request)
+        ip, user_agent = client_of(request)
         await unsubscribe(
             request.app.state.lifecycle,
             request.app.state.sessions,
+            suppressions,
             lead_id,
             source="one-click unsubscribe",
             ip=ip,
@@ -216,22 +227,47 @@ def public_router(settings: Settings) -> APIRouter:
             button="Confirm",
         )
 
-    @router.post("/c/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
+    @router.post(
+        "/c/{token}",
+        response_class=HTMLResponse,
+        responses={
+            404: _INVALID_LINK,
+            409: {
+                "description": "The link predates an unsubscribe: it subscribes nobody",
+                "content": {"text/html": {}},
+            },
+        },
+    )
     async def confirm_now(token: str, request: Request) -> HTMLResponse:
         """Confirm the double opt-in, with the evidence (time, IP, user agent, text version)."""
         try:
-            lead_id = tokens.read_confirm(token)
+            lead_id, issued_at = tokens.read_confirm(token)
         except TokenInvalid:
             return _not_found(settings)
-        ip, user_agent = _client(request)
-        await confirm(
+        ip, user_agent = client_of(request)
+        outcome = await confirm(
             request.app.state.lifecycle,
             request.app.state.sessions,
+            suppressions,
             lead_id,
+            issued_at=issued_at,
             ip=ip,
             user_agent=user_agent,
             text_version=settings.consent_text_version,
         )
-        return _page(settings, title="Thank you", message="Your subscription is confirmed.")
+        match outcome:
+            case ConfirmOutcome.CONFIRMED:
+                return _page(settings, title="Thank you", message="Your subscription is confirmed.")
+            case ConfirmOutcome.STALE | ConfirmOutcome.SUPPRESSED:
+                return _page(
+                    settings,
+                    409,
+                    title="Not subscribed",
+                    message="You unsubscribed after this link was sent, so it no longer "
+                    "subscribes you. To receive our emails again, sign up once more: we will "
+                    "send you a new link.",
+                )
+            case ConfirmOutcome.ERASED:
+                return _not_found(settings)
 
     return router

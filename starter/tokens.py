@@ -9,6 +9,7 @@ has its own salt, so a token made for one purpose is refused by every other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
@@ -75,15 +76,19 @@ class LinkTokens:
     def confirm(self, lead_id: str) -> str:
         return URLSafeTimedSerializer(self.secret, salt="nurture.confirm").dumps(lead_id)
 
-    def read_confirm(self, token: str, *, max_age: int = CONFIRMATION_MAX_AGE_SECONDS) -> str:
+    def read_confirm(
+        self, token: str, *, max_age: int = CONFIRMATION_MAX_AGE_SECONDS
+    ) -> tuple[str, datetime]:
+        """The lead id and when the link was made (a link older than an unsubscribe must
+        not re-subscribe)."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid("no such link")
         try:
-            value = URLSafeTimedSerializer(self.secret, salt="nurture.confirm").loads(
-                token, max_age=max_age
+            value, issued_at = URLSafeTimedSerializer(self.secret, salt="nurture.confirm").loads(
+                token, max_age=max_age, return_timestamp=True
             )
-        except (BadData, UnicodeError, ValueError):
+        except (BadData, UnicodeError, ValueError, OverflowError):
             raise TokenInvalid("this confirmation link is invalid or has expired") from None
         if not isinstance(value, str):
             raise TokenInvalid("no such link")
-        return value
+        return value, issued_at

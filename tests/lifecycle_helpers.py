@@ -39,7 +39,7 @@ async def create_confirmed_lead(sessions: async_sessionmaker, lead: dict[str, ob
     from starter.enrollment import LeadIn, upsert_lead
 
     async with sessions() as session:
-        row = await upsert_lead(session, LeadIn.model_validate(lead))
+        row, _ = await upsert_lead(session, LeadIn.model_validate(lead))
         row.consent_status = "confirmed"
         await session.commit()
         return row.id

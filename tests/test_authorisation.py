@@ -66,6 +66,8 @@ TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/u/{token}"): ANYONE,
     ("GET", "/c/{token}"): ANYONE,
     ("POST", "/c/{token}"): ANYONE,
+    ("GET", "/f/{form}"): ANYONE,  # the hosted sign-up form: a person's own act
+    ("POST", "/f/{form}"): ANYONE,
     ("GET", "/inbox"): {role: SESSION for role in KEYS},
     ("GET", "/inbox/login"): {role: SESSION for role in KEYS},
     ("POST", "/inbox/login"): {role: SESSION for role in KEYS},

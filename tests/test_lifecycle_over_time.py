@@ -145,6 +145,7 @@ async def test_decay_lowers_a_stale_score(simulation: SimulationStack, leads: li
 async def test_an_unconfirmed_double_opt_in_is_reminded_then_expires_and_gets_no_marketing(
     simulation: SimulationStack, leads: list[str]
 ) -> None:
+    from db.suppression_list import SuppressionList
     from journeys.registry import get_journey
     from starter.enrollment import LeadIn, enroll
 
@@ -155,6 +156,7 @@ async def test_an_unconfirmed_double_opt_in_is_reminded_then_expires_and_gets_no
         task_queue=simulation.settings.task_queue,
         lead_in=LeadIn.model_validate(lead),
         definition=get_journey("welcome"),
+        suppressions=SuppressionList(simulation.settings.require_secret_key()),
         lifecycle=simulation.lifecycle,
     )
     leads.append(result.lead_id)

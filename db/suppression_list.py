@@ -1,0 +1,49 @@
+"""The suppression list: addresses that get no marketing email, kept as keyed hashes.
+
+Written when a lead unsubscribes, bounces or complains, and kept when it is erased; read by
+every path that records a claim of consent and again at the moment of sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Suppression
+from db.writes import insert_ignoring_conflict
+from journeys.consent import SuppressionReason, address_hash
+
+
+@dataclass(frozen=True)
+class SuppressionList:
+    """The list under one secret (`NURTURE_SECRET_KEY`): the hash key derives from it."""
+
+    secret: str
+
+    def key(self, email: str) -> str:
+        return address_hash(self.secret, email)
+
+    async def entry(self, session: AsyncSession, email: str | None) -> Suppression | None:
+        """The address's entry, or None (also for no address)."""
+        if email is None:
+            return None
+        return await session.get(Suppression, self.key(email))
+
+    async def reason(self, session: AsyncSession, email: str | None) -> SuppressionReason | None:
+        found = await self.entry(session, email)
+        return SuppressionReason(found.reason) if found is not None else None
+
+    async def add(self, session: AsyncSession, email: str, reason: SuppressionReason) -> None:
+        """Suppress the address (in the caller's transaction); an entry already there stays
+        as it is, with its first reason and date."""
+        await insert_ignoring_conflict(
+            session, Suppression, {"address_hash": self.key(email), "reason": reason.value}
+        )
+
+    async def lift(self, session: AsyncSession, email: str) -> None:
+        """Take the address off the list: only for the lead's own confirmed opt-in."""
+        await session.execute(
+            delete(Suppression).where(Suppression.address_hash == self.key(email))
+        )
