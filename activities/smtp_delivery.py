@@ -17,6 +17,7 @@ its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the 
 
 from __future__ import annotations
 
+import email.policy
 import re
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -28,6 +29,12 @@ from db.commit_point import CommitOutcomeUnknown
 from starter.settings import Settings
 
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
+# How a message goes on the wire: CRLF, and RFC 5322's hard limit of 998 characters a
+# line. The default 78 made the email package fold a long header value without spaces
+# (the List-Unsubscribe URL) into an RFC 2047 encoded-word, which RFC 2369/8058 forbid
+# there: Gmail and Yahoo then show no unsubscribe button. Headers with spaces still fold
+# at spaces past 998, and non-ASCII text (a Subject) is still encoded as it must be.
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 class PermanentFailure(Exception):
@@ -58,7 +65,7 @@ async def deliver(
     the COMMIT's outcome was unknown and the server accepted the message."""
     sender = message["From"]
     recipient = message["To"]
-    body = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    body = message.as_bytes(policy=WIRE_POLICY)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     body = _LINE_START_DOT.sub(b"..", body)

@@ -18,6 +18,8 @@ class SmtpSink:
     """Collects every message the server accepted."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    # (recipients, the bytes exactly as the client sent them): for checks on the wire form.
+    raw: list[tuple[list[str], bytes]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -33,12 +35,18 @@ class SmtpSink:
         message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.raw.append((list(envelope.rcpt_tos), envelope.original_content or b""))
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
         """Messages addressed to `address`, in the order they arrived."""
         with self._lock:
             return [m for m in self.messages if m["To"] == address]
+
+    def raw_to(self, address: str) -> list[bytes]:
+        """The raw bytes of the messages to `address`, as received."""
+        with self._lock:
+            return [content for rcpts, content in self.raw if address in rcpts]
 
     async def wait_for(self, address: str, count: int, within: float = 20.0) -> list[EmailMessage]:
         """Wait until `count` messages to `address` arrived; fail with what did arrive."""
