@@ -172,7 +172,8 @@ class ChangeStageRequest(_Contract):
     new_mql_cycle: bool = False
     # Sales feedback: recorded with the transition; a rejection counts and may hold a cool-down.
     feedback_outcome: FeedbackOutcome | None = None
-    feedback_reason: str | None = Field(default=None, max_length=500)
+    feedback_note_id: int | None = None  # the reason's text, in `feedback_notes`
+    feedback_reason: str | None = Field(default=None, max_length=500)  # older histories only
     feedback_rep: str | None = Field(default=None, max_length=64)
     counts_as_rejection: bool = False
     mql_blocked_until: datetime | None = None

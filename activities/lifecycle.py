@@ -19,7 +19,7 @@ from activities.contracts import (
     EnrollInJourneyRequest,
     RequestHandoverRequest,
 )
-from db.models import CrmHandover, Lead, SalesFeedbackRecord, StageTransition
+from db.models import CrmHandover, FeedbackNote, Lead, SalesFeedbackRecord, StageTransition
 from db.writes import insert_once
 from journeys.dsl import LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
@@ -74,13 +74,18 @@ class LifecycleActivities:
                 lead.behaviour_carryover = request.behaviour_carryover
                 lead.score_adjustment = round(lead.score_adjustment * request.behaviour_carryover)
             if request.feedback_outcome is not None:
+                reason = request.feedback_reason
+                if request.feedback_note_id is not None:
+                    note = await session.get(FeedbackNote, request.feedback_note_id)
+                    reason = note.text if note is not None else None
                 session.add(
                     SalesFeedbackRecord(
                         idempotency_key=request.idempotency_key,
                         lead_id=lead.id,
                         outcome=request.feedback_outcome.value,
-                        reason=request.feedback_reason,
+                        reason=reason,
                         rep=request.feedback_rep,
+                        actor=request.actor,
                         from_stage=previous.value,
                         to_stage=request.stage.value,
                         at=request.at,

@@ -172,10 +172,48 @@ class SalesFeedbackRecord(Base):
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
+    # The rep the feedback is for, and who gave it: the key's holder (`rep:kim`,
+    # `sales-manager`, `admin`, `crm`).
     rep: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(200))
     from_stage: Mapped[str] = mapped_column(String(20))
     to_stage: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackNote(Base):
+    """The free text of a piece of sales feedback (a rejection reason). Stored here by the
+    API and passed to the lead workflow by id, so no free text enters workflow history;
+    erased with the lead."""
+
+    __tablename__ = "feedback_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    text: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookReceipt(Base):
+    """A signed inbound webhook already taken: the same signature again is a replay."""
+
+    __tablename__ = "webhook_receipts"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class InboxSession(Base):
+    """A signed-in sales inbox session, held server-side so signing out ends it."""
+
+    __tablename__ = "inbox_sessions"
+
+    # SHA-256 of the session token in the cookie: the database never holds a usable token.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class RoutingCursor(Base):

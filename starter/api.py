@@ -33,13 +33,23 @@ from starter.lifecycle import LeadLifecycle
 from starter.preview import TemplatePreview, preview_template
 from starter.provisioning.temporal import temporal_address
 from starter.public_routes import public_router
+from starter.rate_limits import AttemptLimiter
 from starter.report_routes import report_router
-from starter.roles import AdminKey, MarketingKey, MarketingOrSalesKey, SalesKey
-from starter.sales import CrmStatusAccepted, CrmStatusChange, crm_status_changed, give_feedback
+from starter.request_guard import FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW, RequestGuard
+from starter.roles import AdminKey, MarketingKey, MarketingOrSalesKey, SalesKey, caller_name
+from starter.sales import (
+    CrmStatusAccepted,
+    CrmStatusChange,
+    SalesFeedbackIn,
+    crm_status_changed,
+    give_feedback,
+    webhook_receipt,
+)
+from starter.security_headers import SecurityHeaders
 from starter.settings import Settings, SettingsError
 from starter.signup_routes import signup_router
 from starter.temporal_client import connect
-from workflows.contracts import FeedbackResult, SalesFeedback
+from workflows.contracts import FeedbackResult
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = api_keys
+    # Unknown keys and inbox sign-ins per client address: one count for both.
+    failed_auth = AttemptLimiter(limit=FAILED_AUTH_LIMIT, window=FAILED_AUTH_WINDOW)
+    # Added last = runs first: headers on every answer, the guard's refusals included.
+    app.add_middleware(RequestGuard, api_keys=api_keys, failures=failed_auth)
+    app.add_middleware(SecurityHeaders, https=settings.public_base_url.startswith("https://"))
 
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
@@ -208,7 +223,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def post_sales_feedback(
         lead_id: LeadId,
-        body: SalesFeedback,
+        body: SalesFeedbackIn,
         request: Request,
         holder: SalesKey,
         idempotency_key: Annotated[
@@ -227,7 +242,12 @@ def create_app(settings: Settings) -> FastAPI:
         if holder.rep is not None:
             body = body.model_copy(update={"rep": holder.rep})
         return await give_feedback(
-            lifecycle(request), request.app.state.sessions, lead_id, body, idempotency_key
+            lifecycle(request),
+            request.app.state.sessions,
+            lead_id,
+            body,
+            idempotency_key,
+            actor=caller_name(holder),
         )
 
     @app.post(
@@ -236,7 +256,8 @@ def create_app(settings: Settings) -> FastAPI:
         response_model=CrmStatusAccepted,
         tags=["sales"],
         responses={
-            401: {"description": "Missing or invalid X-Nurture-Signature"},
+            401: {"description": "Missing, malformed, stale or forged X-Nurture-Signature"},
+            409: {"description": "This signed request was already received (a replay)"},
             422: {"description": "Unknown CRM status"},
         },
     )
@@ -245,7 +266,7 @@ def create_app(settings: Settings) -> FastAPI:
         `CRM_WEBHOOK_SECRET`: it becomes the same sales feedback, applied asynchronously."""
         body = await request.body()
         try:
-            verify(
+            digest = verify(
                 body,
                 request.headers.get(SIGNATURE_HEADER),
                 settings.require_crm_webhook_secret(),
@@ -258,7 +279,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
-        return await crm_status_changed(lifecycle(request), request.app.state.sessions, change)
+        async with webhook_receipt(request.app.state.sessions, digest):
+            return await crm_status_changed(lifecycle(request), request.app.state.sessions, change)
 
     @app.delete(
         "/v1/leads/{lead_id}",
@@ -296,7 +318,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(report_router())
     app.include_router(public_router(settings))
     app.include_router(signup_router(settings))
-    app.include_router(inbox_router(settings))
+    app.include_router(inbox_router(settings, failed_auth))
 
     _document_common_errors(app)
 

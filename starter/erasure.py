@@ -15,7 +15,7 @@ import logging
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -26,8 +26,11 @@ from db.models import (
     CrmHandover,
     EngagementEvent,
     Enrollment,
+    FeedbackNote,
     Lead,
     OutboxEmail,
+    SalesFeedbackRecord,
+    StageTransition,
     utcnow,
 )
 from db.suppression_list import SuppressionList
@@ -108,6 +111,25 @@ async def erase_lead(
                 lead_id=lead_id, action=ConsentAction.ERASED.value, source="erasure request"
             )
         )
+        # Sales feedback's free text (a rejection reason may name people, numbers,
+        # addresses): the notes, the reasons recorded from them, and the causes of stage
+        # changes that older versions wrote the reason into.
+        await session.execute(
+            update(FeedbackNote).where(FeedbackNote.lead_id == lead_id).values(text=None)
+        )
+        await session.execute(
+            update(SalesFeedbackRecord)
+            .where(SalesFeedbackRecord.lead_id == lead_id)
+            .values(reason=None)
+        )
+        for transition in (
+            await session.execute(
+                select(StageTransition).where(
+                    StageTransition.lead_id == lead_id, StageTransition.cause.like("sales %: %")
+                )
+            )
+        ).scalars():
+            transition.cause = transition.cause.partition(":")[0]
         if settings.crm_adapter == "builtin":
             await session.execute(
                 update(CrmHandover).where(CrmHandover.lead_id == lead_id).values(status="erased")
@@ -121,6 +143,7 @@ async def erase_lead(
             lead_workflow_id(lead_id),
         ]
         await session.commit()
+    await _checkpoint_if_sqlite(sessions)
     ended = 0
     for workflow_id in workflow_ids:
         try:
@@ -137,6 +160,14 @@ async def erase_lead(
     return ErasureResult(
         lead_id=lead_id, erased_at=erased_at.isoformat(), workflows_ended=ended, crm=crm
     )
+
+
+async def _checkpoint_if_sqlite(sessions: async_sessionmaker) -> None:
+    """SQLite keeps changed pages in its write-ahead log until a checkpoint: the erased
+    values would linger in the -wal file. Copy it into the database and truncate it now."""
+    async with sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
 
 async def _tell_crm(settings: Settings, lead_id: str) -> None:

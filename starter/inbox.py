@@ -1,15 +1,22 @@
 """The sales inbox: a server-rendered page where a rep logs in with their API key, sees
 the MQLs assigned to them with each score explanation, and accepts or rejects them.
 
-No front-end build: Jinja2 templates and HTML forms. The session is a signed, HttpOnly,
-SameSite=Strict cookie naming the key by its fingerprint (so removing a key from
-NURTURE_API_KEYS ends its sessions); every form carries a CSRF token bound to it.
+No front-end build: Jinja2 templates and HTML forms. Sessions are held server-side
+(`inbox_sessions`): the HttpOnly, SameSite=Strict cookie carries a random token whose
+SHA-256 names the session, so signing out (or 12 hours) ends it, and removing a key from
+NURTURE_API_KEYS ends its sessions. Every form carries the session's own CSRF token. The
+sign-in form is protected too (a cookie-bound token and an Origin check), so another site
+can't sign a visitor into a session of its choosing; failed sign-ins count against the
+client address with unknown API keys (429). Notices shown on the page come from a fixed
+list, never from the URL's text.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -17,22 +24,32 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from activities.scoring import explain_score
-from db.models import Lead
+from db.models import InboxSession, Lead, as_utc
+from journeys.dsl import LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
 from starter.auth import holder_of
 from starter.errors import ApiProblem
-from starter.sales import give_feedback
+from starter.rate_limits import AttemptLimiter
+from starter.request_guard import client_address, same_site
+from starter.roles import caller_name
+from starter.sales import SalesFeedbackIn, give_feedback
 from starter.settings import ApiKeyHolder, Role, Settings
-from workflows.contracts import SalesFeedback
 
 COOKIE = "nurture_inbox"
+LOGIN_COOKIE = "nurture_inbox_login"  # binds the sign-in form to the browser that got it
 SESSION_HOURS = 12
+# What the page may say after an action: a code in the URL picks one of these.
+NOTICES = {
+    "accepted": "Accepted: the lead is now {stage}.",
+    "rejected": "Rejected: the lead is now {stage}.",
+    "reason_needed": "Say why you reject the lead.",
+    "signed_out": "You are signed out.",
+}
 LeadId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
 
 
@@ -46,6 +63,19 @@ def _templates() -> SandboxedEnvironment:
 
 def _fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def notice_text(code: str | None, stage: str | None) -> str:
+    """The notice a code stands for (unknown codes: none); a stage only if it is one."""
+    template = NOTICES.get(code or "")
+    if template is None:
+        return ""
+    known = {s.value for s in LifecycleStage}
+    return template.format(stage=stage if stage in known else "updated")
 
 
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -66,34 +96,25 @@ def _error(status: int, title: str, message: str) -> HTMLResponse:
     return _render("inbox_error.html", status=status, title=title, message=message)
 
 
-def inbox_router(settings: Settings) -> APIRouter:
-    """`/inbox`, `/inbox/login`, `/inbox/logout`, `/inbox/leads/{id}/feedback`."""
+def inbox_router(settings: Settings, failed_auth: AttemptLimiter) -> APIRouter:
+    """`/inbox`, `/inbox/login`, `/inbox/logout`, `/inbox/leads/{id}/feedback`.
+    `failed_auth` counts wrong keys per client address (shared with the API's keys)."""
     router = APIRouter(include_in_schema=False)
-    signer = URLSafeTimedSerializer(settings.require_secret_key(), salt="nurture-inbox")
     secure = settings.public_base_url.startswith("https://")
 
-    def holder_from_cookie(request: Request) -> tuple[ApiKeyHolder, str] | None:
-        raw = request.cookies.get(COOKIE)
-        if not raw or len(raw) > 1000:
+    async def session_of(request: Request) -> tuple[ApiKeyHolder, InboxSession] | None:
+        token = request.cookies.get(COOKIE)
+        if not token or len(token) > 200:
             return None
-        try:
-            fingerprint = signer.loads(raw, max_age=SESSION_HOURS * 3600)
-        except BadSignature:
+        async with request.app.state.sessions() as db:
+            found = await db.get(InboxSession, _token_hash(token))
+        if found is None or as_utc(found.expires_at) <= datetime.now(UTC):
             return None
         keys: dict[str, ApiKeyHolder] = request.app.state.api_keys
         for key, holder in keys.items():
-            if _fingerprint(key) == fingerprint:
-                return holder, fingerprint
+            if hmac.compare_digest(_fingerprint(key), found.key_fingerprint):
+                return holder, found
         return None
-
-    def csrf_for(fingerprint: str) -> str:
-        return signer.dumps(["csrf", fingerprint])
-
-    def csrf_ok(token: str, fingerprint: str) -> bool:
-        try:
-            return signer.loads(token, max_age=SESSION_HOURS * 3600) == ["csrf", fingerprint]
-        except BadSignature:
-            return False
 
     async def inbox_leads(request: Request, holder: ApiKeyHolder) -> list[dict[str, Any]]:
         query = select(Lead).where(Lead.lifecycle_stage == "mql", Lead.erased_at.is_(None))
@@ -106,51 +127,111 @@ def inbox_router(settings: Settings) -> APIRouter:
                 items.append({"lead": lead, "score": await explain_score(session, lead, now)})
         return items
 
+    def login_form(status: int = 200, error: str | None = None) -> HTMLResponse:
+        nonce = secrets.token_urlsafe(24)
+        page = _render(
+            "inbox_login.html",
+            status=status,
+            title="Sales inbox: sign in",
+            error=error,
+            login_token=nonce,
+        )
+        page.set_cookie(
+            LOGIN_COOKIE,
+            nonce,
+            max_age=3600,
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+            path="/inbox/login",
+        )
+        return page
+
     @router.get("/inbox/login", response_class=HTMLResponse)
     async def login_page() -> HTMLResponse:
-        return _render("inbox_login.html", title="Sales inbox: sign in")
+        return login_form()
 
     @router.post("/inbox/login", response_class=HTMLResponse)
-    async def login(request: Request, key: Annotated[str, Form(max_length=500)] = "") -> Response:
+    async def login(
+        request: Request,
+        key: Annotated[str, Form(max_length=500)] = "",
+        login_token: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        address = client_address(request.scope)
+        if (wait := failed_auth.retry_after(address)) is not None:
+            page = login_form(429, "Too many failed sign-ins from here: try again in a minute.")
+            page.headers["Retry-After"] = str(wait)
+            return page
+        cookie_nonce = request.cookies.get(LOGIN_COOKIE, "")
+        if (
+            not same_site(request.headers, str(request.url), settings.public_base_url)
+            or not cookie_nonce
+            or not hmac.compare_digest(cookie_nonce, login_token)
+        ):
+            return login_form(403, "This sign-in form has expired: please sign in again.")
         holder = holder_of(request.app.state.api_keys, key.strip()) if key else None
         if holder is None or holder.role not in (Role.SALES, Role.ADMIN):
+            if holder is None:
+                failed_auth.record(address)
             message = (
                 "That key is not a sales key." if holder else "Unknown key: check and try again."
             )
-            return _render(
-                "inbox_login.html", status=401, title="Sales inbox: sign in", error=message
+            return login_form(401, message)
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        async with request.app.state.sessions() as db:
+            await db.execute(delete(InboxSession).where(InboxSession.expires_at < now))
+            db.add(
+                InboxSession(
+                    token_hash=_token_hash(token),
+                    key_fingerprint=_fingerprint(key.strip()),
+                    csrf=secrets.token_urlsafe(32),
+                    expires_at=now + timedelta(hours=SESSION_HOURS),
+                )
             )
+            await db.commit()
         response = RedirectResponse("/inbox", status_code=303)
         response.set_cookie(
             COOKIE,
-            signer.dumps(_fingerprint(key.strip())),
+            token,
             max_age=SESSION_HOURS * 3600,
             httponly=True,
             samesite="strict",
             secure=secure,
             path="/inbox",
         )
+        response.delete_cookie(LOGIN_COOKIE, path="/inbox/login")
         return response
 
     @router.post("/inbox/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        """Sign out: the session ends on the server, whatever happens to the cookie."""
+        token = request.cookies.get(COOKIE)
+        if token and len(token) <= 200:
+            async with request.app.state.sessions() as db:
+                await db.execute(
+                    delete(InboxSession).where(InboxSession.token_hash == _token_hash(token))
+                )
+                await db.commit()
         response = RedirectResponse("/inbox/login", status_code=303)
         response.delete_cookie(COOKIE, path="/inbox")
         return response
 
     @router.get("/inbox", response_class=HTMLResponse)
-    async def inbox(request: Request, notice: str | None = None) -> Response:
-        session = holder_from_cookie(request)
-        if session is None:
+    async def inbox(
+        request: Request, notice: str | None = None, stage: str | None = None
+    ) -> Response:
+        found = await session_of(request)
+        if found is None:
             return RedirectResponse("/inbox/login", status_code=303)
-        holder, fingerprint = session
+        holder, session = found
         return _render(
             "inbox.html",
             title="Sales inbox",
             who=holder.rep or "all reps",
             items=await inbox_leads(request, holder),
-            csrf=csrf_for(fingerprint),
-            notice=(notice or "")[:200],
+            csrf=session.csrf,
+            notice=notice_text(notice, stage),
         )
 
     @router.post("/inbox/leads/{lead_id}/feedback", response_class=HTMLResponse)
@@ -161,11 +242,11 @@ def inbox_router(settings: Settings) -> APIRouter:
         reason: Annotated[str, Form(max_length=500)] = "",
         csrf: Annotated[str, Form(max_length=500)] = "",
     ) -> Response:
-        session = holder_from_cookie(request)
-        if session is None:
+        found = await session_of(request)
+        if found is None:
             return RedirectResponse("/inbox/login", status_code=303)
-        holder, fingerprint = session
-        if not csrf_ok(csrf, fingerprint):
+        holder, session = found
+        if not csrf or not hmac.compare_digest(csrf, session.csrf):
             return _error(403, "Expired form", "This form has expired: reload the inbox.")
         async with request.app.state.sessions() as db:
             lead = await db.get(Lead, lead_id)
@@ -174,25 +255,24 @@ def inbox_router(settings: Settings) -> APIRouter:
         if outcome not in (FeedbackOutcome.ACCEPT, FeedbackOutcome.REJECT):
             return _error(422, "Choose accept or reject", "Choose accept or reject.")
         if outcome == FeedbackOutcome.REJECT and not reason.strip():
-            notice = f"Say why you reject {lead.first_name or 'the lead'}."
-            return RedirectResponse("/inbox?" + urlencode({"notice": notice}), 303)
+            return RedirectResponse("/inbox?notice=reason_needed", 303)
         try:
             result = await give_feedback(
                 request.app.state.lifecycle,
                 request.app.state.sessions,
                 lead_id,
-                SalesFeedback(
+                SalesFeedbackIn(
                     outcome=FeedbackOutcome(outcome),
                     reason=reason.strip() or None,
                     rep=holder.rep,
                 ),
                 request_id=None,
+                actor=caller_name(holder),
             )
         except ApiProblem as problem:
             return _error(problem.status, "Not applied", problem.message)
-        name = " ".join(filter(None, (lead.first_name, lead.last_name))) or "the lead"
-        verb = "Accepted" if outcome == FeedbackOutcome.ACCEPT else "Rejected"
-        notice = f"{verb} {name}: now {result.stage}"
-        return RedirectResponse("/inbox?" + urlencode({"notice": notice}), status_code=303)
+        code = "accepted" if outcome == FeedbackOutcome.ACCEPT else "rejected"
+        query = urlencode({"notice": code, "stage": result.stage})
+        return RedirectResponse(f"/inbox?{query}", status_code=303)
 
     return router

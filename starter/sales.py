@@ -3,16 +3,67 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.service import RPCError, RPCStatusCode
 
-from db.models import Lead
+from activities.crm_webhook import TOLERANCE_SECONDS
+from db.models import FeedbackNote, Lead, WebhookReceipt, utcnow
+from db.writes import insert_once
 from journeys.lifecycle import CRM_STATUS_OUTCOMES, FeedbackOutcome, outcome_for_crm_status
-from starter.errors import FeedbackNotAllowed, LeadNotFound, UnknownCrmStatus
+from starter.errors import ApiProblem, FeedbackNotAllowed, LeadNotFound, UnknownCrmStatus
 from starter.lifecycle import FeedbackConflict, LeadLifecycle
 from workflows.contracts import FeedbackResult, LeadNudge, SalesFeedback
+
+
+class SalesFeedbackIn(BaseModel):
+    """`POST /v1/leads/{lead_id}/sales-feedback`: what sales says about a lead."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="SalesFeedback",
+        json_schema_extra={
+            "example": {"outcome": "reject", "reason": "no-budget", "rep": "alex"},
+        },
+    )
+
+    outcome: FeedbackOutcome
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why; required for reject and lost (a reason code such as `no-budget`). "
+        "Stored with the lead (and erased with it); never sent into workflow history.",
+    )
+    rep: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_-]{1,64}$",
+        description="The rep the feedback is for. A rep's key always gives its own rep; who "
+        "gave the feedback is recorded separately, as the key proves it.",
+    )
+
+    @model_validator(mode="after")
+    def _reason_for_rejections(self) -> SalesFeedbackIn:
+        if self.outcome in (FeedbackOutcome.REJECT, FeedbackOutcome.LOST) and not (
+            self.reason and self.reason.strip()
+        ):
+            raise ValueError(f"a reason is required to {self.outcome.value} a lead")
+        return self
+
+
+async def _note(sessions: async_sessionmaker, lead_id: str, reason: str | None) -> int | None:
+    """Store the feedback's free text; its id is what travels to the workflow."""
+    if not reason or not reason.strip():
+        return None
+    async with sessions() as session:
+        note = FeedbackNote(lead_id=lead_id, text=reason.strip()[:500])
+        session.add(note)
+        await session.commit()
+        return note.id
 
 
 class CrmStatusChange(BaseModel):
@@ -56,11 +107,20 @@ async def give_feedback(
     lifecycle: LeadLifecycle,
     sessions: async_sessionmaker,
     lead_id: str,
-    feedback: SalesFeedback,
+    given: SalesFeedbackIn,
     request_id: str | None,
+    *,
+    actor: str,
 ) -> FeedbackResult:
-    """Apply feedback now; 409 (with the current stage) when the stage doesn't allow it."""
+    """Apply feedback now; 409 (with the current stage) when the stage doesn't allow it.
+    `actor` is who gave it, as their key proves (`caller_name`)."""
     await _require_lead(sessions, lead_id)
+    feedback = SalesFeedback(
+        outcome=given.outcome,
+        note_id=await _note(sessions, lead_id, given.reason),
+        rep=given.rep,
+        actor=actor,
+    )
     for attempt in range(2):
         try:
             return await lifecycle.feedback(lead_id, feedback, request_id=request_id)
@@ -72,6 +132,35 @@ async def give_feedback(
                 raise
             await lifecycle.nudge(lead_id, LeadNudge(cause="sales feedback arrived"))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class WebhookReplayed(ApiProblem):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            ("header", "x-nurture-signature"),
+            "this signed request was already received; sign a new one to send it again",
+            "webhook_replayed",
+        )
+
+
+@asynccontextmanager
+async def webhook_receipt(sessions: async_sessionmaker, digest: str) -> AsyncIterator[None]:
+    """Take a signed request once: a second one with the same signature (a replay within
+    the timestamp's tolerance) is a 409. If handling it fails, the receipt is given back,
+    so the sender's retry of the same request is taken."""
+    async with sessions() as session:
+        horizon = utcnow() - timedelta(seconds=2 * TOLERANCE_SECONDS)
+        await session.execute(delete(WebhookReceipt).where(WebhookReceipt.received_at < horizon))
+        if not await insert_once(session, WebhookReceipt(digest=digest)):
+            raise WebhookReplayed()
+    try:
+        yield
+    except BaseException:
+        async with sessions() as session:
+            await session.execute(delete(WebhookReceipt).where(WebhookReceipt.digest == digest))
+            await session.commit()
+        raise
 
 
 async def crm_status_changed(
@@ -87,7 +176,12 @@ async def crm_status_changed(
     reason = change.reason
     if outcome in (FeedbackOutcome.REJECT, FeedbackOutcome.LOST) and not reason:
         reason = f"crm status {change.status}"
-    feedback = SalesFeedback(outcome=outcome, reason=reason, rep=change.rep)
+    feedback = SalesFeedback(
+        outcome=outcome,
+        note_id=await _note(sessions, lead_id, reason),
+        rep=change.rep,
+        actor="crm",
+    )
     await lifecycle.nudge(lead_id, LeadNudge(cause=f"crm status {change.status}"[:200]))
     await lifecycle.feedback_later(lead_id, feedback)
     return CrmStatusAccepted(lead_id=lead_id, outcome=outcome)

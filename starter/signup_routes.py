@@ -4,7 +4,7 @@ back in: the form fill sends a confirmation email, and only the click on its lin
 the suppression. A website's backend relaying the same form (`POST /v1/forms/…`) can't
 do that: its word is a claim, not the person's act.
 
-Cross-site posts are refused (Origin / Sec-Fetch-Site), and the form carries a signed,
+Cross-site posts are refused (`Sec-Fetch-Site`, or `Origin`), and the form carries a signed,
 timed token, so a page elsewhere can't sign a visitor up unseen.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from email.utils import parseaddr
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse
@@ -26,6 +25,7 @@ from starter.enrollment import LeadIn
 from starter.forms import FormConsent, FormSubmission, submit_form
 from starter.public_routes import client_of, render_page
 from starter.rate_limits import AttemptLimiter
+from starter.request_guard import same_site
 from starter.settings import Settings
 
 # A form page's token is good for a day: long enough to fill it in, short enough not to
@@ -35,11 +35,6 @@ FORM_TOKEN_MAX_AGE = 24 * 3600
 # confirmations to a list of strangers is slowed to a trickle.
 FILLS_PER_HOUR = 10
 FormName = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9-]+$")]
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def signup_router(settings: Settings) -> APIRouter:
@@ -72,14 +67,6 @@ def signup_router(settings: Settings) -> APIRouter:
             settings, "page.html", 404, title="No such form", message="This form does not exist."
         )
 
-    def same_site(request: Request) -> bool:
-        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            return False
-        origin = request.headers.get("origin")
-        if origin is None or origin == "null":
-            return origin is None
-        return origin.lower() in (_origin(settings.public_base_url), _origin(str(request.url)))
-
     @router.get("/f/{form}", response_class=HTMLResponse)
     async def signup_page(form: FormName) -> HTMLResponse:
         """The form: email, name, company, and the consent checkbox (unticked)."""
@@ -102,7 +89,7 @@ def signup_router(settings: Settings) -> APIRouter:
         if definition is None:
             return unknown_form()
         values = {"email": email, "first_name": first_name, "company": company}
-        if not same_site(request):
+        if not same_site(request.headers, str(request.url), settings.public_base_url):
             return form_page(definition, 403, "Please fill in the form on this page.", **values)
         ip, user_agent = client_of(request)
         if (wait := fills.retry_after(ip or "unknown")) is not None:

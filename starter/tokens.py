@@ -9,7 +9,7 @@ has its own salt, so a token made for one purpose is refused by every other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
@@ -73,8 +73,12 @@ class LinkTokens:
             raise TokenInvalid("no such link")
         return value
 
-    def confirm(self, lead_id: str) -> str:
-        return URLSafeTimedSerializer(self.secret, salt="nurture.confirm").dumps(lead_id)
+    def confirm(self, lead_id: str, *, now: datetime | None = None) -> str:
+        """A confirmation link's token: the lead and the moment it was made, to the
+        millisecond (the serializer's own timestamp has whole seconds)."""
+        moment = now or datetime.now(UTC)
+        payload = [lead_id, int(moment.timestamp() * 1000)]
+        return URLSafeTimedSerializer(self.secret, salt="nurture.confirm").dumps(payload)
 
     def read_confirm(
         self, token: str, *, max_age: int = CONFIRMATION_MAX_AGE_SECONDS
@@ -89,6 +93,15 @@ class LinkTokens:
             )
         except (BadData, UnicodeError, ValueError, OverflowError):
             raise TokenInvalid("this confirmation link is invalid or has expired") from None
-        if not isinstance(value, str):
+        if isinstance(value, str):  # made before tokens carried milliseconds
+            return value, issued_at
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and isinstance(value[0], str)
+            and isinstance(value[1], int)
+            and not isinstance(value[1], bool)
+            and 0 <= value[1] < 10**14
+        ):
             raise TokenInvalid("no such link")
-        return value, issued_at
+        return value[0], datetime.fromtimestamp(value[1] / 1000, UTC)

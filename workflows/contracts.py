@@ -128,30 +128,43 @@ class LeadNudge(BaseModel):
 
 
 class SalesFeedback(BaseModel):
-    """What sales says about a lead: `POST /v1/leads/{lead_id}/sales-feedback`."""
+    """Sales feedback as the lead workflow takes it (update or signal): ids and codes only.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {"outcome": "reject", "reason": "no-budget", "rep": "alex"},
-        },
-    )
+    The reason's free text stays in the database (`feedback_notes`); `note_id` names it, so
+    a rep's words (which may hold names, numbers, addresses) never enter workflow history.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     outcome: FeedbackOutcome
-    reason: str | None = Field(
-        default=None,
-        max_length=500,
-        description="Why; required for reject and lost (a reason code such as `no-budget`).",
-    )
+    note_id: int | None = Field(default=None, description="The reason, in `feedback_notes`.")
     rep: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$")
+    # Who gave it, as the key proves (`sales:kim`, `sales`, `admin`, `crm`); `rep` is the
+    # rep it is for.
+    actor: str | None = Field(default=None, max_length=200)
+    # Only in histories from before notes existed: the reason's text itself.
+    reason: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
     def _reason_for_rejections(self) -> SalesFeedback:
         if self.outcome in (FeedbackOutcome.REJECT, FeedbackOutcome.LOST) and not (
-            self.reason and self.reason.strip()
+            self.note_id is not None or (self.reason and self.reason.strip())
         ):
             raise ValueError(f"a reason is required to {self.outcome.value} a lead")
         return self
+
+
+class QueuedFeedback(BaseModel):
+    """Feedback the lead workflow accepted and answered, whose effects (the database's stage
+    change, recycling, journeys) its main loop has yet to run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feedback: SalesFeedback
+    previous: LifecycleStage
+    target: LifecycleStage
+    key: str
+    at: datetime
 
 
 class FeedbackResult(BaseModel):
@@ -209,6 +222,7 @@ class LeadState(BaseModel):
     doi_round: int = 0
     doi_sent_at: datetime | None = None
     pending: list[LeadNudge] = Field(default_factory=list)
+    feedback_queue: list[QueuedFeedback] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
 

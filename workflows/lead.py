@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         LeadNudge,
         LeadState,
         LeadStatus,
+        QueuedFeedback,
         SalesFeedback,
         TimelineEntry,
     )
@@ -73,6 +74,13 @@ T = TypeVar("T")
 
 # A cool-down ends, an SLA lapses or a score decays: these wake the workflow up.
 _NEVER = None
+# Sales feedback is answered as soon as it is validated; its effects run in the main loop
+# (before, the update waited for the loop's lock, held while an email retried for as long
+# as SMTP was down).
+FEEDBACK_AT_ONCE = "feedback-answered-at-once"
+# How long the update waits for its stage change to reach the database before answering
+# with the decision alone (normally milliseconds; longer only while an effect is stuck).
+FEEDBACK_EFFECT_WAIT = timedelta(seconds=1)
 
 
 class FeedbackRefused(ApplicationError):
@@ -130,7 +138,11 @@ class LeadWorkflow:
             return
         try:
             await workflow.wait_condition(
-                lambda: bool(self._state.pending) or workflow.info().is_continue_as_new_suggested(),
+                lambda: (
+                    bool(self._state.pending)
+                    or bool(self._state.feedback_queue)
+                    or workflow.info().is_continue_as_new_suggested()
+                ),
                 timeout=timeout,
             )
         except TimeoutError:
@@ -159,6 +171,7 @@ class LeadWorkflow:
         return min(due) if due else _NEVER
 
     async def _act(self) -> None:
+        await self._apply_queued_feedback()
         nudges, self._state.pending = self._state.pending, []
         now = workflow.now()
         rescore_due = self._state.rescore_at is not None and self._state.rescore_at <= now
@@ -201,9 +214,11 @@ class LeadWorkflow:
             result.behaviour,
             result.qualifies,
         )
-        s.stage, s.owner = result.stage, result.owner
-        s.mql_cycles, s.rejections = result.mql_cycles, result.rejections
-        s.mql_blocked_until, s.rescore_at = result.mql_blocked_until, result.rescore_at
+        if not s.feedback_queue:  # else the database lags the feedback already answered
+            s.stage = result.stage
+            s.mql_cycles, s.rejections = result.mql_cycles, result.rejections
+            s.mql_blocked_until = result.mql_blocked_until
+        s.owner, s.rescore_at = result.owner, result.rescore_at
         s.account_id = result.account_id
         s.consent_status = result.consent_status
         s.account_qualified = result.account_qualified
@@ -359,7 +374,19 @@ class LeadWorkflow:
 
     @workflow.update(name=SALES_FEEDBACK_UPDATE)
     async def sales_feedback(self, feedback: SalesFeedback) -> FeedbackResult:
-        """Apply sales feedback; the validator refuses feedback that doesn't fit the stage."""
+        """Take sales feedback and answer at once; the validator refuses feedback that
+        doesn't fit the stage. Its effects run in the main loop, whatever it is waiting on."""
+        if workflow.patched(FEEDBACK_AT_ONCE):
+            result = self._accept_feedback(feedback)
+            key = self._state.feedback_queue[-1].key
+            try:
+                await workflow.wait_condition(
+                    lambda: all(item.key != key for item in self._state.feedback_queue),
+                    timeout=FEEDBACK_EFFECT_WAIT,
+                )
+            except TimeoutError:
+                pass  # the effects run when the loop is free; the decision stands
+            return result
         async with self._lock:
             return await self._apply_feedback(feedback)
 
@@ -370,11 +397,82 @@ class LeadWorkflow:
     @workflow.signal(name=SALES_FEEDBACK_SIGNAL)
     async def sales_feedback_signal(self, feedback: SalesFeedback) -> None:
         """The same feedback, fire-and-forget (inbound CRM webhooks): refused ones are noted."""
+        if workflow.patched(FEEDBACK_AT_ONCE):
+            try:
+                self._accept_feedback(feedback)
+            except FeedbackRefused as refused:
+                self._note(f"feedback {feedback.outcome.value} ignored: {refused.message}")
+            return
         async with self._lock:
             try:
                 await self._apply_feedback(feedback)
             except FeedbackRefused as refused:
                 self._note(f"feedback {feedback.outcome.value} ignored: {refused.message}")
+
+    def _accept_feedback(self, feedback: SalesFeedback) -> FeedbackResult:
+        """Decide now (the stage the lead goes to, counted rejections, cool-down), queue
+        the effects, answer. Later feedback is judged against the stage decided here."""
+        assert self._policy is not None
+        target = self._target_for(feedback)
+        s, now = self._state, workflow.now()
+        previous = s.stage
+        assert previous is not None
+        s.feedback_queue.append(
+            QueuedFeedback(
+                feedback=feedback,
+                previous=previous,
+                target=target,
+                key=f"feedback:{self._input.lead_id}:{workflow.uuid4()}",
+                at=now,
+            )
+        )
+        s.stage = target
+        if feedback.outcome == FeedbackOutcome.REJECT:
+            s.rejections += 1
+        if target == LifecycleStage.RECYCLED:
+            s.mql_blocked_until = now + self._policy.cooldown
+        s.mql_at, s.sla_phase = None, 0
+        self._publish()
+        return FeedbackResult(
+            lead_id=self._input.lead_id,
+            outcome=feedback.outcome,
+            previous_stage=previous,
+            stage=target,
+            owner=s.owner,
+            rejections=s.rejections,
+        )
+
+    async def _apply_queued_feedback(self) -> None:
+        """Run the effects of answered feedback, in order: the database's stage change,
+        then recycling or the customer journey."""
+        s = self._state
+        while s.feedback_queue and self._policy is not None:
+            item = s.feedback_queue[0]
+            outcome = item.feedback.outcome
+            rejection = outcome == FeedbackOutcome.REJECT
+            back_to_nurture = item.target == LifecycleStage.RECYCLED
+            await self._change_stage(
+                item.target,
+                key=item.key,
+                cause=f"sales {outcome.value}",
+                actor=self._actor_of(item.feedback),
+                feedback=item.feedback,
+                counts_as_rejection=rejection,
+                mql_blocked_until=item.at + self._policy.cooldown if back_to_nurture else None,
+                behaviour_carryover=self._policy.reject_carryover if rejection else None,
+                at=item.at,
+                mirror=False,
+            )
+            s.feedback_queue.pop(0)
+            if back_to_nurture:
+                await self._rescore(f"sales {outcome.value}")
+                await self._enroll(self._policy.recycle_journey)
+            elif item.target == LifecycleStage.CUSTOMER:
+                await self._enroll(self._policy.customer_journey)
+
+    @staticmethod
+    def _actor_of(feedback: SalesFeedback) -> str:
+        return feedback.actor or (f"rep:{feedback.rep}" if feedback.rep else "sales")
 
     async def _apply_feedback(self, feedback: SalesFeedback) -> FeedbackResult:
         assert self._policy is not None
@@ -424,7 +522,11 @@ class LeadWorkflow:
         counts_as_rejection: bool = False,
         mql_blocked_until: datetime | None = None,
         behaviour_carryover: float | None = None,
+        at: datetime | None = None,
+        mirror: bool = True,
     ) -> None:
+        """Change the stage in the database (once per key). `mirror`: take the stage and
+        counts it reports back (not when answered feedback already moved them on)."""
         result = await self._activity(
             CHANGE_STAGE,
             ChangeStageRequest(
@@ -435,16 +537,21 @@ class LeadWorkflow:
                 actor=actor[:200],
                 new_mql_cycle=new_mql_cycle,
                 feedback_outcome=feedback.outcome if feedback else None,
+                feedback_note_id=feedback.note_id if feedback else None,
                 feedback_reason=feedback.reason if feedback else None,
                 feedback_rep=feedback.rep if feedback else None,
                 counts_as_rejection=counts_as_rejection,
                 mql_blocked_until=mql_blocked_until,
                 behaviour_carryover=behaviour_carryover,
-                at=workflow.now(),
+                at=at or workflow.now(),
             ),
             ChangeStageResult,
         )
         s = self._state
+        if not mirror:
+            self._note(f"stage {result.previous_stage.value} → {result.stage.value} ({cause})")
+            self._publish()
+            return
         if result.stage != s.stage:
             self._note(f"stage {result.previous_stage.value} → {result.stage.value} ({cause})")
         s.stage, s.mql_cycles, s.rejections = result.stage, result.mql_cycles, result.rejections
