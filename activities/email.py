@@ -299,6 +299,14 @@ class EmailActivities:
 
         try:
             await deliver(self._settings, message, commit=commit, revert=revert, confirm=confirm)
+        except UnicodeError as failure:
+            # An address (stored before the API refused such addresses) that SMTP without
+            # SMTPUTF8 can't carry: no retry heals it. Recorded, visible, never retried.
+            await session.rollback()
+            await set_outbox(session, outbox_id, status="failed")
+            await session.commit()
+            log.warning("%s for lead %s can't be sent: %s", template, lead_id, failure)
+            return SendEmailResult(status="skipped", reason="undeliverable address (not ASCII)")
         except PermanentFailure as failure:
             await session.rollback()
             await set_outbox(session, outbox_id, status="bounced")

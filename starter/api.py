@@ -24,7 +24,13 @@ from journeys.scoring import ScoreExplanation
 from starter.enrollment import EnrollmentRequest, EnrollmentResult, enroll
 from starter.enrollment_routes import enrollment_router
 from starter.erasure import ErasureResult, erase_lead
-from starter.errors import ApiProblem, SignatureRejected, TemporalUnavailable, UnknownJourney
+from starter.errors import (
+    ApiProblem,
+    SignatureRejected,
+    TemporalUnavailable,
+    UnknownJourney,
+    safe_errors,
+)
 from starter.events import EventIn, EventResult, record_event
 from starter.inbox import inbox_router
 from starter.lead_access import ensure_may_see
@@ -99,6 +105,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": safe_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(RPCError)
     async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:

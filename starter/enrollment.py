@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import idna
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,24 @@ from workflows.contracts import WORKFLOW_NAME, JourneyInput, LeadNudge, journey_
 log = logging.getLogger(__name__)
 
 _Text100 = Field(default=None, max_length=100)
+
+
+def deliverable_address(email: str) -> str:
+    """The address as Nurture stores and sends it: lower case, the domain in its ASCII
+    (IDNA) form. A local part (before the @) that isn't ASCII is refused: it needs
+    SMTPUTF8 end to end, which most sending services and many receiving servers lack,
+    and look-alike letters in it (a Cyrillic a, U+0430) are a spoofing device."""
+    local, _, domain = email.strip().rpartition("@")
+    if not local.isascii():
+        raise ValueError(
+            "the part before @ must be ASCII letters, digits and punctuation "
+            "(internationalised mailbox names can't be delivered reliably)"
+        )
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"the domain is not a valid internationalised name: {exc}") from None
+    return f"{local}@{ascii_domain}".lower()
 
 
 class LeadIn(BaseModel):
@@ -74,7 +93,7 @@ class LeadIn(BaseModel):
     @field_validator("email")
     @classmethod
     def _normalise_email(cls, value: str) -> str:
-        return value.lower()
+        return deliverable_address(value)
 
     @field_validator("properties")
     @classmethod

@@ -2,6 +2,43 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# The longest rejected value a 422 echoes back; longer ones (a 10 MB property) are left out.
+MAX_ECHO = 100
+
+
+def _echoable(value: object) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 10**15
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON has no inf or NaN
+    return isinstance(value, str) and len(value) <= MAX_ECHO
+
+
+def safe_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, object]]:
+    """Validation errors as the API sends them: location, message and type, with the
+    rejected value and the rule's context only when small, finite scalars. Never a huge or
+    unserialisable echo (a 422 that can't be written would be a 500)."""
+    safe: list[dict[str, object]] = []
+    for error in errors:
+        item: dict[str, object] = {
+            "loc": [str(part) if not isinstance(part, int) else part for part in error["loc"]],
+            "msg": str(error.get("msg", ""))[:500],
+            "type": str(error.get("type", "value_error")),
+        }
+        if "input" in error and _echoable(error["input"]):
+            item["input"] = error["input"]
+        context = {k: v for k, v in (error.get("ctx") or {}).items() if _echoable(v)}
+        if context:
+            item["ctx"] = context
+        safe.append(item)
+    return safe
+
 
 class ApiProblem(Exception):
     """A request that can't be served; rendered as `{"detail": [{"loc", "msg", "type"}]}`.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
@@ -42,10 +42,27 @@ class EventIn(BaseModel):
     lead_id: uuid.UUID
     type: EventType
     event_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
-    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: AwareDatetime = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="When it happened, with its UTC offset (stored as UTC); at most "
+        "5 minutes ahead of the server's clock.",
+    )
     properties: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, max_length=50
     )
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime) -> datetime:
+        # An event dated ahead would never decay (and would sort before everything real).
+        if value - datetime.now(UTC) > FUTURE_TOLERANCE:
+            raise ValueError("an event can't have happened more than 5 minutes from now")
+        # As UTC: SQLite keeps no offset, so 10:00+05:00 must go in as 05:00Z.
+        return value.astimezone(UTC)
+
+
+# How far ahead of the server's clock an event may be dated (clients' clocks drift).
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class EventResult(BaseModel):

@@ -94,13 +94,14 @@ def _decode_cursor(sort: SortKey, cursor: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, lead_id = json.loads(raw)
-        if cursor_sort != sort or not isinstance(lead_id, str):
+        if cursor_sort != sort or not isinstance(lead_id, str) or len(lead_id) > 36:
             raise ValueError("sort changed")
         if sort.endswith("created_at"):
             value = datetime.fromisoformat(value)
-        elif not isinstance(value, int):
+        # A score is a 32-bit integer in the database (and a bool is no score).
+        elif isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**31:
             raise ValueError("score")
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidParameter(
             ("query", "cursor"), "not a cursor from this listing (with this sort)"
         ) from None

@@ -41,6 +41,25 @@ class UnknownPersona(ApiProblem):
         )
 
 
+def _samples_for(
+    name: str, settings: Settings, fields: dict[str, object], stage: str | None
+) -> dict[str, object]:
+    """What notification and consent templates get besides the lead (a rep, the score,
+    the account, the confirmation link), as samples: a preview has none of them."""
+    base = settings.public_base_url.rstrip("/")
+    if name.startswith("consent/"):
+        return {"confirm_url": f"{base}/c/preview"}
+    if not name.startswith("notifications/"):
+        return {}
+    return {
+        "rep": {"id": "sample", "name": "Sam Sample", "email": "sam@example.com"},
+        "contact": {"email": fields.get("email") or "lead@example.com", "stage": stage},
+        "score": {"total": 0, "fit": 0, "behaviour": 0, "contributions": []},
+        "account": {"domain": "example.com", "name": "Example Ltd", "score": 0},
+        "inbox_url": f"{base}/inbox",
+    }
+
+
 async def preview_template(
     settings: Settings,
     sessions: async_sessionmaker,
@@ -71,7 +90,7 @@ async def preview_template(
         postal_address=settings.postal_address,
         stage=stage,
     )
-    rendered = render_email(name, context)
+    rendered = render_email(name, context | _samples_for(name, settings, fields, stage))
     return TemplatePreview(
         template=name, subject=rendered.subject, html=rendered.html, text=rendered.text
     )

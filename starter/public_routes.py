@@ -23,6 +23,7 @@ from db.suppression_list import SuppressionList
 from journeys.dsl import EventType
 from journeys.rendering import LINK_PATHS
 from starter.consent import ConfirmOutcome, confirm, unsubscribe
+from starter.errors import LeadNotFound
 from starter.events import EventIn, record_event
 from starter.recent_keys import RecentKeys
 from starter.settings import Settings
@@ -101,6 +102,14 @@ def public_router(settings: Settings) -> APIRouter:
                       properties: dict[str, str | None]) -> None:  # fmt: skip
         if recorded.get((lead_id, event_id)):
             return
+        try:
+            await _record_now(request, lead_id, kind, event_id, properties)
+        except LeadNotFound:
+            return  # erased since the email went out: nothing to record
+        recorded.put((lead_id, event_id))
+
+    async def _record_now(request: Request, lead_id: str, kind: EventType, event_id: str,
+                          properties: dict[str, str | None]) -> None:  # fmt: skip
         await record_event(
             request.app.state.temporal,
             request.app.state.sessions,
@@ -114,7 +123,6 @@ def public_router(settings: Settings) -> APIRouter:
             ),
             request.app.state.lifecycle,
         )
-        recorded.put((lead_id, event_id))
 
     @router.get(
         "/t/c/{token}",

@@ -1,0 +1,105 @@
+"""Sales feedback is answered at once, whatever effects the lead workflow is stuck on, and
+records who gave it as the key proves it (issue 19, items 2 and 11)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client
+
+from db.models import SalesFeedbackRecord, StageTransition
+from starter.lifecycle import LeadLifecycle
+from starter.settings import Settings
+from starter.smtp_sink import free_port, start_sink
+from tests.conftest import REP_KEYS, SALES_KEY
+from tests.lifecycle_helpers import decider, eventually, lead_row
+from tests.test_sales_loop import engage, enroll, make_mql
+from worker import build_worker
+
+
+async def test_feedback_is_answered_within_two_seconds_while_smtp_is_down(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings,
+    sessions: async_sessionmaker,
+) -> None:  # fmt: skip
+    port = free_port()  # nothing listens: every email, the rep's MQL notice too, retries
+    down = settings.model_copy(update={"smtp_port": port})
+    async with build_worker(temporal_client, down, sessions):
+        lead_id = await enroll(api, decider())
+        await engage(api, lead_id, "demo_request")
+        await eventually(lambda: lead_row(sessions, lead_id), lambda r: r.lifecycle_stage == "mql")
+        # The lead workflow is now retrying the MQL notification to the rep.
+
+        started = time.monotonic()
+        response = await api.post(
+            f"/v1/leads/{lead_id}/sales-feedback",
+            json={"outcome": "accept"},
+            headers={"Authorization": f"Bearer {REP_KEYS['kim']}"},
+        )
+        answered_in = time.monotonic() - started
+
+        assert response.status_code == 200, response.text
+        assert response.json()["stage"] == "sal"
+        assert answered_in < 2.0, answered_in
+        status = await LeadLifecycle(temporal_client, settings.task_queue).status(lead_id)
+        assert status.stage == "sal"
+        controller, _ = start_sink(port=port)  # SMTP is back: the effects catch up
+        try:
+            row = await eventually(
+                lambda: lead_row(sessions, lead_id), lambda r: r.lifecycle_stage == "sal", 60
+            )
+        finally:
+            controller.stop()
+    assert row.lifecycle_stage == "sal"
+
+
+async def test_a_managers_feedback_for_a_rep_records_the_manager_as_actor(
+    api: httpx.AsyncClient, worker: object, sessions: async_sessionmaker
+) -> None:
+    lead_id = await make_mql(api, sessions, decider())  # kim's lead
+
+    response = await api.post(
+        f"/v1/leads/{lead_id}/sales-feedback",
+        json={"outcome": "reject", "reason": "no-budget", "rep": "sam"},
+        headers={"Authorization": f"Bearer {SALES_KEY}"},
+    )
+
+    assert response.status_code == 200, response.text
+    async with sessions() as session:
+        record = (
+            await session.execute(
+                select(SalesFeedbackRecord).where(SalesFeedbackRecord.lead_id == lead_id)
+            )
+        ).scalar_one()
+        actors = (
+            await session.execute(
+                select(StageTransition.actor).where(
+                    StageTransition.lead_id == lead_id, StageTransition.to_stage == "recycled"
+                )
+            )
+        ).scalars().all()  # fmt: skip
+    assert (record.rep, record.actor, record.reason) == ("sam", "sales", "no-budget")
+    assert actors == ["sales"]
+
+
+async def test_a_reps_feedback_is_recorded_as_that_rep_whatever_the_body_says(
+    api: httpx.AsyncClient, worker: object, sessions: async_sessionmaker
+) -> None:
+    lead_id = await make_mql(api, sessions, decider())  # kim's lead
+
+    response = await api.post(
+        f"/v1/leads/{lead_id}/sales-feedback",
+        json={"outcome": "accept", "rep": "sam"},
+        headers={"Authorization": f"Bearer {REP_KEYS['kim']}"},
+    )
+
+    assert response.status_code == 200, response.text
+    async with sessions() as session:
+        record = (
+            await session.execute(
+                select(SalesFeedbackRecord).where(SalesFeedbackRecord.lead_id == lead_id)
+            )
+        ).scalar_one()
+    assert (record.rep, record.actor) == ("kim", "sales:kim")
