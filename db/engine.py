@@ -42,4 +42,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Erasure: overwrite deleted and replaced content with zeros instead of leaving it in
+    # free pages of the file (the erasure also checkpoints the WAL).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
