@@ -344,6 +344,8 @@ _AUTH_ERRORS = {
     "403": {"description": "The key's role may not do this; the message names the roles"},
 }
 _UNAVAILABLE = {"503": {"description": "The workflow engine is unreachable; retry shortly"}}
+_UNPARSEABLE = {"400": {"description": "The body can't be parsed (not UTF-8, not JSON)"}}
+_TOO_LARGE = {"413": {"description": "The body is larger than this endpoint takes"}}
 
 
 def _document_common_errors(app: FastAPI) -> None:
@@ -365,6 +367,12 @@ def _document_common_errors(app: FastAPI) -> None:
                         responses.setdefault(code, answer)
                 for code, answer in _UNAVAILABLE.items():
                     responses.setdefault(code, answer)
+                if operation.get("security"):
+                    responses.setdefault("429", {"description": "Too many unknown keys from "
+                                                 "this address; see Retry-After"})  # fmt: skip
+                if "requestBody" in operation:
+                    for code, answer in (_UNPARSEABLE | _TOO_LARGE).items():
+                        responses.setdefault(code, answer)
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

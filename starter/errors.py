@@ -135,3 +135,16 @@ class InvalidParameter(ApiProblem):
 
     def __init__(self, loc: tuple[str, ...], message: str, kind: str = "value_error") -> None:
         super().__init__(422, loc, message, kind)
+
+
+class FeedbackNotAnswered(ApiProblem):
+    """The lead workflow did not answer in time (no worker running): 503, retry safely."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            (),
+            "the lead's workflow did not answer in time (are the workers running?); repeat "
+            "the request with the same Idempotency-Key to apply it once",
+            "feedback_not_answered",
+        )

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
@@ -23,6 +28,14 @@ from workflows.contracts import (
     SalesFeedback,
     lead_workflow_id,
 )
+
+# How long the API waits for a lead workflow to answer an update: it answers in
+# milliseconds when a worker is up; past this, no worker has picked it up (all down).
+UPDATE_ANSWER_TIMEOUT = timedelta(seconds=5)
+
+
+class FeedbackUnanswered(Exception):
+    """No worker answered the update in time; it may still be applied when one does."""
 
 
 class FeedbackConflict(Exception):
@@ -68,7 +81,10 @@ class LeadLifecycle:
                 feedback,
                 id=request_id or str(uuid.uuid4()),
                 result_type=FeedbackResult,
+                rpc_timeout=UPDATE_ANSWER_TIMEOUT,
             )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise FeedbackUnanswered() from None
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.type == "FeedbackRefused":

@@ -16,8 +16,14 @@ from activities.crm_webhook import TOLERANCE_SECONDS
 from db.models import FeedbackNote, Lead, WebhookReceipt, utcnow
 from db.writes import insert_once
 from journeys.lifecycle import CRM_STATUS_OUTCOMES, FeedbackOutcome, outcome_for_crm_status
-from starter.errors import ApiProblem, FeedbackNotAllowed, LeadNotFound, UnknownCrmStatus
-from starter.lifecycle import FeedbackConflict, LeadLifecycle
+from starter.errors import (
+    ApiProblem,
+    FeedbackNotAllowed,
+    FeedbackNotAnswered,
+    LeadNotFound,
+    UnknownCrmStatus,
+)
+from starter.lifecycle import FeedbackConflict, FeedbackUnanswered, LeadLifecycle
 from workflows.contracts import FeedbackResult, LeadNudge, SalesFeedback
 
 
@@ -126,6 +132,8 @@ async def give_feedback(
             return await lifecycle.feedback(lead_id, feedback, request_id=request_id)
         except FeedbackConflict as conflict:
             raise FeedbackNotAllowed(conflict.message, conflict.current_stage) from None
+        except FeedbackUnanswered:
+            raise FeedbackNotAnswered() from None
         except RPCError as exc:
             # A lead enrolled before lifecycles existed has none yet: start it, then retry.
             if exc.status != RPCStatusCode.NOT_FOUND or attempt:
