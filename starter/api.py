@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request, status
@@ -31,7 +32,7 @@ from starter.errors import (
     UnknownJourney,
     safe_errors,
 )
-from starter.events import EventIn, EventResult, record_event
+from starter.events import EventIn, EventResult, record_event, refuse_future
 from starter.inbox import inbox_router
 from starter.lead_access import ensure_may_see
 from starter.leads import LeadView, read_lead, read_score
@@ -181,6 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         Sending the same `event_id` again is harmless: it counts once.
         """
+        refuse_future(body, datetime.now(UTC))
         return await record_event(
             temporal(request), request.app.state.sessions, body, lifecycle(request)
         )

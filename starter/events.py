@@ -15,7 +15,7 @@ from activities.contracts import EngagementSignal
 from db.models import EngagementEvent, Lead, utcnow
 from db.writes import insert_once
 from journeys.dsl import EventType
-from starter.errors import LeadNotFound
+from starter.errors import InvalidParameter, LeadNotFound
 from starter.journey_signals import journeys_of, signal_journeys
 from starter.lifecycle import LeadLifecycle
 from workflows.contracts import ENGAGEMENT_SIGNAL, LeadNudge
@@ -53,12 +53,18 @@ class EventIn(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _not_in_the_future(cls, value: datetime) -> datetime:
-        # An event dated ahead would never decay (and would sort before everything real).
-        if value - datetime.now(UTC) > FUTURE_TOLERANCE:
-            raise ValueError("an event can't have happened more than 5 minutes from now")
-        # As UTC: SQLite keeps no offset, so 10:00+05:00 must go in as 05:00Z.
+    def _as_utc(cls, value: datetime) -> datetime:
+        # SQLite keeps no offset, so 10:00+05:00 must go in as 05:00Z.
         return value.astimezone(UTC)
+
+
+def refuse_future(event: EventIn, now: datetime) -> None:
+    """A reported event may not be dated more than `FUTURE_TOLERANCE` ahead of `now`: it
+    would never decay. (Only at the API: simulations record events in simulated time.)"""
+    if event.occurred_at - now > FUTURE_TOLERANCE:
+        raise InvalidParameter(
+            ("body", "occurred_at"), "an event can't have happened more than 5 minutes from now"
+        )
 
 
 # How far ahead of the server's clock an event may be dated (clients' clocks drift).
