@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
+from journeys.dsl import EventType
+from journeys.lifecycle import FeedbackOutcome
 from journeys.personas import PERSONAS
 from journeys.registry import get_journey
+from starter.enrollment import start_journey
+from starter.events import EventIn, record_event
 from starter.simulation import SimulationStack, parse_events, simulation_stack
 from tests.sample_journeys import CLICKY
-from workflows.contracts import journey_workflow_id, lead_workflow_id
+from workflows.contracts import SalesFeedback, journey_workflow_id, lead_workflow_id
 
 HISTORIES = Path(__file__).with_name("histories")
 
@@ -81,6 +87,8 @@ async def main() -> None:
                 properties=props,
             )
             await _save(stack, name, journey_workflow_id(journey, report.lead_id))
+        if not (HISTORIES / "lead-feedback-at-once.json").exists():
+            await _record_feedback_at_once(stack)
         # A run that continued as new: its first run's history ends in ContinueAsNew.
         if (HISTORIES / "continued-as-new.json").exists():
             return
@@ -95,6 +103,44 @@ async def main() -> None:
         description = await stack.client.get_workflow_handle(workflow_id).describe()
         first_run = description.raw_description.workflow_execution_info.first_run_id
         await _save(stack, "continued-as-new", workflow_id, first_run)
+
+
+async def _record_feedback_at_once(stack: SimulationStack) -> None:
+    """A lead made an MQL, then rejected by a rep: the feedback is taken at once and its
+    effects run in the loop (patched `feedback-answered-at-once`), then recycled. Driven
+    by hand (a simulation ends its workflows with the run), and as a signal (a CRM's path,
+    the same code): the Java test server can't serve this update's result."""
+    lead_id = await stack._create_lead(PERSONAS["decision-maker"], {})
+    await start_journey(
+        stack.client,
+        stack.sessions,
+        task_queue=stack.settings.task_queue,
+        lead_id=lead_id,
+        definition=get_journey("whitepaper-nurture"),
+    )
+    await record_event(
+        stack.client,
+        stack.sessions,
+        EventIn(
+            lead_id=uuid.UUID(lead_id),
+            type=EventType.DEMO_REQUEST,
+            event_id="rec-demo",
+            occurred_at=await stack.env.get_current_time(),
+        ),
+        stack.lifecycle,
+    )
+    await stack.env.sleep(timedelta(hours=1))
+    await stack.lifecycle.feedback_later(
+        lead_id,
+        SalesFeedback(outcome=FeedbackOutcome.REJECT, note_id=1, rep="kim", actor="sales:kim"),
+    )
+    await stack.env.sleep(timedelta(days=1))
+    await _save(stack, "lead-feedback-at-once", lead_workflow_id(lead_id))
+    for workflow_id in (
+        journey_workflow_id("whitepaper-nurture", lead_id),
+        lead_workflow_id(lead_id),
+    ):
+        await stack.client.get_workflow_handle(workflow_id).terminate("recorded")
 
 
 if __name__ == "__main__":
