@@ -10,6 +10,7 @@ COPY activities ./activities
 COPY journeys ./journeys
 COPY starter ./starter
 COPY db ./db
+COPY reporting ./reporting
 COPY worker.py ./
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 nurture
 USER nurture

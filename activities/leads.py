@@ -31,6 +31,7 @@ from journeys.conditions import choose_branch, first_holding
 from journeys.dsl import LifecycleStage
 from journeys.scoring import ScoreExplanation
 from journeys.send_windows import next_window_start
+from journeys.seniority import seniority_of
 from starter.lifecycle import LeadLifecycle
 from workflows.contracts import LeadNudge
 
@@ -44,6 +45,7 @@ def lead_facts(lead: Lead, score: ScoreExplanation | None = None) -> dict[str, A
         "behaviour_score": lead.behaviour_score if score is None else score.behaviour,
         "lifecycle_stage": lead.lifecycle_stage,
         "title": lead.title,
+        "seniority": seniority_of(lead.title),
         "company_size": lead.company_size,
         "industry": lead.industry,
         "country": lead.country,

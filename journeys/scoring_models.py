@@ -9,6 +9,7 @@ from datetime import timedelta
 from journeys.accounts import FREE_MAIL_DOMAINS
 from journeys.dsl import EventType
 from journeys.scoring import BehaviourRule, FitRule, InactivityPenalty, ScoringModel
+from journeys.seniority import SENIORITY_WORDS, Seniority
 
 COMPETITOR_DOMAINS = ("mautic.org", "dittofeed.com", "hubspot.com", "marketo.com")
 
@@ -18,35 +19,35 @@ _SENIORITY = (
         label="C-level title",
         attribute="title",
         points=30,
-        any_of=("chief", "ceo", "cmo", "cto", "coo", "founder"),
+        any_of=SENIORITY_WORDS[Seniority.C_LEVEL],
     ),
     FitRule(
         group="seniority",
         label="VP or head title",
         attribute="title",
         points=25,
-        any_of=("vp", "vice president", "head of"),
+        any_of=SENIORITY_WORDS[Seniority.VP],
     ),
     FitRule(
         group="seniority",
         label="director title",
         attribute="title",
         points=20,
-        any_of=("director",),
+        any_of=SENIORITY_WORDS[Seniority.DIRECTOR],
     ),
     FitRule(
         group="seniority",
         label="manager title",
         attribute="title",
         points=10,
-        any_of=("manager", "lead"),
+        any_of=SENIORITY_WORDS[Seniority.MANAGER],
     ),
     FitRule(
         group="seniority",
         label="student",
         attribute="title",
         points=-40,
-        any_of=("student", "intern"),
+        any_of=SENIORITY_WORDS[Seniority.STUDENT],
     ),
 )
 _COMPANY_SIZE = (

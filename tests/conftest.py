@@ -30,6 +30,9 @@ from starter.smtp_sink import SmtpSink, free_port, start_sink
 from worker import build_worker
 from workflows import search_attributes
 
+# The browser fixture (`page`) for the pages a person uses.
+pytest_plugins = ["tests.browser"]
+
 MARKETING_KEY = "marketing-" + secrets.token_hex(12)
 SALES_KEY = "sales-" + secrets.token_hex(12)  # a sales manager's key: every lead
 REP_KEYS = {rep: f"rep-{rep}-" + secrets.token_hex(12) for rep in ("alex", "sam", "kim")}

@@ -83,3 +83,22 @@ def test_the_dockerfile_installs_every_package_of_the_repo() -> None:
 
     for package in ("workflows", "activities", "journeys", "starter", "db", "worker.py"):
         assert f"COPY {package}" in dockerfile, package
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    """The Dockerfile names its sources one by one (for layer caching): a package added to
+    pyproject.toml and forgotten here would make the image fail at import."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {
+        pattern.rstrip("*")
+        for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    copied = {
+        line.split()[1].rstrip("/")
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+
+    assert packages <= copied, packages - copied

@@ -5,36 +5,18 @@ rejects them."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.worker import Worker
 
-from starter.provisioning.browser import find_chromium
+from tests.browser import needs_chromium
 from tests.conftest import REP_KEYS
 from tests.lifecycle_helpers import decider, eventually, lead_row
 from tests.test_sales_loop import make_mql
 
-CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium (`nurture provision` installs Debian's package)"
-)
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        context = await browser.new_context(viewport={"width": 1000, "height": 900})
-        yield await context.new_page()
-        await browser.close()
+pytestmark = needs_chromium
 
 
 async def sign_in(page, api_url: str, key: str) -> None:

@@ -6,40 +6,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.worker import Worker
 
-from starter.provisioning.browser import find_chromium
 from starter.rate_limits import AttemptLimiter
 from starter.signup_routes import FILLS_PER_HOUR
 from starter.smtp_sink import SmtpSink
+from tests.browser import needs_chromium
 from tests.conftest import new_email
 from tests.lifecycle_helpers import eventually, lead_row
 from tests.test_email_consent import link
 from tests.test_opt_out import unsubscribed_lead
-
-CHROMIUM = find_chromium()
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium (`nurture provision` installs Debian's package)"
-)
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        context = await browser.new_context(viewport={"width": 800, "height": 900})
-        yield await context.new_page()
-        await browser.close()
 
 
 async def form_token(api: httpx.AsyncClient, form: str = "newsletter") -> str:
