@@ -225,15 +225,35 @@ class EmailActivities:
                 ),
             )
             lead = await session.get(Lead, request.lead_id, populate_existing=True)
-            assert lead is not None
+            assert lead is not None and lead.email is not None
             if outbox.status == "sent":
                 return SendEmailResult(status="sent", message_id=outbox.message_id)
+            # Again under the outbox lock: an unsubscribe may have committed meanwhile.
+            if lead.consent_status != ConsentStatus.PENDING:
+                return SendEmailResult(status="skipped", reason=f"consent {lead.consent_status}")
+            if not await self._may_confirm(session, lead):
+                return SendEmailResult(status="skipped", reason="address suppressed")
             if request.reminder:
                 session.add(ConsentRecord(lead_id=lead.id, action="reminded"))
             context = self._template_context(lead) | {
                 "confirm_url": f"{self._base}/c/{self._tokens.confirm(lead.id)}"
             }
             return await self._deliver_once(session, outbox, lead, context, {}, utcnow())
+
+    async def _may_confirm(self, session: AsyncSession, lead: Lead) -> bool:
+        """A suppressed address gets a confirmation email only for a re-subscription the
+        lead itself asked for (its own form fill) after the suppression."""
+        entry = await self._suppressions.entry(session, lead.email)
+        if entry is None:
+            return True
+        asked = await session.execute(
+            select(ConsentRecord.id).where(
+                ConsentRecord.lead_id == lead.id,
+                ConsentRecord.action == ConsentAction.RESUBSCRIBE_REQUESTED.value,
+                ConsentRecord.at > entry.at,
+            )
+        )
+        return asked.first() is not None
 
     @activity.defn(name=EXPIRE_CONSENT)
     async def expire_consent(self, lead_id: str) -> str:
@@ -316,7 +336,8 @@ class EmailActivities:
                     .where(Lead.id == lead_id)
                     .values(consent_status=ConsentStatus.BOUNCED.value)
                 )
-                await self._suppressions.add(session, recipient, SuppressionReason.BOUNCED)
+                # As of now: a re-subscription link sent before the bounce can't lift it.
+                await self._suppressions.renew(session, recipient, SuppressionReason.BOUNCED)
                 session.add(
                     ConsentRecord(
                         lead_id=lead_id,

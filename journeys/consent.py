@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+import idna
+
 # A pending lead is reminded once, this long after the confirmation email …
 DOI_REMINDER_AFTER = timedelta(days=2)
 # … and its request expires this long after it: no marketing email until it opts in again.
@@ -146,8 +148,14 @@ def suppression_of_status(status: str) -> SuppressionReason | None:
 
 def normalise_address(email: str) -> str:
     """The form of an address the suppression list hashes: trimmed, Unicode NFC, lower
-    case (Nurture stores addresses lower-cased, so one person is one entry)."""
-    return unicodedata.normalize("NFC", email.strip()).lower()
+    case, the domain in its ASCII (IDNA) form — `ada@bücher.example`, as stored by older
+    versions, and `ada@xn--bcher-kva.example` are one person, one entry."""
+    local, at, domain = unicodedata.normalize("NFC", email.strip()).lower().rpartition("@")
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        pass  # not a name IDNA knows: hashed as it is
+    return f"{local}{at}{domain}"
 
 
 def address_hash(secret: str, email: str) -> str:

@@ -71,7 +71,7 @@ async def apply_consent(
     text_version: str,
     *,
     suppressions: SuppressionList,
-    created: bool,
+    new_address: bool,
     source: ClaimSource = ClaimSource.INTEGRATION,
     confirmed_action: ConsentAction = ConsentAction.IMPORTED,
 ) -> ConsentOutcome:
@@ -80,10 +80,13 @@ async def apply_consent(
     A confirmed lead stays confirmed. A suppressed one (unsubscribed, bounced, complained,
     or an erased address that was) stays suppressed: the claim is kept as evidence of the
     claim (`claim_refused`), and only the lead's own form fill starts a double opt-in.
+    `new_address`: the lead was created, or given another email, just now (its status
+    says nothing about this address).
     """
+    listed = await suppressions.reason(session, lead.email)
     decision = decide(
-        None if created else ConsentStatus(lead.consent_status),
-        await suppressions.reason(session, lead.email),
+        None if new_address else ConsentStatus(lead.consent_status),
+        listed,
         Claim(
             source=source,
             given=consent is not None,
@@ -91,6 +94,10 @@ async def apply_consent(
             confirmed_action=confirmed_action,
         ),
     )
+    if decision.suppressed is not None and listed is None and lead.email is not None:
+        # Suppressed by its status alone (it opted out before the list existed): list it
+        # now, before anything (a re-subscription) moves the status on.
+        await suppressions.add(session, lead.email, decision.suppressed)
     lead.consent_status = decision.status.value
     if decision.record is not None:
         session.add(
@@ -182,11 +189,14 @@ async def unsubscribe(
         lead = await session.get(Lead, lead_id, with_for_update=True)
         if lead is None or lead.erased_at is not None or lead.email is None:
             return False
-        if lead.consent_status != ConsentStatus.UNSUBSCRIBED:
+        if lead.consent_status == ConsentStatus.UNSUBSCRIBED:
+            # Listed already, unless it opted out before the list existed.
+            await suppressions.add(session, lead.email, SuppressionReason.UNSUBSCRIBED)
+            await session.commit()
+        else:
             lead.consent_status = ConsentStatus.UNSUBSCRIBED.value
             # A re-subscription in progress ends here too: its link is older than this entry.
-            await suppressions.lift(session, lead.email)
-            await suppressions.add(session, lead.email, SuppressionReason.UNSUBSCRIBED)
+            await suppressions.renew(session, lead.email, SuppressionReason.UNSUBSCRIBED)
             session.add(
                 ConsentRecord(
                     lead_id=lead.id,

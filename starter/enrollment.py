@@ -19,7 +19,7 @@ from db.models import Account, Enrollment, Lead, as_utc, new_id
 from db.suppression_list import SuppressionList
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.accounts import company_domain
-from journeys.consent import ClaimSource, ConsentAction, SuppressionReason
+from journeys.consent import ClaimSource, ConsentAction, SuppressionReason, normalise_address
 from journeys.dsl import JourneyDefinition
 from starter.consent import ConsentIn, apply_consent
 from starter.errors import LeadConflict
@@ -168,15 +168,23 @@ async def _find_lead(session: AsyncSession, lead_in: LeadIn) -> Lead | None:
         ).scalar_one_or_none()
         if by_external_id is not None:
             return by_external_id
-    return (
+    found = (
         await session.execute(select(Lead).where(Lead.email == lead_in.email))
     ).scalar_one_or_none()
+    if found is None and "xn--" in lead_in.email:
+        # Older versions stored an internationalised domain in Unicode.
+        local, _, domain = lead_in.email.rpartition("@")
+        unicode_email = f"{local}@{idna.decode(domain)}"
+        found = (
+            await session.execute(select(Lead).where(Lead.email == unicode_email))
+        ).scalar_one_or_none()
+    return found
 
 
 async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> tuple[Lead, bool]:
     """The lead with this external id or email, created or updated with the fields given
-    (and grouped into its company's account), and whether it was created; flushed, for the
-    caller to commit.
+    (and grouped into its company's account), and whether its address is new to it (a new
+    lead, or an external id given a new email); flushed, for the caller to commit.
 
     A known external id wins: the lead's email is updated to the one given. An email that
     already belongs to a lead with another external id is a conflict (`LeadConflict`).
@@ -188,7 +196,9 @@ async def upsert_lead(session: AsyncSession, lead_in: LeadIn) -> tuple[Lead, boo
         # Inside the loop: a rollback also takes back an account created in this transaction.
         fields["account_id"] = await account_for(session, lead_in.email, lead_in.company)
         lead = await _find_lead(session, lead_in)
-        created = lead is None
+        created = lead is None or (
+            lead.email is None or normalise_address(lead.email) != normalise_address(lead_in.email)
+        )
         if lead is None:
             lead = Lead(properties=dict(lead_in.properties), **fields)
             session.add(lead)
@@ -353,14 +363,14 @@ async def enroll(
     address is enrolled but mailed nothing (`suppressed` says why)."""
     async with sessions() as session:
         # One transaction: the lead, its account and its consent evidence together.
-        lead, created = await upsert_lead(session, lead_in)
+        lead, new_address = await upsert_lead(session, lead_in)
         outcome = await apply_consent(
             session,
             lead,
             consent,
             consent_text_version,
             suppressions=suppressions,
-            created=created,
+            new_address=new_address,
             source=source,
             confirmed_action=confirmed_action,
         )

@@ -55,7 +55,10 @@ class EventIn(BaseModel):
     @classmethod
     def _as_utc(cls, value: datetime) -> datetime:
         # SQLite keeps no offset, so 10:00+05:00 must go in as 05:00Z.
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC time
+            raise ValueError("the time is out of range once converted to UTC") from None
 
 
 def refuse_future(event: EventIn, now: datetime) -> None:

@@ -79,17 +79,9 @@ def notice_text(code: str | None, stage: str | None) -> str:
 
 
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page; the security headers (CSP, framing) come from `SecurityHeaders`."""
     html = _templates().get_template(name).render(**context)
-    return HTMLResponse(
-        html,
-        status_code=status,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "form-action 'self'; frame-ancestors 'none'",
-            "X-Frame-Options": "DENY",
-        },
-    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _error(status: int, title: str, message: str) -> HTMLResponse:

@@ -85,7 +85,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:  # the first of a repeated header, as routes read
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         if path.startswith("/v1/") and path not in UNKEYED_V1:
             refused = self._unauthorised(scope, headers)
             if refused is not None:

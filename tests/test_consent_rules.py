@@ -94,6 +94,12 @@ def test_the_address_hash_ignores_case_and_surrounding_space_but_not_the_address
     assert address_hash(SECRET, "ada@example.com") != address_hash(SECRET, "ada@example.org")
 
 
+def test_the_address_hash_is_one_for_both_forms_of_an_internationalised_domain() -> None:
+    assert address_hash(SECRET, "ada@bücher.example") == address_hash(
+        SECRET, "ada@xn--bcher-kva.example"
+    )
+
+
 def test_the_address_hash_depends_on_the_secret_and_holds_no_trace_of_the_address() -> None:
     digest = address_hash(SECRET, "ada@example.com")
 

@@ -98,14 +98,15 @@ async def test_a_replayed_signed_webhook_is_refused(
 ) -> None:
     lead_id = await enroll(api, new_email())
     body = json.dumps({"lead_id": lead_id, "status": "Working"}).encode()
-    headers = {SIGNATURE_HEADER: sign(body, CRM_SECRET.encode())}
+    now = int(time.time())
+    headers = {SIGNATURE_HEADER: sign(body, CRM_SECRET.encode(), timestamp=now)}
 
     first = await api.post("/v1/crm/webhook", content=body, headers=headers)
     replay = await api.post("/v1/crm/webhook", content=body, headers=headers)
     fresh = await api.post(
         "/v1/crm/webhook",
         content=body,
-        headers={SIGNATURE_HEADER: sign(body, CRM_SECRET.encode(), timestamp=int(time.time()) - 1)},
+        headers={SIGNATURE_HEADER: sign(body, CRM_SECRET.encode(), timestamp=now - 1)},
     )
 
     assert first.status_code == 202, first.text
@@ -195,6 +196,20 @@ async def test_an_event_dated_far_ahead_is_a_422_naming_occurred_at(
     assert response.json()["detail"][0]["loc"] == ["body", "occurred_at"]
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+async def test_an_event_time_with_no_utc_equivalent_is_a_422(
+    api: httpx.AsyncClient, moment: str
+) -> None:
+    response = await api.post(
+        "/v1/events",
+        json={"lead_id": str(uuid.uuid4()), "type": "page_view", "event_id": "edge-1",
+              "occurred_at": moment},
+    )  # fmt: skip
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "occurred_at"]
+
+
 async def test_an_events_offset_is_kept_as_the_same_instant(
     api: httpx.AsyncClient, worker: Worker, smtp: SmtpSink, sessions: async_sessionmaker
 ) -> None:
@@ -231,6 +246,17 @@ async def test_repeated_unknown_keys_from_one_address_get_429_with_retry_after(
     assert codes[:FAILED_AUTH_LIMIT] == [401] * FAILED_AUTH_LIMIT
     assert set(codes[FAILED_AUTH_LIMIT:]) == {429}
     assert int(answers[-1].headers["Retry-After"]) > 0
+
+
+async def test_a_guess_in_a_first_authorization_header_counts_as_a_failure(
+    api_url: str,
+) -> None:
+    """Routes read the first Authorization header: so does the guard, whatever follows."""
+    headers = [("Authorization", "Bearer a-guess"), ("Authorization", f"Bearer {MARKETING_KEY}")]
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        response = await client.get("/v1/journeys", headers=headers)
+
+    assert response.status_code == 401
 
 
 async def test_failed_keys_from_one_address_do_not_lock_the_key_out_elsewhere(

@@ -17,7 +17,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.crm_webhook import SIGNATURE_HEADER, sign
-from db.models import ConsentRecord, Suppression
+from db.models import ConsentRecord, Lead, Suppression
+from db.suppression_list import SuppressionList
+from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
 from tests.conftest import ADMIN_KEY, CRM_SECRET, new_email
 from tests.lifecycle_helpers import decider, eventually, lead_row
@@ -290,3 +292,71 @@ async def test_an_erased_address_that_had_unsubscribed_gets_nothing_when_importe
     assert (body["consent_status"], body["suppressed"]) == ("unsubscribed", "unsubscribed")
     await first_send_skipped(temporal_client, "welcome-series", body["lead_id"])
     assert len(smtp.to(email)) == 1  # the welcome before the unsubscribe, nothing since
+
+
+async def opted_out_before_the_list(sessions: async_sessionmaker, email: str) -> str:
+    """A lead unsubscribed by an older version: its status says so, the list has no entry."""
+    async with sessions() as session:
+        lead = Lead(email=email, consent_status="unsubscribed")
+        session.add(lead)
+        await session.commit()
+        return lead.id
+
+
+async def test_leads_that_opted_out_before_the_list_existed_are_listed_at_start_up(
+    sessions: async_sessionmaker, settings: Settings
+) -> None:
+    email = new_email("older")
+    await opted_out_before_the_list(sessions, email)
+    suppressions = SuppressionList(settings.require_secret_key())
+
+    async with sessions() as session:
+        added = await suppressions.backfill(session)
+        reason = await suppressions.reason(session, email)
+
+    assert added >= 1 and reason == "unsubscribed"
+
+
+async def test_an_own_form_fill_of_an_unlisted_opt_out_lists_it_so_claims_stay_refused(
+    api: httpx.AsyncClient, worker: Worker, smtp: SmtpSink, sessions: async_sessionmaker
+) -> None:
+    email = new_email("older")
+    lead_id = await opted_out_before_the_list(sessions, email)
+    await sign_up_on_the_hosted_form(api, "newsletter", email)
+
+    claim = await api.post(
+        "/v1/enrollments",
+        json={"journey": "win-back", "lead": {"email": email}, "consent": CONFIRMED},
+    )
+
+    assert claim.json()["suppressed"] == "unsubscribed"
+    assert (await lead_row(sessions, lead_id)).consent_status == "pending"  # its own request
+
+
+async def test_a_lead_moved_to_a_suppressed_address_takes_the_addresss_suppression(
+    api: httpx.AsyncClient, worker: Worker, smtp: SmtpSink, temporal_client: Client
+) -> None:
+    suppressed = new_email("moved")
+    old_id = await unsubscribed_lead(api, smtp, suppressed)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    assert (await api.delete(f"/v1/leads/{old_id}", headers=admin)).status_code == 200
+    external_id = f"crm-{uuid.uuid4().hex[:8]}"
+    first = new_email("first")
+    pending = await api.post(
+        "/v1/enrollments",
+        json={"journey": "welcome", "lead": {"email": first, "external_id": external_id}},
+    )
+    await smtp.wait_for(first, 1)  # its double opt-in, at its first address
+
+    moved = await api.post(
+        "/v1/enrollments",
+        json={"journey": "win-back", "lead": {"email": suppressed, "external_id": external_id}},
+    )
+
+    assert pending.json()["consent_status"] == "pending"
+    assert (moved.json()["consent_status"], moved.json()["suppressed"]) == (
+        "unsubscribed",
+        "unsubscribed",
+    )
+    await first_send_skipped(temporal_client, "win-back", moved.json()["lead_id"])
+    assert len(smtp.to(suppressed)) == 1  # the welcome before the unsubscribe, nothing since

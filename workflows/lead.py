@@ -398,6 +398,11 @@ class LeadWorkflow:
     async def sales_feedback_signal(self, feedback: SalesFeedback) -> None:
         """The same feedback, fire-and-forget (inbound CRM webhooks): refused ones are noted."""
         if workflow.patched(FEEDBACK_AT_ONCE):
+            # A CRM's signal may come right behind the nudge that starts the workflow: judge
+            # it once the lifecycle knows the lead's stage and policy.
+            await workflow.wait_condition(lambda: self._policy is not None or self._erased)
+            if self._erased:
+                return
             try:
                 self._accept_feedback(feedback)
             except FeedbackRefused as refused:
@@ -412,8 +417,8 @@ class LeadWorkflow:
     def _accept_feedback(self, feedback: SalesFeedback) -> FeedbackResult:
         """Decide now (the stage the lead goes to, counted rejections, cool-down), queue
         the effects, answer. Later feedback is judged against the stage decided here."""
+        target = self._target_for(feedback)  # refuses while the lifecycle is starting
         assert self._policy is not None
-        target = self._target_for(feedback)
         s, now = self._state, workflow.now()
         previous = s.stage
         assert previous is not None
@@ -466,6 +471,8 @@ class LeadWorkflow:
             s.feedback_queue.pop(0)
             if back_to_nurture:
                 await self._rescore(f"sales {outcome.value}")
+                if self._erased:
+                    return
                 await self._enroll(self._policy.recycle_journey)
             elif item.target == LifecycleStage.CUSTOMER:
                 await self._enroll(self._policy.customer_journey)
@@ -554,7 +561,9 @@ class LeadWorkflow:
             return
         if result.stage != s.stage:
             self._note(f"stage {result.previous_stage.value} → {result.stage.value} ({cause})")
-        s.stage, s.mql_cycles, s.rejections = result.stage, result.mql_cycles, result.rejections
+        s.mql_cycles = result.mql_cycles
+        if not s.feedback_queue:  # else feedback taken meanwhile decided the stage already
+            s.stage, s.rejections = result.stage, result.rejections
         if mql_blocked_until is not None:
             s.mql_blocked_until = mql_blocked_until
         self._publish()
