@@ -172,8 +172,8 @@ class SalesFeedbackRecord(Base):
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
-    # The rep the feedback is for, and who gave it: the key's holder (`rep:kim`,
-    # `sales-manager`, `admin`, `crm`).
+    # The rep the feedback is for, and who gave it: the key's holder (`sales:kim`, `sales`
+    # for a manager's key, `admin`, `crm`).
     rep: Mapped[str | None] = mapped_column(String(64))
     actor: Mapped[str | None] = mapped_column(String(200))
     from_stage: Mapped[str] = mapped_column(String(20))

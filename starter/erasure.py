@@ -3,8 +3,9 @@ workflows end, and the CRM is told.
 
 Personal data lives in the `leads` row (and in free-form columns next to it: event
 properties, email subjects, consent evidence); rows analytics needs stay, anonymised and
-keyed by the lead's id. Workflow inputs, signals and histories never held personal data,
-so ending the workflows leaves nothing behind in Temporal.
+keyed by the lead's id. Workflow inputs, signals and histories carry ids, never the
+lead's address or name, and sales feedback's text only by note id; an opted-out address
+stays on the suppression list as a keyed hash.
 """
 
 from __future__ import annotations

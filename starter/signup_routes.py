@@ -33,7 +33,7 @@ from starter.settings import Settings
 FORM_TOKEN_MAX_AGE = 24 * 3600
 # Form fills per client address and hour: a person needs one; a script mailing
 # confirmations to a list of strangers is slowed to a trickle.
-FILLS_PER_HOUR = 10
+FILLS_PER_HOUR = 30
 FormName = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9-]+$")]
 
 
