@@ -16,7 +16,7 @@ from db.migrate import upgrade_to_head
 from db.models import FeedbackNote, Lead, SalesFeedbackRecord, StageTransition
 from starter.erasure import erase_lead
 from starter.settings import Settings
-from tests.conftest import ADMIN_KEY, REP_KEYS
+from tests.conftest import ADMIN_KEY, SALES_KEY
 from tests.lifecycle_helpers import decider, eventually, lead_row
 from tests.test_sales_loop import make_mql
 from tests.traces import history_holds, tables_holding
@@ -33,7 +33,7 @@ async def test_a_rejection_reason_never_enters_history_and_leaves_with_the_lead(
     response = await api.post(
         f"/v1/leads/{lead_id}/sales-feedback",
         json={"outcome": "reject", "reason": REASON},
-        headers={"Authorization": f"Bearer {REP_KEYS['kim']}"},
+        headers={"Authorization": f"Bearer {SALES_KEY}"},
     )
     assert response.status_code == 200, response.text
     await eventually(lambda: lead_row(sessions, lead_id), lambda r: r.rejections == 1)
