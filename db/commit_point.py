@@ -78,6 +78,7 @@ async def commit_then(session: AsyncSession, act: Callable[[], None]) -> None:
     await session.flush()
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # a live session's connection
     commit_gen = getattr(raw, "_commit_gen", None)
     if connection.dialect.driver != "psycopg" or commit_gen is None:
         await session.commit()

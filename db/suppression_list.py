@@ -59,6 +59,7 @@ class SuppressionList:
         )
         added = 0
         for email, status in rows.all():
+            assert email is not None  # filtered above
             if await session.get(Suppression, self.key(email)) is None:
                 await self.add(session, email, SuppressionReason(status))
                 added += 1

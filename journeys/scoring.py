@@ -204,30 +204,34 @@ def score_lead(
     totals: dict[BehaviourRule, tuple[float, int]] = {}
     last_engagement: datetime | None = None
     for event in events:
-        rule = next((r for r in model.behaviour_rules if r.matches(event)), None)
-        if rule is None:
+        matched = next((r for r in model.behaviour_rules if r.matches(event)), None)
+        if matched is None:
             continue
-        if rule.points > 0 and (last_engagement is None or event.occurred_at > last_engagement):
+        if matched.points > 0 and (last_engagement is None or event.occurred_at > last_engagement):
             last_engagement = event.occurred_at
-        weight = decay_factor(now - event.occurred_at, model.half_life) if rule.decays else 1.0
+        weight = decay_factor(now - event.occurred_at, model.half_life) if matched.decays else 1.0
         if reset_at is not None and event.occurred_at < reset_at:
             weight *= carryover
-        raw, count = totals.get(rule, (0.0, 0))
-        totals[rule] = (raw + rule.points * weight, count + 1)
+        raw, count = totals.get(matched, (0.0, 0))
+        totals[matched] = (raw + matched.points * weight, count + 1)
     behaviour_lines: list[Contribution] = []
-    for rule in model.behaviour_rules:  # in model order, so explanations read the same way
-        if rule not in totals:
+    for (
+        behaviour_rule
+    ) in model.behaviour_rules:  # in model order, so explanations read the same way
+        if behaviour_rule not in totals:
             continue
-        raw, count = totals[rule]
-        capped = max(-rule.cap, min(rule.cap, raw))
+        raw, count = totals[behaviour_rule]
+        capped = max(-behaviour_rule.cap, min(behaviour_rule.cap, raw))
         points = round(capped)
-        notes = [f"{count} x {rule.points:+d}"]
-        if rule.decays:
+        notes = [f"{count} x {behaviour_rule.points:+d}"]
+        if behaviour_rule.decays:
             notes.append(f"half-life {model.half_life.days} d")
-        if abs(raw) > rule.cap:
-            notes.append(f"capped at {rule.cap}")
+        if abs(raw) > behaviour_rule.cap:
+            notes.append(f"capped at {behaviour_rule.cap}")
         behaviour_lines.append(
-            Contribution(kind="behaviour", label=rule.label, points=points, detail=", ".join(notes))
+            Contribution(
+                kind="behaviour", label=behaviour_rule.label, points=points, detail=", ".join(notes)
+            )
         )
     if model.inactivity is not None:
         since = last_engagement or facts.created_at

@@ -49,12 +49,12 @@ def _source_problems(name: str, source: str) -> list[str]:
             continue
         if node.name not in TEMPLATE_VARIABLES:
             problems.append(f"template {name} uses undefined variable {node.name!r}")
-    for node in tree.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name in TEMPLATE_VARIABLES:
-            known = TEMPLATE_VARIABLES[node.node.name]
-            if node.attr not in known:
+    for lookup in tree.find_all(nodes.Getattr):
+        owner = lookup.node
+        if isinstance(owner, nodes.Name) and owner.name in TEMPLATE_VARIABLES:
+            if lookup.attr not in TEMPLATE_VARIABLES[owner.name]:
                 problems.append(
-                    f"template {name} uses undefined variable '{node.node.name}.{node.attr}'"
+                    f"template {name} uses undefined variable '{owner.name}.{lookup.attr}'"
                 )
     return list(dict.fromkeys(problems))
 
@@ -77,12 +77,13 @@ def template_problems(template: str) -> list[str]:
         for ref in env_template.environment.parse(path.read_text()).find_all(
             (nodes.Extends, nodes.Include)
         ):
-            if isinstance(ref.template, nodes.Const):
-                parent = TEMPLATE_DIR / ref.template.value
+            target = getattr(ref, "template", None)  # both node kinds name a template
+            if isinstance(target, nodes.Const):
+                parent = TEMPLATE_DIR / target.value
                 if not parent.is_file():
-                    problems.append(f"template {path.name} extends missing {ref.template.value}")
+                    problems.append(f"template {path.name} extends missing {target.value}")
                 else:
-                    problems.extend(_source_problems(ref.template.value, parent.read_text()))
+                    problems.extend(_source_problems(target.value, parent.read_text()))
     return list(dict.fromkeys(problems))
 
 

@@ -380,4 +380,4 @@ def _document_common_errors(app: FastAPI) -> None:
                         responses.setdefault(code, answer)
         return spec
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -37,7 +38,7 @@ from workflows import search_attributes
 # Wide enough for the summary table even when the output is not a terminal.
 console = Console(width=None if sys.stdout.isatty() else 120)
 
-SAMPLE_LEADS = (
+SAMPLE_LEADS: tuple[dict[str, Any], ...] = (
     {
         "first_name": "Ada",
         "last_name": "Lovelace",
@@ -298,7 +299,9 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
             welcome = sink.to(leads[0][0])[0]
             console.rule(f"the welcome email as {leads[0][0]} received it (text part)")
             console.print(f"Subject: {welcome['Subject']}")
-            console.print(welcome.get_body(("plain",)).get_content(), markup=False, highlight=False)
+            plain = welcome.get_body(("plain",))
+            text = plain.get_content() if plain is not None else "(no text part)"
+            console.print(text, markup=False, highlight=False)
             console.rule()
 
 

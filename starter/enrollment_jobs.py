@@ -212,8 +212,8 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
     return EnrollmentJobView(
         job_id=job.id,
         journey=job.journey,
-        source=job.source,  # type: ignore[arg-type]
-        status=job.status,  # type: ignore[arg-type]
+        source=job.source,
+        status=job.status,
         total_rows=job.total_rows,
         valid_rows=job.valid_rows,
         processed_rows=processed + (job.total_rows - job.valid_rows),

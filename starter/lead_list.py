@@ -108,7 +108,7 @@ def _decode_cursor(sort: SortKey, cursor: str) -> tuple[Any, str]:
     return value, lead_id
 
 
-def filtered(filters: LeadFilter, rep: str | None) -> Select[tuple[Lead]]:
+def filtered(filters: LeadFilter, rep: str | None) -> Select[Lead]:
     """The leads matching `filters`, limited to `rep`'s leads when a rep asks."""
     query = select(Lead).where(Lead.erased_at.is_(None))
     if filters.stage is not None:

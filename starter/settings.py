@@ -305,7 +305,7 @@ def _weekdays(spec: str) -> frozenset[int]:
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment (overrides win); errors name the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings.model_validate(overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

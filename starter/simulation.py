@@ -14,7 +14,7 @@ import re
 import secrets
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,7 +118,7 @@ class SimulationStack:
         *,
         persona: Persona,
         days: float,
-        events: list[SimulatedEvent] = (),  # type: ignore[assignment]
+        events: Sequence[SimulatedEvent] = (),
         properties: dict[str, Any] | None = None,
         continue_as_new_after: int | None = None,
     ) -> SimulationReport:
@@ -263,13 +263,15 @@ async def simulation_stack(
             sessions = session_factory(engine)
         controller, sink = start_sink()
         stack.callback(controller.stop)
-        settings = Settings(
-            NURTURE_TASK_QUEUE=f"simulation-{uuid.uuid4().hex[:8]}",
-            SMTP_HOST="127.0.0.1",
-            SMTP_PORT=controller.port,
-            MAIL_FROM="Nurture Simulation <simulation@nurture.example>",
-            NURTURE_SECRET_KEY=secrets.token_urlsafe(32),
-            **(overrides or {}),
+        settings = Settings.model_validate(
+            {
+                "NURTURE_TASK_QUEUE": f"simulation-{uuid.uuid4().hex[:8]}",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": controller.port,
+                "MAIL_FROM": "Nurture Simulation <simulation@nurture.example>",
+                "NURTURE_SECRET_KEY": secrets.token_urlsafe(32),
+                **(overrides or {}),
+            }
         )
         worker = worker_module.build_worker(env.client, settings, sessions)
         await stack.enter_async_context(worker)

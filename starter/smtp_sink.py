@@ -34,7 +34,7 @@ class SmtpSink:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         with self._lock:
-            self.messages.append(message)  # type: ignore[arg-type]
+            self.messages.append(message)
             self.raw.append((list(envelope.rcpt_tos), envelope.original_content or b""))
         return "250 Message accepted for delivery"
 

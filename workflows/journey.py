@@ -170,9 +170,8 @@ class JourneyWorkflow:
             self._note(
                 f"email {template} deferred until {result.retry_at.isoformat()}: {result.reason}"
             )
-            consents = self._consent_changes
             await self._wait_until(
-                lambda consents=consents: self._consent_changes != consents, result.retry_at
+                self._consent_changed_since(self._consent_changes), result.retry_at
             )
             if self._state.exit_goal is not None:
                 return step.next
@@ -247,6 +246,7 @@ class JourneyWorkflow:
                 CheckConditionsRequest(
                     lead_id=self._input.lead_id, conditions=step.conditions, now=workflow.now()
                 ),
+                # A union is a result type the data converter takes; `type[T]` can't say so.
                 str | None,  # type: ignore[arg-type]
             )
             if held is not None:
@@ -333,7 +333,7 @@ class JourneyWorkflow:
                 idempotency_key=self._effect_key(step_id),
                 cause=cause,
                 actor=f"journey:{self._definition.name}",
-                **changes,  # type: ignore[arg-type]
+                **changes,
             ),
             UpdateLeadResult,
         )
@@ -350,19 +350,23 @@ class JourneyWorkflow:
         visit = self._state.visits[step_id]
         return f"{info.workflow_id}/{info.first_execution_run_id}/{step_id}/{visit}"
 
-    async def _wait_until(self, condition: object, deadline: datetime) -> bool:
+    def _consent_changed_since(self, seen: int) -> Callable[[], bool]:
+        """A condition: a consent signal arrived since `seen` were counted."""
+        return lambda: self._consent_changes != seen
+
+    async def _wait_until(self, condition: Callable[[], object], deadline: datetime) -> bool:
         """Wait until `condition()` holds (True) or `deadline` passes (False).
 
         An exit goal ends the wait at once; so does a history that has grown too long
         (the wait resumes, with the same deadline, in the continued run).
         """
-        check = condition  # type: ignore[assignment]
+        check = condition
         remaining = (deadline - workflow.now()).total_seconds()
         if remaining > 0:
             try:
                 await workflow.wait_condition(
                     lambda: (
-                        bool(check())  # type: ignore[operator]
+                        bool(check())
                         or self._state.exit_goal is not None
                         or self._should_continue_as_new()
                     ),
@@ -371,8 +375,8 @@ class JourneyWorkflow:
             except TimeoutError:
                 return False
         if self._state.exit_goal is not None:
-            return bool(check())  # type: ignore[operator]
-        if check():  # type: ignore[operator]
+            return bool(check())
+        if check():
             return True
         if remaining > 0 and self._should_continue_as_new():
             raise _ContinueAsNew

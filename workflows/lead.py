@@ -574,7 +574,7 @@ class LeadWorkflow:
             NotifyOwnerRequest(
                 lead_id=self._input.lead_id,
                 rep_id=rep_id,
-                template=template,  # type: ignore[arg-type]
+                template=template,
                 idempotency_key=key,
             ),
             type(None),

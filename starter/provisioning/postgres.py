@@ -45,8 +45,8 @@ def configured_url() -> str | None:
     return None
 
 
-def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+def _run(args: list[str], *, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, check=True, text=True, capture_output=True, cwd=cwd)
 
 
 def _install_postgres() -> None:
