@@ -90,7 +90,7 @@ async def main(address: str, task_queue: str) -> None:
     from db.engine import create_engine_for, session_factory
     from starter.settings import load_settings
     from starter.temporal_client import connect
-    from worker import workflow_runner
+    from starter.worker_wiring import workflow_runner
 
     settings = load_settings()
     sessions = session_factory(create_engine_for(settings.effective_database_url))

@@ -57,9 +57,9 @@ def api(
 @app.command()
 def worker() -> None:
     """Run the worker (the same as `python worker.py`)."""
-    import worker as worker_module
+    from starter.worker_wiring import main as run_worker
 
-    worker_module.main()
+    run_worker()
 
 
 @app.command()

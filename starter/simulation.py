@@ -246,7 +246,7 @@ async def simulation_stack(
     overrides: dict[str, str] | None = None,
 ) -> AsyncIterator[SimulationStack]:
     """Everything a simulation needs, torn down afterwards. Pass `env` or `sessions` to share."""
-    import worker as worker_module  # the real worker wiring, imported late: it is a script
+    from starter.worker_wiring import build_worker  # imported late: it loads every activity
 
     async with AsyncExitStack() as stack:
         if env is None:
@@ -273,7 +273,7 @@ async def simulation_stack(
                 **(overrides or {}),
             }
         )
-        worker = worker_module.build_worker(env.client, settings, sessions)
+        worker = build_worker(env.client, settings, sessions)
         await stack.enter_async_context(worker)
         yield SimulationStack(env=env, sessions=sessions, sink=sink, settings=settings)
 

@@ -27,7 +27,7 @@ from starter.provisioning.postgres import ensure_database
 from starter.provisioning.temporal import register_search_attributes, start_dev_server
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink, free_port, start_sink
-from worker import build_worker
+from starter.worker_wiring import build_worker
 from workflows import search_attributes
 
 # The browser fixture (`page`) for the pages a person uses.

@@ -14,10 +14,10 @@ from db.models import SalesFeedbackRecord, StageTransition
 from starter.lifecycle import LeadLifecycle
 from starter.settings import Settings
 from starter.smtp_sink import free_port, start_sink
+from starter.worker_wiring import build_worker
 from tests.conftest import REP_KEYS, SALES_KEY
 from tests.lifecycle_helpers import decider, eventually, lead_row
 from tests.test_sales_loop import engage, enroll, make_mql
-from worker import build_worker
 
 
 async def test_feedback_is_answered_within_two_seconds_while_smtp_is_down(

@@ -19,11 +19,11 @@ from db.models import EngagementEvent, OutboxEmail, utcnow
 from starter.lifecycle import LeadLifecycle
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink, free_port, start_sink
+from starter.worker_wiring import build_worker
 from tests.conftest import new_email
 from tests.http_servers import serving
 from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually, handovers_of
 from tests.test_email_consent import CONFIRMED
-from worker import build_worker
 from workflows.contracts import LeadNudge
 
 SECRET = "outage-test-secret-0123456789"

@@ -25,9 +25,9 @@ from starter.enrollment import start_journey
 from starter.provisioning.postgres import Cluster, clusters
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
+from starter.worker_wiring import build_worker
 from tests.conftest import new_email
 from tests.lifecycle_helpers import completed_workflows, create_confirmed_lead, eventually
-from worker import build_worker
 from workflows.contracts import journey_workflow_id
 
 JOURNEYS = 40

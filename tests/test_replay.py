@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker import workflow_runner
+from starter.worker_wiring import workflow_runner
 from workflows.journey import JourneyWorkflow
 from workflows.lead import LeadWorkflow
 

@@ -18,9 +18,9 @@ from starter.provisioning.temporal import register_search_attributes, start_dev_
 from starter.settings import Settings
 from starter.smtp_sink import SmtpSink, free_port
 from starter.temporal_client import connect
+from starter.worker_wiring import build_worker
 from tests.conftest import new_email
 from tests.lifecycle_helpers import create_confirmed_lead, eventually
-from worker import build_worker
 from workflows import search_attributes
 from workflows.contracts import journey_workflow_id
 
