@@ -17,6 +17,7 @@ its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the 
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import re
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
+from aiosmtplib.protocol import SMTPProtocol
 
 from db.commit_point import CommitOutcomeUnknown
 from starter.settings import Settings
@@ -35,6 +37,7 @@ _LINE_START_DOT = re.compile(rb"(?m)^\.")
 # there: Gmail and Yahoo then show no unsubscribe button. Headers with spaces still fold
 # at spaces past 998, and non-ASCII text (a Subject) is still encoded as it must be.
 WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
+FLUSH_TIMEOUT_SECONDS = 30.0
 
 
 class PermanentFailure(Exception):
@@ -43,6 +46,19 @@ class PermanentFailure(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"{code} {message}")
         self.code = code
+
+
+async def _written_out(protocol: SMTPProtocol, data: bytes) -> None:
+    """Write `data` and wait until the transport has handed all of it to the kernel. What
+    the socket doesn't take at once waits in asyncio's own buffer, which a killed process
+    loses: were the dot queued behind it at the commit point, the COMMIT could go out and
+    the message never arrive (the kernel's buffer is delivered even after a SIGKILL)."""
+    transport = protocol.transport
+    assert isinstance(transport, asyncio.WriteTransport)
+    transport.set_write_buffer_limits(high=0)  # pause at any byte buffered, resume at none
+    protocol.write(data)
+    async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):  # the server stopped reading
+        await protocol._drain_helper()  # aiosmtplib's flow control (pinned 5.x)
 
 
 def _raise_for(response: SMTPResponse) -> None:
@@ -86,11 +102,11 @@ async def deliver(
                 raise PermanentFailure(exc.code, exc.message) from None
             raise
         protocol = client.protocol
-        assert protocol is not None
+        assert protocol is not None and protocol.transport is not None
         start = await client.execute_command(b"DATA")
         if start.code != SMTPStatus.start_input:
             _raise_for(start)
-        protocol.write(body)
+        await _written_out(protocol, body)
 
         def send_dot() -> None:
             protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)

@@ -16,6 +16,10 @@ History (tests/test_worker_kills.py, tests/test_postgres_restart.py):
   round trip, and with busy workflow threads each GIL reacquisition inside psycopg waited
   out the 5 ms switch interval (measured p50 47 ms with two busy threads); a random kill
   still lost an email about one suite run in five;
+- the body handed to asyncio could still wait in the transport's own buffer when the dot
+  was queued behind it (a slow reader, a loaded machine): a kill then lost the queued
+  bytes after the COMMIT had gone out. `activities.smtp_delivery` now waits until the
+  body has reached the kernel before the commit point (seen once in this session's runs);
 - now: the window is the gap between two system calls. The COMMIT's reply is awaited
   afterwards, without blocking the event loop. If it fails (the database restarting),
   the write has happened and the transaction's fate is unknown: `CommitOutcomeUnknown`
