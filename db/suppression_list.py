@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Lead, Suppression
+from db.models import Suppression
 from db.writes import insert_ignoring_conflict
 from journeys.consent import SuppressionReason, address_hash
 
@@ -47,24 +47,6 @@ class SuppressionList:
         before this moment no longer lifts it."""
         await self.lift(session, email)
         await self.add(session, email, reason)
-
-    async def backfill(self, session: AsyncSession) -> int:
-        """Entries for leads whose status says they are suppressed but that have none (they
-        opted out before the list existed); committed. How many were added."""
-        statuses = [reason.value for reason in SuppressionReason]
-        rows = await session.execute(
-            select(Lead.email, Lead.consent_status).where(
-                Lead.consent_status.in_(statuses), Lead.email.is_not(None)
-            )
-        )
-        added = 0
-        for email, status in rows.all():
-            assert email is not None  # filtered above
-            if await session.get(Suppression, self.key(email)) is None:
-                await self.add(session, email, SuppressionReason(status))
-                added += 1
-        await session.commit()
-        return added
 
     async def lift(self, session: AsyncSession, email: str) -> None:
         """Take the address off the list: only for the lead's own confirmed opt-in."""

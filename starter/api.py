@@ -87,9 +87,6 @@ def create_app(settings: Settings) -> FastAPI:
                 app.state.temporal, settings.task_queue, settings.effect_timeout_seconds
             )
             app.state.sessions = session_factory(engine)
-            async with app.state.sessions() as session:
-                # Leads that opted out before the suppression list existed get their entry.
-                await SuppressionList(settings.require_secret_key()).backfill(session)
             yield
 
     app = FastAPI(

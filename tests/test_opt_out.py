@@ -18,8 +18,6 @@ from temporalio.worker import Worker
 
 from activities.crm_webhook import SIGNATURE_HEADER, sign
 from db.models import ConsentRecord, Lead, Suppression
-from db.suppression_list import SuppressionList
-from starter.settings import Settings
 from starter.smtp_sink import SmtpSink
 from tests.conftest import ADMIN_KEY, CRM_SECRET, new_email
 from tests.lifecycle_helpers import decider, eventually, lead_row
@@ -301,20 +299,6 @@ async def opted_out_before_the_list(sessions: async_sessionmaker, email: str) ->
         session.add(lead)
         await session.commit()
         return lead.id
-
-
-async def test_leads_that_opted_out_before_the_list_existed_are_listed_at_start_up(
-    sessions: async_sessionmaker, settings: Settings
-) -> None:
-    email = new_email("older")
-    await opted_out_before_the_list(sessions, email)
-    suppressions = SuppressionList(settings.require_secret_key())
-
-    async with sessions() as session:
-        added = await suppressions.backfill(session)
-        reason = await suppressions.reason(session, email)
-
-    assert added >= 1 and reason == "unsubscribed"
 
 
 async def test_an_own_form_fill_of_an_unlisted_opt_out_lists_it_so_claims_stay_refused(
