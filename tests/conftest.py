@@ -179,9 +179,11 @@ def new_email(prefix: str = "lead") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server: weeks of journey time in seconds."""
+    """The Java time-skipping test server: weeks of journey time in seconds. One per test
+    module: its clock skips only while nothing is in flight, so a workflow one module
+    leaves behind must not freeze the next module's time."""
     from starter.provisioning.test_server import start_time_skipping
 
     env = await start_time_skipping()
