@@ -29,13 +29,14 @@ from activities.contracts import (
     HandOverRequest,
     HandOverResult,
 )
-from activities.crm_webhook import SIGNATURE_HEADER, sign
-from activities.scoring import contacts_of, explain_score
+from activities.scoring import contacts_of
 from db.models import Account, CrmHandover, Lead, RoutingCursor, utcnow
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.routing import RoutingDecision, route_lead
 from journeys.sales_team import SALES_TEAM
-from starter.lifecycle import LeadLifecycle
+from starter.services.crm_signatures import SIGNATURE_HEADER, sign
+from starter.services.lead_workflow import LeadLifecycle
+from starter.services.score_explanation import explain_score
 from starter.settings import Settings
 from workflows.contracts import LeadNudge
 

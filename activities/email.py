@@ -26,7 +26,6 @@ from activities.contracts import (
     SendEmailResult,
 )
 from activities.outbox_confirmation import SendConfirmations, set_outbox
-from activities.scoring import explain_score
 from activities.smtp_delivery import PermanentFailure, deliver
 from db.commit_point import commit_then
 from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
@@ -34,17 +33,18 @@ from db.suppression_list import SuppressionList
 from db.writes import insert_once
 from journeys.consent import NO_MARKETING, ConsentAction, ConsentStatus, SuppressionReason
 from journeys.rendering import (
-    LEAD_FIELDS,
     LINK_PATHS,
     RenderedEmail,
     TemplateMissingError,
+    lead_fields,
     render_email,
     template_context,
 )
 from journeys.sales_team import SALES_TEAM
 from journeys.send_policy import SendPolicy, next_allowed_moment
+from starter.services.link_tokens import LinkTokens
+from starter.services.score_explanation import explain_score
 from starter.settings import Settings
-from starter.tokens import LinkTokens
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,6 @@ def message_id_for(idempotency_key: str, mail_from: str) -> str:
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "nurture.invalid"
     return f"<{digest}@{domain}>"
-
-
-def lead_fields(lead: Lead) -> dict[str, Any]:
-    """The lead's fields that templates may use."""
-    return {name: getattr(lead, name, None) for name in LEAD_FIELDS}
 
 
 # While a double opt-in is pending, a held send asks again after this long (a confirmation

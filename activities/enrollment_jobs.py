@@ -20,10 +20,10 @@ from db.models import EnrollmentJob, EnrollmentJobChunk, EnrollmentJobRow
 from db.suppression_list import SuppressionList
 from db.writes import insert_once
 from journeys.registry import get_journey
-from starter.consent import ConsentIn
-from starter.enrollment import LeadIn, enroll
-from starter.errors import ApiProblem
-from starter.lifecycle import LeadLifecycle
+from starter.services.consent import ConsentIn
+from starter.services.enrollment import LeadIn, enroll
+from starter.services.errors import ApiProblem
+from starter.services.lead_workflow import LeadLifecycle
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from activities.contracts import (
     UpdateLeadRequest,
     UpdateLeadResult,
 )
-from activities.scoring import explain_score, rescore
+from activities.scoring import rescore
 from db.models import Lead, LeadUpdate
 from db.writes import insert_once
 from journeys.conditions import choose_branch, first_holding
@@ -32,7 +32,8 @@ from journeys.dsl import LifecycleStage
 from journeys.scoring import ScoreExplanation
 from journeys.send_windows import next_window_start
 from journeys.seniority import seniority_of
-from starter.lifecycle import LeadLifecycle
+from starter.services.lead_workflow import LeadLifecycle
+from starter.services.score_explanation import explain_score
 from workflows.contracts import LeadNudge
 
 

@@ -24,9 +24,9 @@ from db.writes import insert_once
 from journeys.dsl import LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
 from journeys.registry import UnknownJourneyError, get_journey
-from starter.enrollment import start_journey
-from starter.journey_signals import journeys_of, signal_journeys
-from starter.lifecycle import LeadLifecycle
+from starter.services.enrollment import start_journey
+from starter.services.journey_signals import journeys_of, signal_journeys
+from starter.services.lead_workflow import LeadLifecycle
 from workflows.contracts import STAGE_SIGNAL, LeadNudge
 
 log = logging.getLogger(__name__)

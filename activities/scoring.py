@@ -10,46 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.contracts import SCORE_LEAD, ScoreLeadRequest, ScoreLeadResult
-from db.models import Account, EngagementEvent, Lead, ScoreRecord, as_utc
-from journeys.accounts import ACCOUNT_MODEL, account_qualifies, email_domain
-from journeys.dsl import EventType, LifecycleStage
-from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, score_lead
+from db.models import Account, Lead, ScoreRecord, as_utc
+from journeys.accounts import ACCOUNT_MODEL, account_qualifies
+from journeys.dsl import LifecycleStage
+from journeys.scoring import ScoreExplanation
 from journeys.scoring_models import scoring_model_for
-
-
-async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
-    """The lead's score at `now`, with its contributions (computed, not stored)."""
-    rows = await session.execute(
-        select(EngagementEvent.type, EngagementEvent.occurred_at, EngagementEvent.properties).where(
-            EngagementEvent.lead_id == lead.id
-        )
-    )
-    events = [
-        ScoredEvent(
-            type=EventType(kind),
-            occurred_at=as_utc(at) or now,
-            url=str((props or {}).get("url") or "")[:2000] or None,
-        )
-        for kind, at, props in rows
-        if kind in EventType.__members__.values()
-    ]
-    facts = LeadFacts(
-        title=lead.title,
-        company_size=lead.company_size,
-        industry=lead.industry,
-        country=lead.country,
-        email_domain=email_domain(lead.email),
-        created_at=as_utc(lead.created_at),
-    )
-    return score_lead(
-        scoring_model_for(lead.persona),
-        facts,
-        events,
-        now=now,
-        adjustment=lead.score_adjustment,
-        reset_at=as_utc(lead.behaviour_reset_at),
-        carryover=lead.behaviour_carryover,
-    )
+from starter.services.score_explanation import explain_score
 
 
 async def rescore(session: AsyncSession, lead: Lead, now: datetime, cause: str) -> ScoreExplanation:

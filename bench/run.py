@@ -49,10 +49,10 @@ from db.migrate import upgrade_to_head
 from db.models import Lead, OutboxEmail, new_id
 from journeys.dsl import End, SendEmail, Wait
 from journeys.validation import define_journey
-from starter.enrollment import start_journey
-from starter.provisioning.postgres import ensure_database
-from starter.provisioning.temporal import register_search_attributes, start_dev_server
-from starter.smtp_sink import SmtpSink, free_port, start_sink
+from starter.dev.provisioning.postgres import ensure_database
+from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.dev.smtp_sink import SmtpSink, free_port, start_sink
+from starter.services.enrollment import start_journey
 from starter.temporal_client import connect
 from tests.http_servers import serving
 from workflows import search_attributes
@@ -177,7 +177,7 @@ async def bench_stack() -> AsyncIterator[Stack]:
             python = sys.executable
             processes.append(await _spawn([python, str(ROOT / "worker.py")], env, b"worker on"))
             processes.append(await _spawn(
-                [python, "-m", "starter.cli", "api", "--port", str(api_port)], env,
+                [python, "-m", "starter.cli.app", "api", "--port", str(api_port)], env,
                 b"Application startup complete",
             ))  # fmt: skip
             processes.append(

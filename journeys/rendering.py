@@ -130,3 +130,8 @@ def render_email(name: str, context: dict[str, Any]) -> RenderedEmail:
         raise TemplateMissingError(f"email template {name!r} is missing {exc.name}") from None
     # A subject is one header line: folding any line breaks in stops header injection.
     return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text.strip() + "\n")
+
+
+def lead_fields(lead: object) -> dict[str, Any]:
+    """The lead's fields that templates may use (from a lead row or any object with them)."""
+    return {name: getattr(lead, name, None) for name in LEAD_FIELDS}

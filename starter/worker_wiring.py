@@ -27,8 +27,8 @@ from activities.scoring import ScoringActivities
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.suppression_list import SuppressionList
-from starter.lifecycle import LeadLifecycle
-from starter.provisioning.temporal import register_search_attributes, temporal_address
+from starter.dev.provisioning.temporal import register_search_attributes, temporal_address
+from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings, SettingsError, load_settings
 from starter.temporal_client import connect
 from workflows import search_attributes

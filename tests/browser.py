@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from starter.provisioning.browser import find_chromium
+from starter.dev.provisioning.browser import find_chromium
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(

@@ -22,11 +22,11 @@ from temporalio.worker import Worker
 
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
-from starter.api import create_app
-from starter.provisioning.postgres import ensure_database
-from starter.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.api.app import create_app
+from starter.dev.provisioning.postgres import ensure_database
+from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.dev.smtp_sink import SmtpSink, free_port, start_sink
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink, free_port, start_sink
 from starter.worker_wiring import build_worker
 from workflows import search_attributes
 
@@ -184,7 +184,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java time-skipping test server: weeks of journey time in seconds. One per test
     module: its clock skips only while nothing is in flight, so a workflow one module
     leaves behind must not freeze the next module's time."""
-    from starter.provisioning.test_server import start_time_skipping
+    from starter.dev.provisioning.test_server import start_time_skipping
 
     env = await start_time_skipping()
     await register_search_attributes(env.client, "default", search_attributes.ALL)
@@ -195,7 +195,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 async def simulation(time_skipping_env: WorkflowEnvironment, sessions: async_sessionmaker):
     """The simulation machinery of `nurture simulate`, on this suite's PostgreSQL."""
-    from starter.simulation import simulation_stack
+    from starter.dev.simulation import simulation_stack
 
     async with simulation_stack(
         env=time_skipping_env,

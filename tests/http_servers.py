@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from starter.smtp_sink import free_port
+from starter.dev.smtp_sink import free_port
 
 
 @asynccontextmanager

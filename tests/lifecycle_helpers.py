@@ -36,7 +36,7 @@ def decider(domain: str | None = None, **extra: object) -> dict[str, object]:
 
 async def create_confirmed_lead(sessions: async_sessionmaker, lead: dict[str, object]) -> str:
     """Create the lead as the API would, with confirmed marketing consent."""
-    from starter.enrollment import LeadIn, upsert_lead
+    from starter.services.enrollment import LeadIn, upsert_lead
 
     async with sessions() as session:
         row, _ = await upsert_lead(session, LeadIn.model_validate(lead))

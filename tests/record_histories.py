@@ -20,9 +20,9 @@ from journeys.dsl import EventType
 from journeys.lifecycle import FeedbackOutcome
 from journeys.personas import PERSONAS
 from journeys.registry import get_journey
-from starter.enrollment import start_journey
-from starter.events import EventIn, record_event
-from starter.simulation import SimulationStack, parse_events, simulation_stack
+from starter.dev.simulation import SimulationStack, parse_events, simulation_stack
+from starter.services.enrollment import start_journey
+from starter.services.events import EventIn, record_event
 from tests.sample_journeys import CLICKY
 from workflows.contracts import SalesFeedback, journey_workflow_id, lead_workflow_id
 

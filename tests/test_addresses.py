@@ -16,9 +16,9 @@ from temporalio.worker import Worker
 
 from db.models import Lead, OutboxEmail
 from journeys.registry import get_journey
-from starter.enrollment import deliverable_address, start_journey
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.enrollment import deliverable_address, start_journey
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink
 from tests.lifecycle_helpers import eventually
 from tests.test_opt_out import first_send_skipped
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.settings import Settings
 from tests.conftest import ADMIN_KEY, MARKETING_KEY, REP_KEYS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from starter.bulk_rows import MAX_ROWS, TooManyRows, parse_csv_rows, parse_json_rows
+from starter.services.bulk_rows import MAX_ROWS, TooManyRows, parse_csv_rows, parse_json_rows
 
 
 def test_csv_rows_are_numbered_by_their_line_in_the_file() -> None:

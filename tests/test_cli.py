@@ -10,10 +10,10 @@ from pathlib import Path
 
 from temporalio.worker import Worker
 
-from starter.smtp_sink import free_port
+from starter.dev.smtp_sink import free_port
 from tests.conftest import MARKETING_KEY
 
-NURTURE = [sys.executable, "-m", "starter.cli"]
+NURTURE = [sys.executable, "-m", "starter.cli.app"]
 
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

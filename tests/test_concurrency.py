@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.worker import Worker
 
 from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail
-from starter.smtp_sink import SmtpSink
+from starter.dev.smtp_sink import SmtpSink
 from tests.conftest import new_email
 from tests.lifecycle_helpers import eventually
 from tests.test_email_consent import CONFIRMED, link, local

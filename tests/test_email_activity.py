@@ -12,8 +12,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.contracts import SendEmailRequest
 from activities.email import EmailActivities
 from db.models import Lead, OutboxEmail
+from starter.dev.smtp_sink import SmtpSink, free_port
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink, free_port
 from tests.conftest import new_email
 
 

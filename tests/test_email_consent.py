@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from db.models import ConsentRecord, EngagementEvent, Enrollment
-from starter.smtp_sink import SmtpSink
+from starter.dev.smtp_sink import SmtpSink
 from tests.conftest import ADMIN_KEY, new_email
 from tests.lifecycle_helpers import eventually, lead_row
 from tests.traces import history_holds, tables_holding

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.models import FeedbackNote, Lead, SalesFeedbackRecord, StageTransition
-from starter.erasure import erase_lead
+from starter.services.erasure import erase_lead
 from starter.settings import Settings
 from tests.conftest import ADMIN_KEY, SALES_KEY
 from tests.lifecycle_helpers import decider, eventually, lead_row

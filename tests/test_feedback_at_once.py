@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
 from db.models import SalesFeedbackRecord, StageTransition
-from starter.lifecycle import LeadLifecycle
+from starter.dev.smtp_sink import free_port, start_sink
+from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
-from starter.smtp_sink import free_port, start_sink
 from starter.worker_wiring import build_worker
 from tests.conftest import REP_KEYS, SALES_KEY
 from tests.lifecycle_helpers import decider, eventually, lead_row

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from starter.tokens import LinkTokens, TokenInvalid
+from starter.services.link_tokens import LinkTokens, TokenInvalid
 
 TOKENS = LinkTokens(secrets.token_urlsafe(32))
 GOOD = [

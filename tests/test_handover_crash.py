@@ -20,11 +20,11 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
-from activities.crm_webhook import SIGNATURE_HEADER, verify
 from db.models import EngagementEvent, utcnow
-from starter.lifecycle import LeadLifecycle
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.crm_signatures import SIGNATURE_HEADER, verify
+from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink
 from tests.http_servers import serving
 from tests.lifecycle_helpers import (
     create_confirmed_lead,

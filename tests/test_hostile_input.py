@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.worker import Worker
 
-from activities.crm_webhook import SIGNATURE_HEADER, sign
 from db.models import EngagementEvent
-from starter.request_guard import FAILED_AUTH_LIMIT
-from starter.smtp_sink import SmtpSink
+from starter.api.request_guard import FAILED_AUTH_LIMIT
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.crm_signatures import SIGNATURE_HEADER, sign
 from tests.conftest import ADMIN_KEY, CRM_SECRET, MARKETING_KEY, new_email
 from tests.test_email_consent import enroll, link, local
 
@@ -263,8 +263,8 @@ async def test_failed_keys_from_one_address_do_not_lock_the_key_out_elsewhere(
     api_url: str,
 ) -> None:
     """The limit is per client address: the key's holder at another address still gets in."""
-    from starter.rate_limits import AttemptLimiter
-    from starter.request_guard import FAILED_AUTH_WINDOW
+    from starter.api.rate_limits import AttemptLimiter
+    from starter.api.request_guard import FAILED_AUTH_WINDOW
 
     limiter = AttemptLimiter(limit=FAILED_AUTH_LIMIT, window=FAILED_AUTH_WINDOW)
     for _ in range(FAILED_AUTH_LIMIT):

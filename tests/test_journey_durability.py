@@ -24,9 +24,9 @@ from journeys.dsl import (
 )
 from journeys.registry import get_journey
 from journeys.validation import define_journey
-from starter.enrollment import start_journey
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.enrollment import start_journey
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink
 from tests.conftest import new_email
 from tests.sample_journeys import CLICKY, with_short_waits
 from workflows.contracts import ENGAGEMENT_SIGNAL, PROGRESS_QUERY, JourneyOutcome, JourneyProgress

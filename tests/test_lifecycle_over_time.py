@@ -13,8 +13,8 @@ from sqlalchemy import select
 from temporalio.service import RPCError
 
 from db.models import Enrollment, ScoreRecord
-from starter.events import EventIn, record_event
-from starter.simulation import SimulationStack
+from starter.dev.simulation import SimulationStack
+from starter.services.events import EventIn, record_event
 from tests.lifecycle_helpers import create_confirmed_lead, decider, handovers_of, lead_row
 from workflows.contracts import LeadStatus, SalesFeedback, lead_workflow_id
 
@@ -147,7 +147,7 @@ async def test_an_unconfirmed_double_opt_in_is_reminded_then_expires_and_gets_no
 ) -> None:
     from db.suppression_list import SuppressionList
     from journeys.registry import get_journey
-    from starter.enrollment import LeadIn, enroll
+    from starter.services.enrollment import LeadIn, enroll
 
     lead = decider()
     result = await enroll(

@@ -16,9 +16,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.crm_webhook import SIGNATURE_HEADER, sign
 from db.models import ConsentRecord, Lead, Suppression
-from starter.smtp_sink import SmtpSink
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.crm_signatures import SIGNATURE_HEADER, sign
 from tests.conftest import ADMIN_KEY, CRM_SECRET, new_email
 from tests.lifecycle_helpers import decider, eventually, lead_row
 from tests.test_email_consent import CONFIRMED, enroll, link, local

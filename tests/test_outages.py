@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
 from db.models import EngagementEvent, OutboxEmail, utcnow
-from starter.lifecycle import LeadLifecycle
+from starter.dev.smtp_sink import SmtpSink, free_port, start_sink
+from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink, free_port, start_sink
 from starter.worker_wiring import build_worker
 from tests.conftest import new_email
 from tests.http_servers import serving

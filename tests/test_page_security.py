@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.settings import Settings
 from tests.conftest import REP_KEYS
 from tests.http_servers import serving

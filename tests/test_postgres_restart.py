@@ -21,10 +21,10 @@ from temporalio.client import Client
 from db.models import OutboxEmail
 from journeys.dsl import End, SendEmail, Wait
 from journeys.validation import define_journey
-from starter.enrollment import start_journey
-from starter.provisioning.postgres import Cluster, clusters
+from starter.dev.provisioning.postgres import Cluster, clusters
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.enrollment import start_journey
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink
 from starter.worker_wiring import build_worker
 from tests.conftest import new_email
 from tests.lifecycle_helpers import completed_workflows, create_confirmed_lead, eventually

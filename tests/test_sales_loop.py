@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.crm_webhook import SIGNATURE_HEADER, sign
 from db.models import Account, CrmHandover, SalesFeedbackRecord
-from starter.smtp_sink import SmtpSink
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.crm_signatures import SIGNATURE_HEADER, sign
 from tests.conftest import CRM_SECRET, SALES_KEY
 from tests.lifecycle_helpers import decider, eventually, handovers_of, lead_row
 from workflows.contracts import lead_workflow_id

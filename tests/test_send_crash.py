@@ -21,9 +21,9 @@ from temporalio.client import Client
 
 from db.models import OutboxEmail
 from journeys.registry import get_journey
-from starter.enrollment import start_journey
+from starter.dev.smtp_sink import free_port
+from starter.services.enrollment import start_journey
 from starter.settings import Settings
-from starter.smtp_sink import free_port
 from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually
 from tests.test_handover_crash import start_worker
 from workflows.contracts import PROGRESS_QUERY, JourneyProgress

@@ -13,7 +13,7 @@ from db.models import OutboxEmail
 from journeys.personas import PERSONAS
 from journeys.registry import get_journey
 from journeys.send_policy import SendPolicy, in_window, next_allowed_moment
-from starter.simulation import simulation_stack
+from starter.dev.simulation import simulation_stack
 
 POLICY = SendPolicy(quiet_from=21, quiet_until=8, weekdays=frozenset(range(5)), cap=3)
 MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=UTC)

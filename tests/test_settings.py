@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.settings import ApiKeyHolder, Role, SettingsError, load_settings
 
 ENV_NAMES = (

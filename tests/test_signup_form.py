@@ -12,9 +12,9 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.worker import Worker
 
-from starter.rate_limits import AttemptLimiter
-from starter.signup_routes import FILLS_PER_HOUR
-from starter.smtp_sink import SmtpSink
+from starter.api.rate_limits import AttemptLimiter
+from starter.api.routes.signup import FILLS_PER_HOUR
+from starter.dev.smtp_sink import SmtpSink
 from tests.browser import needs_chromium
 from tests.conftest import new_email
 from tests.lifecycle_helpers import eventually, lead_row

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from db.models import CrmHandover, Lead
 from journeys.personas import PERSONAS
 from journeys.registry import get_journey
-from starter.simulation import SimulationReport, SimulationStack, parse_events
+from starter.dev.simulation import SimulationReport, SimulationStack, parse_events
 
 DECIDER = PERSONAS["decision-maker"]
 

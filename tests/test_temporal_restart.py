@@ -13,10 +13,10 @@ from temporalio.client import Client
 
 from journeys.dsl import End, SendEmail, Wait
 from journeys.validation import define_journey
-from starter.enrollment import start_journey
-from starter.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.dev.smtp_sink import SmtpSink, free_port
+from starter.services.enrollment import start_journey
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink, free_port
 from starter.temporal_client import connect
 from starter.worker_wiring import build_worker
 from tests.conftest import new_email

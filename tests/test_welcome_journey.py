@@ -13,9 +13,9 @@ from temporalio.worker import Worker
 
 from db.models import EngagementEvent, Enrollment, Lead
 from journeys.registry import get_journey
-from starter.enrollment import start_journey
+from starter.dev.smtp_sink import SmtpSink
+from starter.services.enrollment import start_journey
 from starter.settings import Settings
-from starter.smtp_sink import SmtpSink
 from tests.conftest import new_email
 from tests.sample_journeys import with_short_waits
 

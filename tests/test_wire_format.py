@@ -8,7 +8,7 @@ import re
 import httpx
 from temporalio.worker import Worker
 
-from starter.smtp_sink import SmtpSink
+from starter.dev.smtp_sink import SmtpSink
 from tests.conftest import new_email
 from tests.test_email_consent import enroll
 

@@ -26,10 +26,10 @@ from temporalio.client import Client
 from db.models import CrmHandover, EngagementEvent, OutboxEmail, utcnow
 from journeys.dsl import End, SendEmail, Wait
 from journeys.validation import define_journey
-from starter.enrollment import start_journey
-from starter.lifecycle import LeadLifecycle
+from starter.dev.smtp_sink import free_port
+from starter.services.enrollment import start_journey
+from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
-from starter.smtp_sink import free_port
 from tests.conftest import new_email
 from tests.http_servers import serving
 from tests.lifecycle_helpers import (

@@ -14,7 +14,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 
-from starter.provisioning.temporal import register_search_attributes
+from starter.dev.provisioning.temporal import register_search_attributes
 from starter.settings import Settings
 from workflows import search_attributes
 

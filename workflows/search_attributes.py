@@ -1,6 +1,6 @@
 """Custom search attributes the journey workflow sets, so the Temporal UI can list leads by them.
 
-The worker registers any that are missing at start-up (see starter.provisioning.temporal).
+The worker registers any that are missing at start-up (see starter.dev.provisioning.temporal).
 """
 
 from temporalio.common import SearchAttributeKey

@@ -1,0 +1,231 @@
+"""The `nurture` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from starter.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Nurture: buyer journeys as durable Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _exit_without_finalizing(code: int) -> None:
+    """Exit once the work is done, skipping interpreter finalization: the Temporal client's
+    Rust threads can abort a finalizing interpreter (temporalio/sdk-python#300, seen here as
+    `PyGILState_Release … finalizing` and exit 134 after a successful demo)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"nurture: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from starter.api.app import create_app
+
+    settings = _settings()
+    try:
+        application = create_app(settings)
+    except SettingsError as exc:
+        typer.echo(f"nurture api: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker (the same as `python worker.py`)."""
+    from starter.worker_wiring import main as run_worker
+
+    run_worker()
+
+
+@app.command()
+def demo(
+    exit_after_scenario: Annotated[
+        bool, typer.Option("--exit-after-scenario", help="Stop once the scenario has run.")
+    ] = False,
+) -> None:
+    """Run the whole stack on embedded defaults and a scripted scenario with sample leads."""
+    import logging
+
+    from starter.dev.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run_demo(_settings(), exit_after_scenario=exit_after_scenario))
+    _exit_without_finalizing(0)
+
+
+@app.command()
+def simulate(
+    journey: Annotated[
+        str, typer.Argument(help="The journey to simulate, e.g. whitepaper-nurture.")
+    ],
+    persona: Annotated[
+        str, typer.Option(help="Whose sample lead to enroll (see journeys/personas.py).")
+    ] = "decision-maker",
+    days: Annotated[float, typer.Option(min=0.01, max=3650, help="Simulated days to run.")] = 90,
+    events: Annotated[
+        str,
+        typer.Option(help='Engagement to play, e.g. "3d:email_click,10d:download,36h:page_view".'),
+    ] = "",
+    prop: Annotated[
+        list[str] | None,
+        typer.Option("--property", help="Lead property KEY=VALUE (repeatable)."),
+    ] = None,
+) -> None:
+    """Run a journey for a sample lead on a time-skipping server and print its timeline.
+
+    The real workflow and activities run; emails go to a local SMTP sink. 90 days take
+    seconds.
+    """
+    from journeys.personas import PERSONAS
+    from journeys.registry import UnknownJourneyError, all_journeys, get_journey
+    from starter.dev.simulation import parse_events, print_report, run_simulation
+
+    try:
+        definition = get_journey(journey)
+    except UnknownJourneyError:
+        raise typer.BadParameter(
+            f"unknown journey {journey!r}; known: {', '.join(sorted(all_journeys()))}",
+            param_hint="JOURNEY",
+        ) from None
+    if persona not in PERSONAS:
+        raise typer.BadParameter(
+            f"unknown persona {persona!r}; known: {', '.join(PERSONAS)}", param_hint="--persona"
+        )
+    try:
+        played = parse_events(events)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--events") from None
+    properties = {}
+    for item in prop or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--property")
+        properties[key] = value
+    report = asyncio.run(
+        run_simulation(
+            definition, PERSONAS[persona], days=days, events=played, properties=properties
+        )
+    )
+    print_report(report, days=days)
+    _exit_without_finalizing(0)
+
+
+@app.command()
+def provision(
+    postgres: Annotated[bool, typer.Option(help="Provide a PostgreSQL test database.")] = True,
+    temporal: Annotated[bool, typer.Option(help="Find or build the Temporal CLI.")] = True,
+    test_server: Annotated[
+        bool, typer.Option(help="Fetch the time-skipping test server (Java, via Maven).")
+    ] = True,
+    browser: Annotated[
+        bool, typer.Option(help="Find or install Chromium for the browser test.")
+    ] = True,
+) -> None:
+    """Provision the dev stack for the tests; prints `TEST_DATABASE_URL=…` for the shell."""
+    import logging
+
+    from starter.dev.provisioning.postgres import PostgresProvisioningError, ensure_database
+    from starter.dev.provisioning.temporal import ensure_temporal_cli
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if temporal:
+        cli = ensure_temporal_cli()
+        typer.echo(f"temporal CLI: {cli or 'none found; the SDK will download one'}", err=True)
+    if test_server:
+        from starter.dev.provisioning.test_server import ensure_test_server
+
+        wrapper = ensure_test_server()
+        typer.echo(
+            f"test server: {wrapper or 'no Java/Maven; the SDK will download one'}", err=True
+        )
+    if browser:
+        from starter.dev.provisioning.browser import ensure_chromium
+
+        typer.echo(f"chromium: {ensure_chromium() or 'not found'}", err=True)
+    if postgres:
+        try:
+            url = ensure_database()
+        except PostgresProvisioningError as exc:
+            typer.echo(f"nurture provision: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"TEST_DATABASE_URL={url}")
+
+
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Email template, e.g. welcome or wp_delivery.")],
+    lead: Annotated[
+        str | None, typer.Option(help="Render for this lead id (read from DATABASE_URL).")
+    ] = None,
+    persona: Annotated[
+        str, typer.Option(help="Without --lead: render for this persona's sample lead.")
+    ] = "decision-maker",
+    html: Annotated[bool, typer.Option(help="Print the HTML part instead of the text.")] = False,
+) -> None:
+    """Render an email template as a lead would receive it (links untracked)."""
+    from db.engine import create_engine_for, session_factory
+    from db.migrate import upgrade_to_head
+    from starter.services.errors import ApiProblem
+    from starter.services.preview import preview_template
+
+    settings = _settings()
+
+    async def render() -> None:
+        await asyncio.to_thread(upgrade_to_head, settings.effective_database_url)
+        engine = create_engine_for(settings.effective_database_url)
+        try:
+            result = await preview_template(
+                settings, session_factory(engine), template, lead_id=lead, persona=persona
+            )
+        finally:
+            await engine.dispose()
+        typer.echo(f"Subject: {result.subject}\n")
+        typer.echo(result.html if html else result.text)
+
+    try:
+        asyncio.run(render())
+    except ApiProblem as problem:
+        typer.echo(f"nurture preview: {problem.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _register_api_commands() -> None:
+    from starter.cli.api_commands import register
+
+    register(app)
+
+
+_register_api_commands()
+
+
+def main() -> None:
+    app(prog_name="nurture")
+
+
+if __name__ == "__main__":
+    main()

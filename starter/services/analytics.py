@@ -1,0 +1,127 @@
+"""Reading the figures: the database rows the reporting functions turn into a funnel,
+journey step statistics and A/B results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition, as_utc
+from journeys.dsl import JourneyDefinition
+from reporting.funnel import FunnelReport, Interval, LeadHistory, funnel
+from reporting.journey_stats import JourneyStats, SentEmail, journey_stats
+from starter.services.errors import InvalidParameter
+
+
+class FunnelQuery(BaseModel):
+    """Which leads the funnel counts: a cohort by creation time, a journey, a period size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(default=None, description="Leads created at or after")
+    until: AwareDatetime | None = Field(default=None, description="Leads created before")
+    journey: str | None = Field(default=None, max_length=100, pattern=r"^[a-z0-9-]+$")
+    interval: Interval | None = Field(default=None, description="Also per week or month")
+
+
+async def funnel_report(sessions: async_sessionmaker, query: FunnelQuery) -> FunnelReport:
+    """The funnel of the leads `query` selects."""
+    if query.since and query.until and query.since >= query.until:
+        raise InvalidParameter(("query", "since"), "since must be before until")
+    leads = select(Lead.id, Lead.created_at, Lead.lifecycle_stage).where(Lead.erased_at.is_(None))
+    if query.since is not None:
+        leads = leads.where(Lead.created_at >= query.since)
+    if query.until is not None:
+        leads = leads.where(Lead.created_at < query.until)
+    if query.journey is not None:
+        leads = leads.where(
+            Lead.id.in_(select(Enrollment.lead_id).where(Enrollment.journey == query.journey))
+        )
+    async with sessions() as session:
+        rows = (await session.execute(leads)).all()
+        ids = [row.id for row in rows]
+        entered: dict[str, list[tuple[datetime, str]]] = {lead_id: [] for lead_id in ids}
+        for batch in range(0, len(ids), 1000):
+            transitions = await session.execute(
+                select(StageTransition.lead_id, StageTransition.at, StageTransition.to_stage)
+                .where(
+                    StageTransition.lead_id.in_(ids[batch : batch + 1000]),
+                    # A score-only update writes from = to; it isn't a stage change.
+                    StageTransition.from_stage.is_distinct_from(StageTransition.to_stage),
+                )
+                .order_by(StageTransition.at, StageTransition.id)
+            )
+            for lead_id, at, stage in transitions:
+                entered[lead_id].append((as_utc(at), stage))
+    histories = [
+        LeadHistory(
+            created_at=as_utc(row.created_at),
+            current_stage=row.lifecycle_stage,
+            entered=entered[row.id],
+        )
+        for row in rows
+    ]
+    return funnel(histories, query.interval)
+
+
+async def journey_report(
+    sessions: async_sessionmaker, definition: JourneyDefinition
+) -> JourneyStats:
+    """Sent, opened, clicked and converted per email step of a journey, and its A/B tests."""
+    async with sessions() as session:
+        outbox = (
+            await session.execute(
+                select(
+                    OutboxEmail.id,
+                    OutboxEmail.lead_id,
+                    OutboxEmail.step_id,
+                    OutboxEmail.template,
+                    OutboxEmail.sent_at,
+                    OutboxEmail.created_at,
+                ).where(
+                    OutboxEmail.workflow_id.like(f"journey:{definition.name}:%"),
+                    OutboxEmail.status == "sent",
+                )
+            )
+        ).all()
+        lead_ids = sorted({row.lead_id for row in outbox})
+        opened: set[int] = set()
+        clicked: set[int] = set()
+        mql_at: dict[str, datetime] = {}
+        for batch in range(0, len(lead_ids), 1000):
+            some = lead_ids[batch : batch + 1000]
+            events = await session.execute(
+                select(EngagementEvent.event_id).where(
+                    EngagementEvent.lead_id.in_(some),
+                    EngagementEvent.type.in_(("email_open", "email_click")),
+                )
+            )
+            for (event_id,) in events:
+                # Tracking ids: open-<outbox id>, click-<outbox id>-<link> (public_routes).
+                kind, _, rest = event_id.partition("-")
+                number = rest.split("-", 1)[0]
+                if number.isdigit():
+                    (opened if kind == "open" else clicked).add(int(number))
+            mqls = await session.execute(
+                select(StageTransition.lead_id, StageTransition.at)
+                .where(StageTransition.lead_id.in_(some), StageTransition.to_stage == "mql")
+                .order_by(StageTransition.at)
+            )
+            for lead_id, at in mqls:
+                mql_at[lead_id] = as_utc(at)  # the latest MQL: a later cycle counts too
+    # A click implies the email was opened, even when images were blocked.
+    opened |= clicked
+    sent = [
+        SentEmail(
+            outbox_id=row.id,
+            lead_id=row.lead_id,
+            step_id=row.step_id,
+            template=row.template,
+            sent_at=as_utc(row.sent_at or row.created_at),
+        )
+        for row in outbox
+    ]
+    return journey_stats(definition, sent, opened, clicked, mql_at)

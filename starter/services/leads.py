@@ -1,0 +1,321 @@
+"""Reading a lead: its facts, stage, journeys (with their current step), emails and events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from db.models import (
+    ConsentRecord,
+    CrmHandover,
+    EngagementEvent,
+    Enrollment,
+    Lead,
+    OutboxEmail,
+    SalesFeedbackRecord,
+    ScoreRecord,
+    StageTransition,
+    as_utc,
+)
+from db.suppression_list import SuppressionList
+from journeys.consent import SuppressionReason
+from journeys.scoring import ScoreExplanation
+from starter.services.errors import LeadNotFound
+from starter.services.score_explanation import explain_score
+from workflows import search_attributes
+
+T = TypeVar("T")
+
+
+class JourneyView(BaseModel):
+    journey: str
+    version: str
+    workflow_id: str
+    status: str
+    current_step: str | None
+    enrolled_at: datetime
+
+
+class EmailView(BaseModel):
+    step_id: str
+    template: str
+    status: str
+    subject: str | None
+    message_id: str
+    sent_at: datetime | None
+
+
+class EventView(BaseModel):
+    event_id: str
+    type: str
+    occurred_at: datetime
+
+
+class TransitionView(BaseModel):
+    at: datetime
+    from_stage: str | None
+    to_stage: str
+    cause: str
+    actor: str
+
+
+class HandoverView(BaseModel):
+    id: int
+    kind: str
+    cycle: int | None
+    owner: str | None
+    routing_rule: str | None
+    status: str
+    created_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    """One thing that happened to a lead, in time order across emails, events, score
+    changes, stage transitions, handovers, consent and sales feedback."""
+
+    at: datetime
+    kind: Literal["email", "event", "score", "stage", "handover", "consent", "feedback"]
+    summary: str
+    details: dict[str, Any] = {}
+
+
+class LeadView(BaseModel):
+    """`GET /v1/leads/{lead_id}`."""
+
+    id: str
+    external_id: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    lifecycle_stage: str
+    consent_status: str
+    suppressed: SuppressionReason | None = Field(
+        default=None,
+        description="The address is on the suppression list (and gets no marketing email)",
+    )
+    owner: str | None
+    account_id: str | None
+    created_at: datetime
+    score: ScoreExplanation
+    stage_transitions: list[TransitionView]
+    handovers: list[HandoverView]
+    journeys: list[JourneyView]
+    emails: list[EmailView]
+    events: list[EventView]
+    timeline: list[TimelineEntry]
+
+
+async def _journey_view(client: Client, enrollment: Enrollment) -> JourneyView:
+    status, step = "unknown", None
+    try:
+        description = await client.get_workflow_handle(enrollment.workflow_id).describe()
+        status = description.status.name.lower() if description.status else "unknown"
+        step = description.typed_search_attributes.get(search_attributes.STEP)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        status = "not_found"  # retention on the Temporal server has removed it
+    return JourneyView(
+        journey=enrollment.journey,
+        version=enrollment.journey_version,
+        workflow_id=enrollment.workflow_id,
+        status=status,
+        current_step=step,
+        enrolled_at=enrollment.enrolled_at,
+    )
+
+
+async def read_score(sessions: async_sessionmaker, lead_id: str) -> ScoreExplanation:
+    """The lead's score now, explained."""
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        if lead is None or lead.erased_at is not None:
+            raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        return await explain_score(session, lead, datetime.now(UTC))
+
+
+async def _rows_of(
+    session: AsyncSession, model: type[T], lead_id: str, when: Any, *where: Any
+) -> Sequence[T]:
+    """The lead's rows of `model` (matching `where`), oldest first, ties by id."""
+    table: Any = model
+    query = select(model).where(table.lead_id == lead_id, *where).order_by(when, table.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def read_lead(
+    client: Client, sessions: async_sessionmaker, suppressions: SuppressionList, lead_id: str
+) -> LeadView:
+    """Everything the API shows about one lead."""
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        if lead is None or lead.erased_at is not None:
+            raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        suppressed = await suppressions.reason(session, lead.email)
+        score = await explain_score(session, lead, datetime.now(UTC))
+        transitions = await _rows_of(
+            session,
+            StageTransition,
+            lead_id,
+            StageTransition.at,
+            StageTransition.from_stage != StageTransition.to_stage,
+        )
+        handovers = await _rows_of(session, CrmHandover, lead_id, CrmHandover.created_at)
+        enrollments = await _rows_of(session, Enrollment, lead_id, Enrollment.enrolled_at)
+        emails = await _rows_of(session, OutboxEmail, lead_id, OutboxEmail.created_at)
+        events = await _rows_of(session, EngagementEvent, lead_id, EngagementEvent.occurred_at)
+        scores = await _rows_of(session, ScoreRecord, lead_id, ScoreRecord.at)
+        consents = await _rows_of(session, ConsentRecord, lead_id, ConsentRecord.at)
+        feedback = await _rows_of(
+            session,
+            SalesFeedbackRecord,
+            lead_id,
+            SalesFeedbackRecord.at,
+        )
+    timeline = build_timeline(
+        emails=emails,
+        events=events,
+        scores=scores,
+        transitions=transitions,
+        handovers=handovers,
+        consents=consents,
+        feedback=feedback,
+    )
+    return LeadView(
+        id=lead.id,
+        external_id=lead.external_id,
+        email=lead.email,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        company=lead.company,
+        title=lead.title,
+        lifecycle_stage=lead.lifecycle_stage,
+        consent_status=lead.consent_status,
+        suppressed=suppressed,
+        owner=lead.owner,
+        account_id=lead.account_id,
+        created_at=lead.created_at,
+        score=score,
+        stage_transitions=[
+            TransitionView(
+                at=t.at, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause, actor=t.actor
+            )
+            for t in transitions
+        ],
+        handovers=[
+            HandoverView(
+                id=h.id,
+                kind=h.kind,
+                cycle=h.cycle,
+                owner=h.owner,
+                routing_rule=h.routing_rule,
+                status=h.status,
+                created_at=h.created_at,
+            )
+            for h in handovers
+        ],
+        journeys=[await _journey_view(client, e) for e in enrollments],
+        emails=[
+            EmailView(
+                step_id=e.step_id,
+                template=e.template,
+                status=e.status,
+                subject=e.subject,
+                message_id=e.message_id,
+                sent_at=e.sent_at,
+            )
+            for e in emails
+        ],
+        events=[
+            EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at) for e in events
+        ],
+        timeline=timeline,
+    )
+
+
+def build_timeline(
+    *,
+    emails: Sequence[OutboxEmail],
+    events: Sequence[EngagementEvent],
+    scores: Sequence[ScoreRecord],
+    transitions: Sequence[StageTransition],
+    handovers: Sequence[CrmHandover],
+    consents: Sequence[ConsentRecord],
+    feedback: Sequence[SalesFeedbackRecord],
+) -> list[TimelineEntry]:
+    """Everything that happened to a lead, oldest first."""
+    entries = [
+        *(
+            TimelineEntry(
+                at=e.sent_at or e.created_at,
+                kind="email",
+                summary=f"email {e.template} {e.status}",
+                details={"step_id": e.step_id, "subject": e.subject, "message_id": e.message_id},
+            )
+            for e in emails
+        ),
+        *(
+            TimelineEntry(
+                at=e.occurred_at, kind="event", summary=e.type, details={"event_id": e.event_id}
+            )
+            for e in events
+        ),
+        *(
+            TimelineEntry(
+                at=s.at,
+                kind="score",
+                summary=f"score {s.total} (fit {s.fit}, behaviour {s.behaviour}): {s.cause}",
+                details={"model": s.model, "contributions": s.contributions},
+            )
+            for s in scores
+        ),
+        *(
+            TimelineEntry(
+                at=t.at,
+                kind="stage",
+                summary=f"{t.from_stage or 'new'} → {t.to_stage}",
+                details={"cause": t.cause, "actor": t.actor},
+            )
+            for t in transitions
+        ),
+        *(
+            TimelineEntry(
+                at=h.created_at,
+                kind="handover",
+                summary=f"handed over to {h.owner or 'sales'} ({h.routing_rule or 'unrouted'})",
+                details={"cycle": h.cycle, "status": h.status, "score": h.score},
+            )
+            for h in handovers
+            if h.kind == "lead"
+        ),
+        *(
+            TimelineEntry(
+                at=c.at,
+                kind="consent",
+                summary=f"consent {c.action}",
+                details={"source": c.source, "text_version": c.text_version},
+            )
+            for c in consents
+        ),
+        *(
+            TimelineEntry(
+                at=f.at,
+                kind="feedback",
+                summary=f"sales {f.outcome}" + (f": {f.reason}" if f.reason else ""),
+                details={"rep": f.rep, "from_stage": f.from_stage, "to_stage": f.to_stage},
+            )
+            for f in feedback
+        ),
+    ]
+    for entry in entries:
+        entry.at = as_utc(entry.at)
+    return sorted(entries, key=lambda entry: entry.at)
