@@ -1,24 +1,58 @@
-"""What workflows and activities exchange: activity names and their pydantic payloads.
+"""What workflows and activities exchange: one typed reference per activity (`ActivityRef`:
+its name, the request model it takes, the type its result decodes into) next to its
+pydantic payloads.
+
+Workflows call an activity through its reference (`workflows.activity_calls.call`), so the
+type checker rejects a wrong request or a wrong use of the result; the implementation
+registers under the same name (`@activity.defn(name=SEND_EMAIL.name)`). The names are in
+the histories of running workflows: never change one.
 
 Pure data, no I/O: workflows import this module. Payloads carry ids, never personal data.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journeys.dsl import Branch, ConditionOutcome, EventType, LifecycleStage, Wait
+from journeys.consent import ConsentStatus
+from journeys.dsl import Branch, ConditionOutcome, LifecycleStage, Wait
 from journeys.lifecycle import FeedbackOutcome
 from journeys.scoring import LifecyclePolicy
 
-SEND_EMAIL = "send_email"
+# A signal payload, so it lives with the workflow contracts; imported from here before.
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
+
+
+@dataclass(frozen=True)
+class ActivityRef(Generic[RequestT, ResultT]):
+    """An activity as workflows call it: `name` (recorded in history), the one request
+    model it takes and the type its result decodes into."""
+
+    name: str
+    request_type: type[RequestT]
+    result_type: type[ResultT]
+
+
+def _optional(result_type: type[ResultT]) -> type[ResultT | None]:
+    # `str | None` is a union, not a class, though the data converter decodes into it
+    # all the same; `type[...]` can't say so.
+    return cast("type[ResultT | None]", result_type | None)
 
 
 class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+def _from_bare_id(field: str, data: Any) -> Any:
+    """A request that replaced a bare id: an attempt scheduled by an older workflow, which
+    sent the id alone, may run on a worker that expects the model."""
+    return {field: data} if isinstance(data, str) else data
 
 
 class SendEmailRequest(_Contract):
@@ -44,19 +78,7 @@ class SendEmailResult(_Contract):
     retry_at: datetime | None = None
 
 
-class EngagementSignal(_Contract):
-    """An engagement event as the lead's workflow receives it (no personal data)."""
-
-    event_id: str = Field(min_length=1, max_length=200)
-    type: EventType
-    occurred_at: datetime
-
-
-CHOOSE_BRANCH = "choose_branch"
-RESOLVE_WAIT = "resolve_wait"
-CHECK_CONDITIONS = "check_conditions"
-UPDATE_LEAD = "update_lead"
-HAND_OVER = "hand_over"
+SEND_EMAIL = ActivityRef("send_email", SendEmailRequest, SendEmailResult)
 
 
 class ChooseBranchRequest(_Contract):
@@ -104,6 +126,14 @@ class UpdateLeadResult(_Contract):
     score: int
 
 
+# The chosen step's id; a lead's facts never leave the activity.
+CHOOSE_BRANCH = ActivityRef("choose_branch", ChooseBranchRequest, str)
+# The step of the first condition outcome that holds, or None.
+CHECK_CONDITIONS = ActivityRef("check_conditions", CheckConditionsRequest, _optional(str))
+RESOLVE_WAIT = ActivityRef("resolve_wait", ResolveWaitRequest, datetime)
+UPDATE_LEAD = ActivityRef("update_lead", UpdateLeadRequest, UpdateLeadResult)
+
+
 class HandOverRequest(_Contract):
     """Hand the lead to sales, once per `idempotency_key` (one per MQL cycle)."""
 
@@ -117,17 +147,11 @@ class HandOverResult(_Contract):
     created: bool
 
 
-# --- the lead workflow's activities (scoring, lifecycle, CRM, notifications) ---------------
+# Journeys started before the lead workflow existed hand over directly.
+HAND_OVER = ActivityRef("hand_over", HandOverRequest, HandOverResult)
 
-SCORE_LEAD = "score_lead"
-CHANGE_STAGE = "change_stage"
-HAND_OVER_LEAD = "hand_over_lead"
-HAND_OVER_ACCOUNT = "hand_over_account"
-NOTIFY_OWNER = "notify_owner"
-ENROLL_IN_JOURNEY = "enroll_in_journey"
-REQUEST_HANDOVER = "request_handover"
-SEND_CONFIRMATION = "send_confirmation"
-EXPIRE_CONSENT = "expire_consent"
+
+# --- the lead workflow's activities (scoring, lifecycle, CRM, notifications) ---------------
 
 
 class ScoreLeadRequest(_Contract):
@@ -157,7 +181,10 @@ class ScoreLeadResult(_Contract):
     account_id: str | None = None
     account_qualified: bool = False
     erased: bool = False
-    consent_status: str = "confirmed"
+    consent_status: ConsentStatus = ConsentStatus.CONFIRMED
+
+
+SCORE_LEAD = ActivityRef("score_lead", ScoreLeadRequest, ScoreLeadResult)
 
 
 class ChangeStageRequest(_Contract):
@@ -188,6 +215,9 @@ class ChangeStageResult(_Contract):
     rejections: int
 
 
+CHANGE_STAGE = ActivityRef("change_stage", ChangeStageRequest, ChangeStageResult)
+
+
 class HandOverLeadRequest(_Contract):
     """Route the lead and hand it to the CRM, once per key (one per lead and MQL cycle).
     With `reassign_from`, route it to someone else (the SLA lapsed)."""
@@ -206,6 +236,9 @@ class HandOverLeadResult(_Contract):
     created: bool
 
 
+HAND_OVER_LEAD = ActivityRef("hand_over_lead", HandOverLeadRequest, HandOverLeadResult)
+
+
 class HandOverAccountRequest(_Contract):
     """Route a newly account-qualified account to its owner, once per account."""
 
@@ -220,13 +253,23 @@ class HandOverAccountResult(_Contract):
     created: bool
 
 
+HAND_OVER_ACCOUNT = ActivityRef("hand_over_account", HandOverAccountRequest, HandOverAccountResult)
+
+
+# The notifications a sales rep gets (templates under templates/notifications).
+OwnerNotification = Literal["mql_assigned", "sla_reminder", "account_qualified"]
+
+
 class NotifyOwnerRequest(_Contract):
     """Email a sales rep about a lead (template under templates/notifications), once per key."""
 
     lead_id: str
     rep_id: str
-    template: Literal["mql_assigned", "sla_reminder", "account_qualified"]
+    template: OwnerNotification
     idempotency_key: str = Field(max_length=300)
+
+
+NOTIFY_OWNER = ActivityRef("notify_owner", NotifyOwnerRequest, type(None))
 
 
 class EnrollInJourneyRequest(_Contract):
@@ -234,6 +277,9 @@ class EnrollInJourneyRequest(_Contract):
 
     lead_id: str
     journey: str
+
+
+ENROLL_IN_JOURNEY = ActivityRef("enroll_in_journey", EnrollInJourneyRequest, type(None))
 
 
 class RequestHandoverRequest(_Contract):
@@ -244,6 +290,9 @@ class RequestHandoverRequest(_Contract):
     journey: str
 
 
+REQUEST_HANDOVER = ActivityRef("request_handover", RequestHandoverRequest, type(None))
+
+
 class ConfirmationRequest(_Contract):
     """Send the double opt-in confirmation (or its reminder) to a pending lead, once per key."""
 
@@ -252,8 +301,22 @@ class ConfirmationRequest(_Contract):
     reminder: bool = False
 
 
-ENROLL_JOB_CHUNK = "enroll_job_chunk"
-FINISH_ENROLLMENT_JOB = "finish_enrollment_job"
+SEND_CONFIRMATION = ActivityRef("send_confirmation", ConfirmationRequest, SendEmailResult)
+
+
+class ExpireConsentRequest(_Contract):
+    """Expire the lead's double opt-in if it is still pending. The result is the lead's
+    consent status after (a `ConsentStatus` value)."""
+
+    lead_id: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_lead_id(cls, data: Any) -> Any:
+        return _from_bare_id("lead_id", data)
+
+
+EXPIRE_CONSENT = ActivityRef("expire_consent", ExpireConsentRequest, str)
 
 
 class EnrollJobChunkRequest(_Contract):
@@ -268,3 +331,20 @@ class EnrollJobChunkResult(_Contract):
     enrolled: int
     already_enrolled: int
     failed: int
+
+
+ENROLL_JOB_CHUNK = ActivityRef("enroll_job_chunk", EnrollJobChunkRequest, EnrollJobChunkResult)
+
+
+class FinishEnrollmentJobRequest(_Contract):
+    """Mark the bulk enrollment job done (once)."""
+
+    job_id: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_job_id(cls, data: Any) -> Any:
+        return _from_bare_id("job_id", data)
+
+
+FINISH_ENROLLMENT_JOB = ActivityRef("finish_enrollment_job", FinishEnrollmentJobRequest, type(None))

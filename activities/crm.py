@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -29,9 +30,11 @@ from activities.contracts import (
     HandOverRequest,
     HandOverResult,
 )
+from activities.leads import load_lead
 from activities.scoring import contacts_of
 from db.models import Account, CrmHandover, Lead, RoutingCursor, utcnow
 from db.writes import insert_ignoring_conflict, insert_once
+from journeys.handover import HandoverStatus
 from journeys.routing import RoutingDecision, route_lead
 from journeys.sales_team import SALES_TEAM
 from starter.services.crm_signatures import SIGNATURE_HEADER, sign
@@ -83,51 +86,13 @@ class CrmActivities:
             exclude=exclude,
         )
 
-    @activity.defn(name=HAND_OVER_LEAD)
+    @activity.defn(name=HAND_OVER_LEAD.name)
     async def hand_over_lead(self, request: HandOverLeadRequest) -> HandOverLeadResult:
         """Route and record the handover once per key, then deliver it to the CRM."""
         async with self._sessions() as session:
-            row = await self._handover(session, request.idempotency_key)
-            if row is None:
-                lead = await session.get(Lead, request.lead_id, with_for_update=True)
-                if lead is None or lead.erased_at is not None:
-                    raise ApplicationError(
-                        f"no lead {request.lead_id}", type="LeadNotFound", non_retryable=True
-                    )
-                account = await session.get(Account, lead.account_id) if lead.account_id else None
-                decision = await self._route(session, lead, account, request.reassign_from)
-                lead.owner = decision.rep_id
-                if request.reassign_from is not None:
-                    await session.execute(
-                        update(CrmHandover)
-                        .where(
-                            CrmHandover.lead_id == lead.id,
-                            CrmHandover.cycle == request.cycle,
-                            CrmHandover.status == "open",
-                        )
-                        .values(status="reassigned")
-                    )
-                await insert_once(
-                    session,
-                    CrmHandover(
-                        idempotency_key=request.idempotency_key,
-                        kind="lead",
-                        lead_id=request.lead_id,
-                        account_id=lead.account_id,
-                        cycle=request.cycle,
-                        reason=request.reason,
-                        owner=decision.rep_id,
-                        routing_rule=decision.rule,
-                        score=lead.score,
-                        adapter=self._settings.crm_adapter,
-                    ),
-                )
-                row = await self._handover(session, request.idempotency_key)
-                assert row is not None
-                created = True
-            else:
-                created = False
-            await self._deliver(session, row)
+            row, created = await self._record_and_deliver(
+                session, request.idempotency_key, lambda: self._lead_handover(session, request)
+            )
             assert row.owner is not None
             return HandOverLeadResult(
                 handover_id=row.id,
@@ -136,39 +101,65 @@ class CrmActivities:
                 created=created,
             )
 
-    @activity.defn(name=HAND_OVER_ACCOUNT)
+    async def _lead_handover(
+        self, session: AsyncSession, request: HandOverLeadRequest
+    ) -> CrmHandover:
+        """A new lead handover, routed (a reassignment closes the cycle's open one)."""
+        lead = await load_lead(session, request.lead_id, lock=True, erased_too=False)
+        account = await session.get(Account, lead.account_id) if lead.account_id else None
+        decision = await self._route(session, lead, account, request.reassign_from)
+        lead.owner = decision.rep_id
+        if request.reassign_from is not None:
+            await session.execute(
+                update(CrmHandover)
+                .where(
+                    CrmHandover.lead_id == lead.id,
+                    CrmHandover.cycle == request.cycle,
+                    CrmHandover.status == HandoverStatus.OPEN,
+                )
+                .values(status=HandoverStatus.REASSIGNED)
+            )
+        return CrmHandover(
+            kind="lead",
+            lead_id=request.lead_id,
+            account_id=lead.account_id,
+            cycle=request.cycle,
+            reason=request.reason,
+            owner=decision.rep_id,
+            routing_rule=decision.rule,
+            score=lead.score,
+        )
+
+    @activity.defn(name=HAND_OVER_ACCOUNT.name)
     async def hand_over_account(self, request: HandOverAccountRequest) -> HandOverAccountResult:
         """Route a qualified account to its owner (or by the rules), once per account."""
         async with self._sessions() as session:
-            row = await self._handover(session, request.idempotency_key)
-            created = row is None
-            if row is None:
-                account = await session.get(Account, request.account_id, with_for_update=True)
-                lead = await session.get(Lead, request.lead_id)
-                assert account is not None
-                decision = await self._route(session, lead, account, None)
-                account.owner = decision.rep_id
-                await insert_once(
-                    session,
-                    CrmHandover(
-                        idempotency_key=request.idempotency_key,
-                        kind="account",
-                        lead_id=None,
-                        account_id=account.id,
-                        reason=f"account qualified: score {account.score}",
-                        owner=decision.rep_id,
-                        routing_rule=decision.rule,
-                        score=account.score,
-                        adapter=self._settings.crm_adapter,
-                    ),
-                )
-                row = await self._handover(session, request.idempotency_key)
-                assert row is not None
-            await self._deliver(session, row)
+            row, created = await self._record_and_deliver(
+                session, request.idempotency_key, lambda: self._account_handover(session, request)
+            )
             assert row.owner is not None
             return HandOverAccountResult(handover_id=row.id, owner=row.owner, created=created)
 
-    @activity.defn(name=HAND_OVER)
+    async def _account_handover(
+        self, session: AsyncSession, request: HandOverAccountRequest
+    ) -> CrmHandover:
+        """A new account handover: to the account's owner, else by the routing rules."""
+        account = await session.get(Account, request.account_id, with_for_update=True)
+        lead = await session.get(Lead, request.lead_id)
+        assert account is not None
+        decision = await self._route(session, lead, account, None)
+        account.owner = decision.rep_id
+        return CrmHandover(
+            kind="account",
+            lead_id=None,
+            account_id=account.id,
+            reason=f"account qualified: score {account.score}",
+            owner=decision.rep_id,
+            routing_rule=decision.rule,
+            score=account.score,
+        )
+
+    @activity.defn(name=HAND_OVER.name)
     async def hand_over(self, request: HandOverRequest) -> HandOverResult:
         """Journeys started before the lead workflow existed call this: pass the request on
         to the lead's lifecycle, which hands over once per MQL cycle."""
@@ -180,6 +171,26 @@ class CrmActivities:
         return HandOverResult(handover_id=0, created=False)
 
     # --- delivery --------------------------------------------------------------------------
+
+    async def _record_and_deliver(
+        self,
+        session: AsyncSession,
+        key: str,
+        new_handover: Callable[[], Awaitable[CrmHandover]],
+    ) -> tuple[CrmHandover, bool]:
+        """The handover of `key`, found or else made by `new_handover` (in this session's
+        transaction) and inserted once; then delivered to the CRM. Returns it and whether
+        this call made it: when a concurrent attempt inserted first, its row is returned."""
+        row = await self._handover(session, key)
+        created = row is None
+        if row is None:
+            new = await new_handover()
+            new.idempotency_key, new.adapter = key, self._settings.crm_adapter
+            await insert_once(session, new)
+            row = await self._handover(session, key)
+            assert row is not None
+        await self._deliver(session, row)
+        return row, created
 
     async def _handover(self, session: AsyncSession, key: str) -> CrmHandover | None:
         query = select(CrmHandover).where(CrmHandover.idempotency_key == key)

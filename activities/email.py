@@ -21,6 +21,7 @@ from activities.contracts import (
     SEND_CONFIRMATION,
     SEND_EMAIL,
     ConfirmationRequest,
+    ExpireConsentRequest,
     NotifyOwnerRequest,
     SendEmailRequest,
     SendEmailResult,
@@ -32,6 +33,7 @@ from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
 from db.suppression_list import SuppressionList
 from db.writes import insert_once
 from journeys.consent import NO_MARKETING, ConsentAction, ConsentStatus, SuppressionReason
+from journeys.outbox import OutboxStatus
 from journeys.rendering import (
     LINK_PATHS,
     RenderedEmail,
@@ -96,7 +98,7 @@ class EmailActivities:
     def unsubscribe_url(self, lead_id: str) -> str:
         return f"{self._base}/u/{self._tokens.unsubscribe(lead_id)}"
 
-    @activity.defn(name=SEND_EMAIL)
+    @activity.defn(name=SEND_EMAIL.name)
     async def send_email(self, request: SendEmailRequest) -> SendEmailResult:
         """Send a journey's (marketing) email once: suppression and consent checked now,
         deferred to the next allowed moment by send window and frequency cap, recorded in
@@ -106,19 +108,16 @@ class EmailActivities:
             lead = await session.get(Lead, request.lead_id)
             if lead is None or lead.email is None or lead.erased_at is not None:
                 return SendEmailResult(status="skipped", reason="lead not found or erased")
-            outbox = await self._outbox(
+            outbox, lead = await self._claim(
                 session,
-                OutboxEmail(
-                    idempotency_key=request.idempotency_key,
-                    lead_id=request.lead_id,
-                    workflow_id=request.workflow_id,
-                    step_id=request.step_id,
-                    template=request.template,
-                ),
+                request.idempotency_key,
+                lead_id=request.lead_id,
+                workflow_id=request.workflow_id,
+                step_id=request.step_id,
+                template=request.template,
             )
-            lead = await session.get(Lead, request.lead_id, populate_existing=True)
-            assert lead is not None and lead.email is not None
-            if outbox.status == "sent":
+            assert lead.email is not None
+            if outbox.status == OutboxStatus.SENT:
                 return SendEmailResult(status="sent", message_id=outbox.message_id)
             if lead.consent_status in NO_MARKETING:
                 return SendEmailResult(status="skipped", reason=f"lead {lead.consent_status}")
@@ -153,13 +152,13 @@ class EmailActivities:
         rows = await session.execute(
             select(OutboxEmail.sent_at).where(
                 OutboxEmail.lead_id == lead_id,
-                OutboxEmail.status == "sent",
+                OutboxEmail.status == OutboxStatus.SENT,
                 OutboxEmail.workflow_id.like("journey:%"),  # journeys send marketing email
             )
         )
         return [as_utc(at) for (at,) in rows if at is not None]
 
-    @activity.defn(name=NOTIFY_OWNER)
+    @activity.defn(name=NOTIFY_OWNER.name)
     async def notify_owner(self, request: NotifyOwnerRequest) -> None:
         """Email a sales rep about a lead (assignment, SLA reminder, qualified account),
         with the score explanation; once per key, through the same outbox."""
@@ -184,21 +183,19 @@ class EmailActivities:
                 ),
                 "inbox_url": f"{self._base}/inbox",
             }
-            outbox = await self._outbox(
+            outbox, _ = await self._claim(
                 session,
-                OutboxEmail(
-                    idempotency_key=request.idempotency_key,
-                    lead_id=request.lead_id,
-                    workflow_id=f"lead:{request.lead_id}",
-                    step_id=request.template,
-                    template=f"notifications/{request.template}",
-                ),
+                request.idempotency_key,
+                lead_id=request.lead_id,
+                workflow_id=f"lead:{request.lead_id}",
+                step_id=request.template,
+                template=f"notifications/{request.template}",
             )
-            if outbox.status == "sent":
+            if outbox.status == OutboxStatus.SENT:
                 return
             await self._deliver_once(session, outbox, None, context, {}, utcnow(), to=rep.email)
 
-    @activity.defn(name=SEND_CONFIRMATION)
+    @activity.defn(name=SEND_CONFIRMATION.name)
     async def send_confirmation(self, request: ConfirmationRequest) -> SendEmailResult:
         """The double opt-in email (transactional: no cap, no window): a signed link to a
         page that confirms. Sent only while the lead's consent is pending."""
@@ -209,19 +206,16 @@ class EmailActivities:
             if lead.consent_status != ConsentStatus.PENDING:
                 return SendEmailResult(status="skipped", reason=f"consent {lead.consent_status}")
             template = "consent/reminder" if request.reminder else "consent/confirm"
-            outbox = await self._outbox(
+            outbox, lead = await self._claim(
                 session,
-                OutboxEmail(
-                    idempotency_key=request.idempotency_key,
-                    lead_id=request.lead_id,
-                    workflow_id=f"lead:{request.lead_id}",
-                    step_id=template,
-                    template=template,
-                ),
+                request.idempotency_key,
+                lead_id=request.lead_id,
+                workflow_id=f"lead:{request.lead_id}",
+                step_id=template,
+                template=template,
             )
-            lead = await session.get(Lead, request.lead_id, populate_existing=True)
-            assert lead is not None and lead.email is not None
-            if outbox.status == "sent":
+            assert lead.email is not None
+            if outbox.status == OutboxStatus.SENT:
                 return SendEmailResult(status="sent", message_id=outbox.message_id)
             # Again under the outbox lock: an unsubscribe may have committed meanwhile.
             if lead.consent_status != ConsentStatus.PENDING:
@@ -250,13 +244,13 @@ class EmailActivities:
         )
         return asked.first() is not None
 
-    @activity.defn(name=EXPIRE_CONSENT)
-    async def expire_consent(self, lead_id: str) -> str:
+    @activity.defn(name=EXPIRE_CONSENT.name)
+    async def expire_consent(self, request: ExpireConsentRequest) -> str:
         """A double opt-in never confirmed expires: no marketing email, ever, until the
         lead opts in again. A suppressed lead's re-subscription that expires leaves it as
         suppressed as before. Returns the consent status after."""
         async with self._sessions() as session:
-            lead = await session.get(Lead, lead_id, with_for_update=True)
+            lead = await session.get(Lead, request.lead_id, with_for_update=True)
             if lead is None:
                 return ConsentStatus.ERASED.value
             if lead.consent_status == ConsentStatus.PENDING:
@@ -268,15 +262,37 @@ class EmailActivities:
 
     # --- the outbox and delivery ----------------------------------------------------------
 
-    async def _outbox(self, session: AsyncSession, row: OutboxEmail) -> OutboxEmail:
-        """The outbox row of this key, created on first sight, locked until the session's
-        transaction ends: a second attempt of the same send waits for the first."""
-        row.message_id = message_id_for(row.idempotency_key, self._settings.mail_from)
-        key = row.idempotency_key
+    async def _claim(
+        self,
+        session: AsyncSession,
+        key: str,
+        *,
+        lead_id: str,
+        workflow_id: str,
+        step_id: str,
+        template: str,
+    ) -> tuple[OutboxEmail, Lead]:
+        """Claim the send of `key`: its outbox row, created on first sight, locked until
+        the session's transaction ends (a second attempt of the same send waits for the
+        first), and the lead read again under that lock (an unsubscribe or a bounce may
+        have committed meanwhile). The caller checks whether the row is already sent."""
         await self._confirmations.settled(key)
-        await insert_once(session, row)
+        await insert_once(
+            session,
+            OutboxEmail(
+                idempotency_key=key,
+                lead_id=lead_id,
+                workflow_id=workflow_id,
+                step_id=step_id,
+                template=template,
+                message_id=message_id_for(key, self._settings.mail_from),
+            ),
+        )
         query = select(OutboxEmail).where(OutboxEmail.idempotency_key == key).with_for_update()
-        return (await session.execute(query)).scalar_one()
+        outbox = (await session.execute(query)).scalar_one()
+        lead = await session.get(Lead, lead_id, populate_existing=True)
+        assert lead is not None  # the outbox row refers to it
+        return outbox, lead
 
     async def _deliver_once(
         self,
@@ -297,7 +313,7 @@ class EmailActivities:
         message = self._message(recipient, outbox.message_id, rendered, headers)
 
         async def commit(send_dot: Callable[[], None]) -> None:
-            outbox.status, outbox.subject, outbox.sent_at = "sent", rendered.subject, now
+            outbox.status, outbox.subject, outbox.sent_at = OutboxStatus.SENT, rendered.subject, now
             await commit_then(session, send_dot)
 
         # Read now: after a failed COMMIT the session can't load them again.
@@ -306,7 +322,7 @@ class EmailActivities:
 
         async def revert() -> None:
             await session.rollback()  # its connection may be gone (CommitOutcomeUnknown)
-            await set_outbox(session, outbox_id, status="pending", sent_at=None)
+            await set_outbox(session, outbox_id, OutboxStatus.PENDING, sent_at=None)
             await session.commit()
 
         async def confirm() -> None:
@@ -318,13 +334,13 @@ class EmailActivities:
             # An address (stored before the API refused such addresses) that SMTP without
             # SMTPUTF8 can't carry: no retry heals it. Recorded, visible, never retried.
             await session.rollback()
-            await set_outbox(session, outbox_id, status="failed")
+            await set_outbox(session, outbox_id, OutboxStatus.FAILED)
             await session.commit()
             log.warning("%s for lead %s can't be sent: %s", template, lead_id, failure)
             return SendEmailResult(status="skipped", reason="undeliverable address (not ASCII)")
         except PermanentFailure as failure:
             await session.rollback()
-            await set_outbox(session, outbox_id, status="bounced")
+            await set_outbox(session, outbox_id, OutboxStatus.BOUNCED)
             if lead is not None:  # suppress the address: no more email to it
                 await session.execute(
                     update(Lead)

@@ -15,6 +15,7 @@ from activities.contracts import (
     FINISH_ENROLLMENT_JOB,
     EnrollJobChunkRequest,
     EnrollJobChunkResult,
+    FinishEnrollmentJobRequest,
 )
 from db.models import EnrollmentJob, EnrollmentJobChunk, EnrollmentJobRow
 from db.suppression_list import SuppressionList
@@ -22,7 +23,7 @@ from db.writes import insert_once
 from journeys.registry import get_journey
 from starter.services.consent import ConsentIn
 from starter.services.enrollment import LeadIn, enroll
-from starter.services.errors import ApiProblem
+from starter.services.errors import Problem
 from starter.services.lead_workflow import LeadLifecycle
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class EnrollmentJobActivities:
         self._text_version = consent_text_version
         self._suppressions = suppressions
 
-    @activity.defn(name=ENROLL_JOB_CHUNK)
+    @activity.defn(name=ENROLL_JOB_CHUNK.name)
     async def enroll_job_chunk(self, request: EnrollJobChunkRequest) -> EnrollJobChunkResult:
         """Enroll the chunk's rows, then record its result and delete its staged rows in one
         transaction. A chunk already recorded is not enrolled again."""
@@ -93,7 +94,7 @@ class EnrollmentJobActivities:
                         consent=consent_in,
                         consent_text_version=self._text_version,
                     )
-                except ApiProblem as problem:  # e.g. an email owned by another external id
+                except Problem as problem:  # e.g. an email owned by another external id
                     field = problem.loc[-1] if problem.loc else None
                     errors.append({"line": line, "field": field, "reason": problem.message})
                     return
@@ -131,11 +132,11 @@ class EnrollmentJobActivities:
             rows=len(staged), enrolled=enrolled, already_enrolled=already, failed=len(errors)
         )
 
-    @activity.defn(name=FINISH_ENROLLMENT_JOB)
-    async def finish_enrollment_job(self, job_id: str) -> None:
+    @activity.defn(name=FINISH_ENROLLMENT_JOB.name)
+    async def finish_enrollment_job(self, request: FinishEnrollmentJobRequest) -> None:
         """Mark the job done (once)."""
         async with self._sessions() as session:
-            job = await session.get(EnrollmentJob, job_id)
+            job = await session.get(EnrollmentJob, request.job_id)
             if job is not None and job.finished_at is None:
                 job.status = "done"
                 job.finished_at = datetime.now(UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -37,6 +37,17 @@ from starter.services.score_explanation import explain_score
 from workflows.contracts import LeadNudge
 
 
+async def load_lead(
+    session: AsyncSession, lead_id: str, *, lock: bool = False, erased_too: bool = True
+) -> Lead:
+    """The lead an activity works on (`lock`: read FOR UPDATE). None there, or erased
+    when `erased_too` is False, fails the activity for good: `LeadNotFound`, no retry."""
+    lead = await session.get(Lead, lead_id, with_for_update=lock)
+    if lead is None or (lead.erased_at is not None and not erased_too):
+        raise ApplicationError(f"no lead {lead_id}", type="LeadNotFound", non_retryable=True)
+    return lead
+
+
 def lead_facts(lead: Lead, score: ScoreExplanation | None = None) -> dict[str, Any]:
     """What branch conditions may look at (`score`: computed now, else the stored one)."""
     return {
@@ -61,20 +72,17 @@ class LeadActivities:
         self._sessions = sessions
         self._lifecycle = lifecycle
 
-    async def _lead(self, session: Any, lead_id: str) -> Lead:
-        lead = await session.get(Lead, lead_id)
-        if lead is None:
-            raise ApplicationError(f"no lead {lead_id}", type="LeadNotFound", non_retryable=True)
-        return lead
+    async def _lead(self, session: AsyncSession, lead_id: str) -> Lead:
+        return await load_lead(session, lead_id)
 
-    @activity.defn(name=CHOOSE_BRANCH)
+    @activity.defn(name=CHOOSE_BRANCH.name)
     async def choose_branch(self, request: ChooseBranchRequest) -> str:
         """The step the branch leads to for this lead."""
         async with self._sessions() as session:
             lead = await self._lead(session, request.lead_id)
             return choose_branch(request.branch, await self._facts(session, lead, request.now))
 
-    @activity.defn(name=CHECK_CONDITIONS)
+    @activity.defn(name=CHECK_CONDITIONS.name)
     async def check_conditions(self, request: CheckConditionsRequest) -> str | None:
         """The step of the first condition outcome that holds for the lead, or None."""
         async with self._sessions() as session:
@@ -88,7 +96,7 @@ class LeadActivities:
         explanation = await explain_score(session, lead, now or datetime.now(UTC))
         return lead_facts(lead, explanation)
 
-    @activity.defn(name=RESOLVE_WAIT)
+    @activity.defn(name=RESOLVE_WAIT.name)
     async def resolve_wait(self, request: ResolveWaitRequest) -> datetime:
         """When a lead-dependent wait ends. A missing or unreadable moment ends it at once:
         the journey goes on rather than waiting forever on data that will not come."""
@@ -108,7 +116,7 @@ class LeadActivities:
             moment = moment.replace(tzinfo=UTC)
         return max(request.now, moment + step.offset)
 
-    @activity.defn(name=UPDATE_LEAD)
+    @activity.defn(name=UPDATE_LEAD.name)
     async def update_lead(self, request: UpdateLeadRequest) -> UpdateLeadResult:
         """Apply a journey's `set` step once (a `lead_updates` row guards it): score points
         and properties here; a stage is a request to the lead's lifecycle, which decides."""

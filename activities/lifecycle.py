@@ -19,10 +19,11 @@ from activities.contracts import (
     EnrollInJourneyRequest,
     RequestHandoverRequest,
 )
+from activities.leads import load_lead
 from db.models import CrmHandover, FeedbackNote, Lead, SalesFeedbackRecord, StageTransition
 from db.writes import insert_once
 from journeys.dsl import LifecycleStage
-from journeys.lifecycle import FeedbackOutcome
+from journeys.handover import STATUS_AFTER_FEEDBACK, HandoverStatus
 from journeys.registry import UnknownJourneyError, get_journey
 from starter.services.enrollment import start_journey
 from starter.services.journey_signals import journeys_of, signal_journeys
@@ -30,15 +31,6 @@ from starter.services.lead_workflow import LeadLifecycle
 from workflows.contracts import STAGE_SIGNAL, LeadNudge
 
 log = logging.getLogger(__name__)
-
-# What the CRM record of the current MQL cycle says after each kind of feedback.
-_HANDOVER_STATUS = {
-    FeedbackOutcome.ACCEPT: "accepted",
-    FeedbackOutcome.REJECT: "rejected",
-    FeedbackOutcome.QUALIFY: "qualified",
-    FeedbackOutcome.WON: "won",
-    FeedbackOutcome.LOST: "lost",
-}
 
 
 class LifecycleActivities:
@@ -48,7 +40,7 @@ class LifecycleActivities:
         self._lifecycle = lifecycle
         self._sessions = sessions
 
-    @activity.defn(name=CHANGE_STAGE)
+    @activity.defn(name=CHANGE_STAGE.name)
     async def change_stage(self, request: ChangeStageRequest) -> ChangeStageResult:
         """Apply a stage change once per key, then tell every journey of the lead.
 
@@ -56,11 +48,7 @@ class LifecycleActivities:
         record, CRM status); a retry finds it and only repeats the announcement.
         """
         async with self._sessions() as session:
-            lead = await session.get(Lead, request.lead_id, with_for_update=True)
-            if lead is None:
-                raise ApplicationError(
-                    f"no lead {request.lead_id}", type="LeadNotFound", non_retryable=True
-                )
+            lead = await load_lead(session, request.lead_id, lock=True)
             previous = LifecycleStage(lead.lifecycle_stage)
             lead.lifecycle_stage = request.stage.value
             if request.new_mql_cycle:
@@ -97,9 +85,9 @@ class LifecycleActivities:
                         CrmHandover.lead_id == lead.id,
                         CrmHandover.kind == "lead",
                         CrmHandover.cycle == lead.mql_cycles,
-                        CrmHandover.status != "reassigned",
+                        CrmHandover.status != HandoverStatus.REASSIGNED,
                     )
-                    .values(status=_HANDOVER_STATUS[request.feedback_outcome])
+                    .values(status=STATUS_AFTER_FEEDBACK[request.feedback_outcome])
                 )
             applied = await insert_once(
                 session,
@@ -134,7 +122,7 @@ class LifecycleActivities:
         await signal_journeys(self._lifecycle.client, workflow_ids, STAGE_SIGNAL, result.stage)
         return result
 
-    @activity.defn(name=ENROLL_IN_JOURNEY)
+    @activity.defn(name=ENROLL_IN_JOURNEY.name)
     async def enroll_in_journey(self, request: EnrollInJourneyRequest) -> None:
         """Start the lead in a follow-up journey (recycled nurture, post-purchase)."""
         try:
@@ -154,7 +142,7 @@ class LifecycleActivities:
         )
         log.info("lead %s → %s: %s", request.lead_id, request.journey, result.status)
 
-    @activity.defn(name=REQUEST_HANDOVER)
+    @activity.defn(name=REQUEST_HANDOVER.name)
     async def request_handover(self, request: RequestHandoverRequest) -> None:
         """A journey's `hand_over` step: the lifecycle decides whether the lead becomes MQL."""
         await self._lifecycle.nudge(

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEmail
+from journeys.outbox import OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,13 @@ CONFIRM_DEADLINE_SECONDS = 300.0
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.2, 5.0
 
 
-async def set_outbox(session: AsyncSession, outbox_id: int, **values: object) -> None:
-    """Update one outbox row by id (the caller commits)."""
-    await session.execute(update(OutboxEmail).where(OutboxEmail.id == outbox_id).values(**values))
+async def set_outbox(
+    session: AsyncSession, outbox_id: int, status: OutboxStatus, **values: object
+) -> None:
+    """Set one outbox row's status (and other columns) by id (the caller commits)."""
+    await session.execute(
+        update(OutboxEmail).where(OutboxEmail.id == outbox_id).values(status=status, **values)
+    )
 
 
 class SendConfirmations:
@@ -66,7 +71,7 @@ class SendConfirmations:
             try:
                 async with self._sessions() as session:
                     await set_outbox(
-                        session, outbox_id, status="sent", subject=subject, sent_at=sent_at
+                        session, outbox_id, OutboxStatus.SENT, subject=subject, sent_at=sent_at
                     )
                     await session.commit()
                 log.info("outbox %s recorded as sent after a failed COMMIT", outbox_id)

@@ -53,7 +53,7 @@ class ScoringActivities:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
 
-    @activity.defn(name=SCORE_LEAD)
+    @activity.defn(name=SCORE_LEAD.name)
     async def score_lead(self, request: ScoreLeadRequest) -> ScoreLeadResult:
         """Rescore the lead at the workflow's `now`; report its lifecycle facts."""
         async with self._sessions() as session:

@@ -61,7 +61,7 @@ class BareSleeper:
             now=workflow.now(),
         )
         result = await workflow.execute_activity(
-            SEND_EMAIL,
+            SEND_EMAIL.name,
             request,
             result_type=SendEmailResult,
             start_to_close_timeout=timedelta(seconds=60),

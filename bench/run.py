@@ -48,6 +48,7 @@ from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.models import Lead, OutboxEmail, new_id
 from journeys.dsl import End, SendEmail, Wait
+from journeys.outbox import OutboxStatus
 from journeys.validation import define_journey
 from starter.dev.provisioning.postgres import ensure_database
 from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
@@ -276,7 +277,8 @@ async def enrollments(
     ]
     meter = stack.cpu_meter()
     meter.start()
-    engine = await _closed_loop(enroll, seconds, concurrency)
+    # The loop's numbers, then the CPU seconds by process group.
+    engine: dict[str, Any] = await _closed_loop(enroll, seconds, concurrency)
     engine["cpu_seconds"] = meter.read()
     for sampler in samplers:
         if sampler is not None:
@@ -290,7 +292,7 @@ async def enrollments(
         await asyncio.sleep(0.5)
     engine["worker_caught_up_after_s"] = round(time.perf_counter() - began, 1)
     meter.start()
-    bare = await _closed_loop(start_bare, seconds, concurrency)
+    bare: dict[str, Any] = await _closed_loop(start_bare, seconds, concurrency)
     bare["cpu_seconds"] = meter.read()
     return {
         "engine": engine,
@@ -311,7 +313,7 @@ def _link(message: Any, path: str) -> str:
     return found.group(1).replace("&amp;", "&")
 
 
-async def _wait_for(probe: Callable[[], Any], within: float) -> Any:
+async def _wait_for(probe: Callable[..., Any], within: float) -> Any:
     deadline = time.perf_counter() + within
     while time.perf_counter() < deadline:
         value = probe()
@@ -466,12 +468,12 @@ async def _sent(stack: Stack, pattern: str) -> int:
         query = (
             select(func.count())
             .select_from(OutboxEmail)
-            .where(OutboxEmail.workflow_id.like(pattern), OutboxEmail.status == "sent")
+            .where(OutboxEmail.workflow_id.like(pattern), OutboxEmail.status == OutboxStatus.SENT)
         )
         return int((await session.execute(query)).scalar_one())
 
 
-async def _in_parallel(calls: list[Callable[[], Awaitable[Any]]], width: int) -> None:
+async def _in_parallel(calls: list[Callable[..., Awaitable[Any]]], width: int) -> None:
     gate = asyncio.Semaphore(width)
 
     async def run(call: Callable[[], Awaitable[Any]]) -> None:

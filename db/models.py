@@ -15,6 +15,9 @@ from typing import Any, overload
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from journeys.handover import HandoverStatus
+from journeys.outbox import OutboxStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -276,7 +279,8 @@ class OutboxEmail(Base):
     step_id: Mapped[str] = mapped_column(String(100))
     template: Mapped[str] = mapped_column(String(200))
     message_id: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # journeys.outbox.OutboxStatus
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING)
     subject: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
@@ -317,7 +321,8 @@ class CrmHandover(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     routing_rule: Mapped[str | None] = mapped_column(String(40))
     score: Mapped[int | None]
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    # journeys.handover.HandoverStatus
+    status: Mapped[str] = mapped_column(String(20), default=HandoverStatus.OPEN)
     adapter: Mapped[str] = mapped_column(String(20), default="builtin", server_default="builtin")
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

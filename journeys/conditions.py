@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from journeys.dsl import Branch, Condition, ConditionOutcome
+from journeys.dsl import Branch, BranchCase, Condition
 
 
 def attribute_value(facts: dict[str, Any], attribute: str) -> Any:
@@ -52,8 +52,9 @@ def holds(condition: Condition, facts: dict[str, Any]) -> bool:
     return False
 
 
-def first_holding(cases: tuple[ConditionOutcome, ...], facts: dict[str, Any]) -> str | None:
-    """The `next` of the first case whose conditions all hold, or None."""
+def first_holding(cases: tuple[BranchCase, ...], facts: dict[str, Any]) -> str | None:
+    """The `next` of the first case (a branch's, or a wait's condition outcome) whose
+    conditions all hold, or None."""
     for case in cases:
         if all(holds(condition, facts) for condition in case.when):
             return case.next
@@ -61,9 +62,10 @@ def first_holding(cases: tuple[ConditionOutcome, ...], facts: dict[str, Any]) ->
 
 
 def choose_branch(branch: Branch, facts: dict[str, Any]) -> str:
-    """The step a branch leads to for a lead with `facts`."""
-    for case in branch.cases:
-        if all(holds(condition, facts) for condition in case.when):
-            return case.next
+    """The step a branch leads to for a lead with `facts`: its first holding case, else
+    its default."""
+    chosen = first_holding(branch.cases, facts)
+    if chosen is not None:
+        return chosen
     assert branch.default is not None, "validated journeys have a default"
     return branch.default

@@ -83,10 +83,16 @@ class Condition(_Model):
 
 
 class BranchCase(_Model):
-    """Go to `next` when every condition holds."""
+    """Go to `next` when every condition holds: a branch's case, and a wait's condition
+    outcome (`ConditionOutcome`, the same model)."""
 
     when: tuple[Condition, ...] = Field(min_length=1)
     next: StepId
+
+
+# In a `wait_for_event`, beside `EventOutcome`: checked when the wait begins and as events
+# arrive.
+ConditionOutcome = BranchCase
 
 
 class Variant(_Model):
@@ -170,13 +176,6 @@ class EventOutcome(_Model):
     """When one of `events` arrives, go to `next`."""
 
     events: tuple[EventType, ...] = Field(min_length=1)
-    next: StepId
-
-
-class ConditionOutcome(_Model):
-    """When every condition holds for the lead, go to `next` (checked as events arrive)."""
-
-    when: tuple[Condition, ...] = Field(min_length=1)
     next: StepId
 
 

@@ -11,6 +11,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
 
 import httpx
 import pytest
@@ -177,6 +178,14 @@ def threaded_api_url(settings: Settings) -> Iterator[str]:
 def new_email(prefix: str = "lead") -> str:
     """An address no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def body_text(mail: EmailMessage, subtype: str) -> str:
+    """The content of `mail`'s text/`subtype` body ("html" or "plain"), which must be there."""
+    part = mail.get_body((subtype,))
+    assert part is not None, f"no text/{subtype} body"
+    content: str = part.get_content()
+    return content
 
 
 @pytest.fixture(scope="module")

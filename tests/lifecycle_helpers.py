@@ -46,7 +46,10 @@ async def create_confirmed_lead(sessions: async_sessionmaker, lead: dict[str, ob
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], within: float = 20.0
+    # Called without arguments; `...` also takes a lambda binding a loop variable as a default.
+    probe: Callable[..., Awaitable[T]],
+    accept: Callable[[T], bool],
+    within: float = 20.0,
 ) -> T:
     """Poll `probe` until `accept` says yes; fail with the last value."""
     loop = asyncio.get_running_loop()

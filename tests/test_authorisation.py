@@ -38,7 +38,7 @@ MARKETING_ONLY = row(UNAUTHENTICATED, OK, FORBIDDEN, OK)
 SALES_ONLY = row(UNAUTHENTICATED, FORBIDDEN, OK, OK)
 MARKETING_OR_SALES = row(UNAUTHENTICATED, OK, OK, OK)
 ADMIN_ONLY = row(UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK)
-ANYONE = {role: PUBLIC for role in KEYS}
+ANYONE: dict[str, object] = {role: PUBLIC for role in KEYS}
 
 TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/v1/enrollments"): MARKETING_ONLY,
@@ -101,6 +101,7 @@ def served_routes(settings: Settings) -> set[tuple[str, str]]:
     for route in _api_routes(create_app(settings).routes):
         path = route.path.replace("{name:path}", "{name}")
         if path not in DOCS:
+            assert route.methods is not None  # an APIRoute always has its methods
             routes |= {(method, path) for method in route.methods - {"HEAD"}}
     return routes
 
@@ -117,7 +118,7 @@ async def test_every_endpoint_answers_each_role_as_the_table_says(api_url: str, 
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
         for (method, path), expected in sorted(TABLE.items()):
             url = path.format(**SAMPLE_PATH_PARAMS)
-            body = {} if method in ("POST", "DELETE") else None
+            body: dict[str, object] | None = {} if method in ("POST", "DELETE") else None
             response = await client.request(method, url, json=body if method == "POST" else None)
             status = response.status_code
             want = expected[role]

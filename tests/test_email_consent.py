@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from db.models import ConsentRecord, EngagementEvent, Enrollment
 from starter.dev.smtp_sink import SmtpSink
-from tests.conftest import ADMIN_KEY, new_email
+from tests.conftest import ADMIN_KEY, body_text, new_email
 from tests.lifecycle_helpers import eventually, lead_row
 from tests.traces import history_holds, tables_holding
 from workflows.contracts import TIMELINE_QUERY, TimelineEntry, lead_workflow_id
@@ -39,7 +39,7 @@ async def enroll(
 
 
 def link(mail: EmailMessage, path: str) -> str:
-    html = mail.get_body(("html",)).get_content()
+    html = body_text(mail, "html")
     found = re.search(rf'(?:href|src)="(http://nurture\.example{re.escape(path)}[^"]+)"', html)
     assert found, html
     return found.group(1).replace("&amp;", "&")
@@ -59,7 +59,7 @@ async def test_marketing_email_has_one_click_unsubscribe_headers_and_footer(
 
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<http://nurture\.example/u/[^>]+>", welcome["List-Unsubscribe"])
-    text_part = welcome.get_body(("plain",)).get_content()
+    text_part = body_text(welcome, "plain")
     assert "Unsubscribe: http://nurture.example/u/" in text_part
     assert "Nurture Inc., 1 Example Street" in text_part or "Example Street" in text_part
     assert link(welcome, "/t/c/")  # content links are tracked redirects
@@ -250,7 +250,7 @@ async def test_template_injection_in_lead_data_renders_harmless(
 
     [welcome] = await smtp.wait_for(email, 1)
 
-    html = welcome.get_body(("html",)).get_content()
+    html = body_text(welcome, "html")
     assert "{{ 7*7 }}" in welcome["Subject"] and "49" not in welcome["Subject"]
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "__subclasses__()" in html and "<class" not in html

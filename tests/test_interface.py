@@ -7,6 +7,7 @@ import csv
 import io
 import uuid
 import xml.etree.ElementTree as ET
+from typing import cast
 
 import httpx
 from sqlalchemy import select
@@ -180,13 +181,14 @@ async def test_leads_are_listed_by_filter_a_page_at_a_time_without_gaps_or_repea
 
 
 async def test_list_filters_and_sorts_are_allow_listed(api: httpx.AsyncClient) -> None:
-    for params, field in [
+    cases: list[tuple[dict[str, str | int], str]] = [
         ({"sort": "email; drop table leads"}, "sort"),
         ({"stage": "boss"}, "stage"),
         ({"score_min": 10, "score_max": 5}, "score_min"),
         ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"),
         ({"colour": "red"}, "colour"),
-    ]:
+    ]
+    for params, field in cases:
         response = await api.get("/v1/leads", params=params)
         assert response.status_code == 422, (params, response.text)
         assert field in str(response.json()["detail"][0]["loc"]), response.text
@@ -252,7 +254,7 @@ async def test_the_funnel_counts_real_leads_and_draws_them(
     assert sum(p["leads"] for p in report["periods"]) == report["leads"] == before["leads"]
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
     bars = {
-        g.get("data-stage"): int(g.get("data-count"))
+        g.get("data-stage"): int(cast("str", g.get("data-count")))
         for g in ET.fromstring(svg.text).iter("{http://www.w3.org/2000/svg}g")
     }
     assert bars["mql"] == stages["mql"]["reached"]

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.worker import Worker
 
-from activities.contracts import EngagementSignal
 from db.models import Lead
 from journeys.dsl import (
     Condition,
@@ -29,7 +28,13 @@ from starter.services.enrollment import start_journey
 from starter.settings import Settings
 from tests.conftest import new_email
 from tests.sample_journeys import CLICKY, with_short_waits
-from workflows.contracts import ENGAGEMENT_SIGNAL, PROGRESS_QUERY, JourneyOutcome, JourneyProgress
+from workflows.contracts import (
+    ENGAGEMENT_SIGNAL,
+    PROGRESS_QUERY,
+    EngagementSignal,
+    JourneyOutcome,
+    JourneyProgress,
+)
 
 
 async def new_lead(sessions: async_sessionmaker, first_name: str = "Lin") -> tuple[str, str]:
@@ -89,7 +94,7 @@ async def test_a_lead_that_clicks_thousands_of_times_keeps_a_bounded_history_and
     assert len(history.events) < 400  # the last run's history, not 2,000+ signals
 
 
-def enrollment_first_run(description) -> str:  # type: ignore[no-untyped-def]
+def enrollment_first_run(description: WorkflowExecutionDescription) -> str:
     return description.raw_description.workflow_execution_info.first_run_id
 
 

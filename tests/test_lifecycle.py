@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from journeys.accounts import AccountModel, account_qualifies, company_domain
@@ -15,7 +17,7 @@ from journeys.lifecycle import (
     feedback_target,
     outcome_for_crm_status,
 )
-from journeys.routing import RoutingRules, SalesRep, route_lead
+from journeys.routing import RoutingDecision, RoutingRules, SalesRep, route_lead
 
 
 def target(stage: S, outcome: F, rejections: int = 0) -> S:
@@ -84,7 +86,7 @@ TEAM = RoutingRules(
 )
 
 
-def route(**kw):  # type: ignore[no-untyped-def]
+def route(**kw: Any) -> RoutingDecision:
     args = {"account_owner": None, "country": None, "industry": None, "round_robin_position": 0}
     return route_lead(TEAM, **(args | kw))
 

@@ -39,7 +39,7 @@ async def leads(simulation: SimulationStack) -> AsyncIterator[list[str]]:
             await simulation.client.get_workflow_handle(workflow_id).terminate("test over")
 
 
-async def new_lead(simulation: SimulationStack, leads: list[str], **extra: object) -> str:
+async def new_lead(simulation: SimulationStack, leads: list[str], **extra: str | None) -> str:
     lead_id = await create_confirmed_lead(simulation.sessions, decider(**extra))
     leads.append(lead_id)
     return lead_id

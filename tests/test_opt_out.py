@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -26,9 +27,7 @@ from tests.traces import tables_holding
 from workflows.contracts import TIMELINE_QUERY, TimelineEntry, journey_workflow_id
 
 
-async def unsubscribed_lead(
-    api: httpx.AsyncClient, smtp: SmtpSink, email: str, **lead: object
-) -> str:
+async def unsubscribed_lead(api: httpx.AsyncClient, smtp: SmtpSink, email: str, **lead: Any) -> str:
     """A confirmed lead that got the welcome email and unsubscribed with one click."""
     lead_id = await enroll(api, email, **lead)
     [welcome] = await smtp.wait_for(email, 1)
@@ -164,7 +163,7 @@ async def test_a_crm_status_change_sends_nothing_to_an_unsubscribed_lead(
     api: httpx.AsyncClient, worker: Worker, smtp: SmtpSink, temporal_client: Client,
     sessions: async_sessionmaker,
 ) -> None:  # fmt: skip
-    lead = decider()
+    lead: dict[str, Any] = decider()
     email = str(lead.pop("email"))
     lead_id = await enroll(api, email, **lead)
     [welcome] = await smtp.wait_for(email, 1)

@@ -41,6 +41,7 @@ def csrf_of(page: str) -> str | None:
 async def test_a_session_cookie_is_worthless_after_sign_out(api_url: str) -> None:
     client = await signed_in(api_url, REP_KEYS["kim"])
     cookie = client.cookies.get("nurture_inbox")
+    assert cookie is not None
     assert (await client.get("/inbox")).status_code == 200
 
     await client.post("/inbox/logout")

@@ -6,7 +6,9 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
+from journeys.dsl import SendEmail
 from journeys.registry import get_journey
 from reporting.csv_export import csv_lines, neutralise
 from reporting.funnel import LeadHistory, funnel
@@ -80,7 +82,7 @@ def test_the_funnel_chart_is_valid_svg_with_the_real_counts() -> None:
 
     root = ET.fromstring(svg)
     counts = {
-        g.get("data-stage"): int(g.get("data-count"))
+        g.get("data-stage"): int(cast("str", g.get("data-count")))
         for g in root.iter("{http://www.w3.org/2000/svg}g")
     }
     assert counts["lead"] == 2 and counts["mql"] == 1
@@ -104,6 +106,7 @@ def test_the_csv_export_neutralises_every_cell_and_stays_parseable() -> None:
 def test_journey_stats_count_each_step_and_rank_the_ab_variants() -> None:
     definition = get_journey("whitepaper-nurture")
     ab_step = next(s for s in definition.steps if getattr(s, "variants", ()))
+    assert isinstance(ab_step, SendEmail)  # only an email step has variants
     a, b = ab_step.variants
     sent = [
         SentEmail(1, "l1", ab_step.id, a.template, T0),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable
 
 import httpx
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from temporalio.worker import Worker
 from db.models import Account, CrmHandover, SalesFeedbackRecord
 from starter.dev.smtp_sink import SmtpSink
 from starter.services.crm_signatures import SIGNATURE_HEADER, sign
-from tests.conftest import CRM_SECRET, SALES_KEY
+from tests.conftest import CRM_SECRET, SALES_KEY, body_text
 from tests.lifecycle_helpers import decider, eventually, handovers_of, lead_row
 from workflows.contracts import lead_workflow_id
 
@@ -59,7 +60,7 @@ def notifications_for(smtp: SmtpSink, lead: dict, rep: str = KIM) -> list:
     return [m for m in smtp.to(rep) if str(lead["first_name"]) in m["Subject"]]
 
 
-def feedback(api: httpx.AsyncClient, lead_id: str, body: dict) -> object:
+def feedback(api: httpx.AsyncClient, lead_id: str, body: dict) -> Awaitable[httpx.Response]:
     return api.post(
         f"/v1/leads/{lead_id}/sales-feedback",
         json=body,
@@ -308,5 +309,5 @@ async def _account_mails(smtp: SmtpSink, address: str, domain: str) -> list:
     return [
         m
         for m in smtp.to(address)
-        if "Account qualified" in m["Subject"] and domain in m.get_body(("plain",)).get_content()
+        if "Account qualified" in m["Subject"] and domain in body_text(m, "plain")
     ]

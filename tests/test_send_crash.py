@@ -15,6 +15,7 @@ from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
@@ -37,9 +38,9 @@ class SlowToAnswerSink:
         self.first_received = threading.Event()
         self.release = threading.Event()
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        content = envelope.original_content or b""  # type: ignore[attr-defined]
-        self.messages.append(message_from_bytes(content, policy=policy.default))  # type: ignore[arg-type]
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        self.messages.append(message_from_bytes(content, policy=policy.default))
         if len(self.messages) == 1:
             self.first_received.set()
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 30)

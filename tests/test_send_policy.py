@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
 
 from db.models import OutboxEmail
 from journeys.personas import PERSONAS
@@ -58,8 +60,8 @@ def test_quiet_hours_wrap_around_midnight(hour: int) -> None:
 
 
 async def test_a_capped_journey_email_is_deferred_to_the_next_window_and_still_sent(
-    time_skipping_env, sessions
-) -> None:  # type: ignore[no-untyped-def]
+    time_skipping_env: WorkflowEnvironment, sessions: async_sessionmaker
+) -> None:
     async with simulation_stack(
         env=time_skipping_env,
         sessions=sessions,

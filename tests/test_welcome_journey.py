@@ -16,7 +16,7 @@ from journeys.registry import get_journey
 from starter.dev.smtp_sink import SmtpSink
 from starter.services.enrollment import start_journey
 from starter.settings import Settings
-from tests.conftest import new_email
+from tests.conftest import body_text, new_email
 from tests.sample_journeys import with_short_waits
 
 
@@ -42,8 +42,8 @@ async def test_enrollment_sends_welcome_email_with_first_name(
     assert body["status"] == "enrolled"
     [welcome] = await smtp.wait_for(email, 1)
     assert welcome["Subject"] == "Welcome to Nurture Test, Grace"
-    html = welcome.get_body(("html",)).get_content()
-    text = welcome.get_body(("plain",)).get_content()
+    html = body_text(welcome, "html")
+    text = body_text(welcome, "plain")
     assert "Hi Grace," in html and "Hopper Labs" in html
     assert "Hi Grace," in text
 

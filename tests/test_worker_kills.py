@@ -18,6 +18,7 @@ from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -68,10 +69,10 @@ class HoldingSink:
         self.release = threading.Event()
         self._lock = threading.Lock()
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        content = envelope.original_content or b""  # type: ignore[attr-defined]
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
         with self._lock:
-            self.messages.append(message_from_bytes(content, policy=policy.default))  # type: ignore[arg-type]
+            self.messages.append(message_from_bytes(content, policy=policy.default))
             hold = self.armed.is_set()
             self.armed.clear()
         if hold:
@@ -123,7 +124,7 @@ async def _create_leads(sessions: async_sessionmaker) -> tuple[list[str], list[s
     first, then plain leads."""
     ids, emails, qualified = [], [], []
     for number in range(JOURNEYS):
-        lead = decider() if number < QUALIFIED else {"email": new_email("kill")}
+        lead: dict[str, object] = decider() if number < QUALIFIED else {"email": new_email("kill")}
         lead_id = await create_confirmed_lead(sessions, lead)
         if number < QUALIFIED:
             async with sessions() as session:

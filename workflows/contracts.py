@@ -1,13 +1,16 @@
-"""The journey workflow's input, state and answers: pure pydantic, imported by the API too."""
+"""The workflows' inputs, state, signal payloads and answers: pure pydantic, imported by
+the API too."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import IntEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journeys.dsl import JourneyDefinition, LifecycleStage
+from journeys.consent import ConsentStatus
+from journeys.dsl import EventType, JourneyDefinition, LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
 
 WORKFLOW_NAME = "JourneyWorkflow"
@@ -25,6 +28,16 @@ TIMELINE_ENTRIES_KEPT = 500
 def journey_workflow_id(journey: str, lead_id: str) -> str:
     """The workflow id of a lead in a journey: enrollment is idempotent by construction."""
     return f"journey:{journey}:{lead_id}"
+
+
+class EngagementSignal(BaseModel):
+    """An engagement event as a journey's workflow receives it (no personal data)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=200)
+    type: EventType
+    occurred_at: datetime
 
 
 class TimelineEntry(BaseModel):
@@ -52,7 +65,7 @@ class JourneyState(BaseModel):
     seen_event_ids: list[str] = Field(default_factory=list)
     events_received: int = 0
     emails_sent: list[str] = Field(default_factory=list)
-    stage: str | None = None
+    stage: LifecycleStage | None = None
     score: int | None = None
     exit_goal: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
@@ -108,6 +121,22 @@ LEAD_STATUS_QUERY = "lead_status"
 def lead_workflow_id(lead_id: str) -> str:
     """The workflow id of a lead's lifecycle: one per lead."""
     return f"lead:{lead_id}"
+
+
+class SlaPhase(IntEnum):
+    """Where an MQL's sales SLA stands (an int in history: values never change)."""
+
+    RUNNING = 0
+    OWNER_REMINDED = 1
+    REASSIGNED = 2
+
+
+class DoubleOptInPhase(IntEnum):
+    """Where a pending lead's double opt-in stands (an int in history: values never change)."""
+
+    NOT_RUNNING = 0
+    CONFIRMATION_SENT = 1
+    REMINDED = 2
 
 
 class LeadNudge(BaseModel):
@@ -191,7 +220,7 @@ class LeadStatus(BaseModel):
     rejections: int
     mql_blocked_until: datetime | None
     mql_at: datetime | None
-    sla_phase: int
+    sla_phase: SlaPhase
     timeline: list[TimelineEntry]
 
 
@@ -210,15 +239,14 @@ class LeadState(BaseModel):
     rejections: int = 0
     mql_blocked_until: datetime | None = None
     mql_at: datetime | None = None
-    # 0: the SLA runs; 1: the owner was reminded; 2: the lead was reassigned.
-    sla_phase: int = 0
+    sla_phase: SlaPhase = SlaPhase.RUNNING
     rescore_at: datetime | None = None
     account_id: str | None = None
     account_qualified: bool = False
     account_handed_over: bool = False
-    consent_status: str = "confirmed"
-    # Double opt-in: 0 none running, 1 confirmation sent, 2 reminded; `doi_round` keys it.
-    doi_phase: int = 0
+    consent_status: ConsentStatus = ConsentStatus.CONFIRMED
+    # Double opt-in; `doi_round` keys its effects.
+    doi_phase: DoubleOptInPhase = DoubleOptInPhase.NOT_RUNNING
     doi_round: int = 0
     doi_sent_at: datetime | None = None
     pending: list[LeadNudge] = Field(default_factory=list)

@@ -18,9 +18,9 @@ with workflow.unsafe.imports_passed_through():
         ENROLL_JOB_CHUNK,
         FINISH_ENROLLMENT_JOB,
         EnrollJobChunkRequest,
-        EnrollJobChunkResult,
+        FinishEnrollmentJobRequest,
     )
-    from workflows.effects import EFFECT_RETRY
+    from workflows.activity_calls import call
 
 ENROLLMENT_JOB_WORKFLOW = "EnrollmentJobWorkflow"
 
@@ -46,22 +46,19 @@ class EnrollmentJobWorkflow:
             batch = range(start, min(start + job.parallel_chunks, job.chunks))
             results = await asyncio.gather(
                 *(
-                    workflow.execute_activity(
+                    call(
                         ENROLL_JOB_CHUNK,
                         EnrollJobChunkRequest(job_id=job.job_id, chunk=chunk),
-                        result_type=EnrollJobChunkResult,
                         start_to_close_timeout=timedelta(minutes=10),
                         heartbeat_timeout=timedelta(minutes=1),
-                        retry_policy=EFFECT_RETRY,
                     )
                     for chunk in batch
                 )
             )
             enrolled += sum(result.enrolled for result in results)
-        await workflow.execute_activity(
+        await call(
             FINISH_ENROLLMENT_JOB,
-            job.job_id,
+            FinishEnrollmentJobRequest(job_id=job.job_id),
             start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=EFFECT_RETRY,
         )
         return enrolled

@@ -2,7 +2,7 @@
 
 The definition arrives in the input (a snapshot with its content hash), so a deploy that
 edits the journey never changes a lead already inside it. The workflow orchestrates only:
-effects happen in activities, called by name with the contracts of `activities.contracts`.
+effects happen in activities, called through their typed references in `activities.contracts`.
 
 Changing what this interpreter does for an existing step kind changes the commands that
 running workflows replay: put such a change behind `workflow.patched("<id>")` and keep
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar, assert_never
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -26,18 +27,16 @@ with workflow.unsafe.imports_passed_through():
         RESOLVE_WAIT,
         SEND_EMAIL,
         UPDATE_LEAD,
+        ActivityRef,
         CheckConditionsRequest,
         ChooseBranchRequest,
-        EngagementSignal,
         HandOverRequest,
-        HandOverResult,
         RequestHandoverRequest,
         ResolveWaitRequest,
         SendEmailRequest,
-        SendEmailResult,
         UpdateLeadRequest,
-        UpdateLeadResult,
     )
+    from journeys.consent import ConsentStatus
     from journeys.dsl import (
         AnyStep,
         Branch,
@@ -51,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from journeys.variants import choose_variant
     from workflows import search_attributes
+    from workflows.activity_calls import call
     from workflows.contracts import (
         CONSENT_SIGNAL,
         ENGAGEMENT_SIGNAL,
@@ -60,15 +60,17 @@ with workflow.unsafe.imports_passed_through():
         TIMELINE_ENTRIES_KEPT,
         TIMELINE_QUERY,
         WORKFLOW_NAME,
+        EngagementSignal,
         JourneyInput,
         JourneyOutcome,
         JourneyProgress,
         JourneyState,
         TimelineEntry,
     )
-    from workflows.effects import EFFECT_ATTEMPT_TIMEOUT, EFFECT_RETRY
+    from workflows.effects import EFFECT_ATTEMPT_TIMEOUT
 
-T = TypeVar("T")
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
 
 # Patch ids (see docs/journeys.md): journeys started before a change replay the old commands.
 HANDOVER_VIA_LIFECYCLE = "handover-via-lead-workflow"
@@ -160,7 +162,6 @@ class JourneyWorkflow:
                     idempotency_key=self._effect_key(step.id),
                     now=workflow.now(),
                 ),
-                SendEmailResult,
             )
             if result.status != "deferred":
                 break
@@ -192,7 +193,6 @@ class JourneyWorkflow:
                 deadline = await self._activity(
                     RESOLVE_WAIT,
                     ResolveWaitRequest(lead_id=self._input.lead_id, step=step, now=workflow.now()),
-                    datetime,
                 )
             self._state.wait_deadline = deadline
             self._note(f"waiting until {deadline.isoformat()}")
@@ -246,16 +246,15 @@ class JourneyWorkflow:
                 CheckConditionsRequest(
                     lead_id=self._input.lead_id, conditions=step.conditions, now=workflow.now()
                 ),
-                # A union is a result type the data converter takes; `type[T]` can't say so.
-                str | None,  # type: ignore[arg-type]
             )
             if held is not None:
                 self._note(f"condition met → {held}")
                 return held
-            woke = await self._wait_until(
-                lambda seen=seen: outcome() is not None or self._state.events_received != seen,
-                self._state.wait_deadline,
-            )
+
+            def woken(seen: int = seen) -> bool:
+                return outcome() is not None or self._state.events_received != seen
+
+            woke = await self._wait_until(woken, self._state.wait_deadline)
             if not woke:
                 return None
 
@@ -263,7 +262,6 @@ class JourneyWorkflow:
         chosen = await self._activity(
             CHOOSE_BRANCH,
             ChooseBranchRequest(lead_id=self._input.lead_id, branch=step, now=workflow.now()),
-            str,
         )
         self._note(f"branch → {chosen}")
         return chosen
@@ -291,7 +289,6 @@ class JourneyWorkflow:
                     reason=step.reason,
                     journey=self._definition.name,
                 ),
-                type(None),
             )
             self._note(f"handover requested: {step.reason}")
             return step.next
@@ -305,37 +302,43 @@ class JourneyWorkflow:
                 idempotency_key=self._effect_key(step.id),
                 reason=step.reason,
             ),
-            HandOverResult,
         )
         self._note(f"handed over to sales (handover {result.handover_id})")
         return step.next
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _activity(self, name: str, request: object, result_type: type[T]) -> T:
-        return await workflow.execute_activity(
-            name,
+    async def _activity(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
+        return await call(
+            ref,
             request,
-            result_type=result_type,
             start_to_close_timeout=(
                 timedelta(seconds=self._input.effect_timeout_seconds)
                 if self._input.effect_timeout_seconds
                 else EFFECT_ATTEMPT_TIMEOUT
             ),
-            retry_policy=EFFECT_RETRY,
         )
 
-    async def _update_lead(self, step_id: str, *, cause: str, **changes: object) -> None:
+    async def _update_lead(
+        self,
+        step_id: str,
+        *,
+        cause: str,
+        add_score: int | None = None,
+        stage: LifecycleStage | None = None,
+        properties: dict[str, str | int | float | bool | None] | None = None,
+    ) -> None:
         result = await self._activity(
             UPDATE_LEAD,
             UpdateLeadRequest(
                 lead_id=self._input.lead_id,
                 idempotency_key=self._effect_key(step_id),
+                add_score=add_score,
+                stage=stage,
+                properties=properties or {},
                 cause=cause,
                 actor=f"journey:{self._definition.name}",
-                **changes,
             ),
-            UpdateLeadResult,
         )
         if result.stage != result.previous_stage:
             self._note(f"stage {result.previous_stage.value} → {result.stage.value}")
@@ -427,7 +430,7 @@ class JourneyWorkflow:
         del self._state.timeline[:-TIMELINE_ENTRIES_KEPT]
 
     def _stage_reached(self, stage: LifecycleStage) -> None:
-        self._state.stage = stage.value
+        self._state.stage = stage
         if stage in self._goals_by_stage and self._state.exit_goal is None:
             self._state.exit_goal = self._goals_by_stage[stage]
 
@@ -452,15 +455,15 @@ class JourneyWorkflow:
     @workflow.signal(name=STAGE_SIGNAL)
     def stage_changed(self, stage: LifecycleStage) -> None:
         """The lead's lifecycle stage changed elsewhere (sales feedback, another journey)."""
-        if stage.value != self._state.stage:
+        if stage != self._state.stage:
             self._note(f"stage changed to {stage.value}")
         self._stage_reached(stage)
 
     @workflow.signal(name=CONSENT_SIGNAL)
-    def consent_changed(self, status: str) -> None:
+    def consent_changed(self, status: ConsentStatus) -> None:
         """The lead confirmed (or withdrew) consent: a held send asks again now."""
         self._consent_changes += 1
-        self._note(f"consent {status}")
+        self._note(f"consent {status.value}")
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> JourneyProgress:

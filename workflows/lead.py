@@ -15,6 +15,7 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -28,20 +29,18 @@ with workflow.unsafe.imports_passed_through():
         NOTIFY_OWNER,
         SCORE_LEAD,
         SEND_CONFIRMATION,
+        ActivityRef,
         ChangeStageRequest,
-        ChangeStageResult,
         ConfirmationRequest,
         EnrollInJourneyRequest,
+        ExpireConsentRequest,
         HandOverAccountRequest,
-        HandOverAccountResult,
         HandOverLeadRequest,
-        HandOverLeadResult,
         NotifyOwnerRequest,
+        OwnerNotification,
         ScoreLeadRequest,
-        ScoreLeadResult,
-        SendEmailResult,
     )
-    from journeys.consent import DOI_EXPIRES_AFTER, DOI_REMINDER_AFTER
+    from journeys.consent import DOI_EXPIRES_AFTER, DOI_REMINDER_AFTER, ConsentStatus
     from journeys.dsl import LifecycleStage
     from journeys.lifecycle import (
         MQL_ELIGIBLE,
@@ -52,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from journeys.scoring import LifecyclePolicy
     from workflows import search_attributes
+    from workflows.activity_calls import call
     from workflows.contracts import (
         LEAD_NUDGE_SIGNAL,
         LEAD_STATUS_QUERY,
@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         SALES_FEEDBACK_SIGNAL,
         SALES_FEEDBACK_UPDATE,
         TIMELINE_ENTRIES_KEPT,
+        DoubleOptInPhase,
         FeedbackResult,
         LeadInput,
         LeadNudge,
@@ -66,11 +67,12 @@ with workflow.unsafe.imports_passed_through():
         LeadStatus,
         QueuedFeedback,
         SalesFeedback,
+        SlaPhase,
         TimelineEntry,
     )
-    from workflows.effects import EFFECT_RETRY
 
-T = TypeVar("T")
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
 
 # A cool-down ends, an SLA lapses or a score decays: these wake the workflow up.
 _NEVER = None
@@ -153,16 +155,18 @@ class LeadWorkflow:
         candidates = [self._state.rescore_at]
         stage = self._state.stage
         if stage == LifecycleStage.MQL and self._state.mql_at is not None and self._policy:
-            if self._state.sla_phase == 0:
+            if self._state.sla_phase == SlaPhase.RUNNING:
                 candidates.append(self._state.mql_at + self._policy.sla_accept_within)
-            elif self._state.sla_phase == 1:
+            elif self._state.sla_phase == SlaPhase.OWNER_REMINDED:
                 candidates.append(
                     self._state.mql_at
                     + self._policy.sla_accept_within
                     + self._policy.sla_reassign_after
                 )
-        if self._state.doi_phase and self._state.doi_sent_at is not None:
-            wait = DOI_REMINDER_AFTER if self._state.doi_phase == 1 else DOI_EXPIRES_AFTER
+        doi_phase = self._state.doi_phase
+        if doi_phase != DoubleOptInPhase.NOT_RUNNING and self._state.doi_sent_at is not None:
+            sent = doi_phase == DoubleOptInPhase.CONFIRMATION_SENT
+            wait = DOI_REMINDER_AFTER if sent else DOI_EXPIRES_AFTER
             candidates.append(self._state.doi_sent_at + wait)
         if stage in MQL_ELIGIBLE and self._state.mql_blocked_until is not None:
             if self._state.mql_blocked_until > workflow.now():
@@ -199,7 +203,6 @@ class LeadWorkflow:
         result = await self._activity(
             SCORE_LEAD,
             ScoreLeadRequest(lead_id=self._input.lead_id, now=workflow.now(), cause=cause[:200]),
-            ScoreLeadResult,
         )
         if result.erased:
             self._erased = True
@@ -252,9 +255,8 @@ class LeadWorkflow:
                 cycle=cycle,
                 reason=reason[:200],
             ),
-            HandOverLeadResult,
         )
-        s.owner, s.mql_at, s.sla_phase = handover.owner, workflow.now(), 0
+        s.owner, s.mql_at, s.sla_phase = handover.owner, workflow.now(), SlaPhase.RUNNING
         self._note(f"MQL (cycle {cycle}): handed over to {handover.owner} ({handover.rule})")
         await self._notify(handover.owner, "mql_assigned", f"{key}/notify")
         self._publish()
@@ -265,12 +267,13 @@ class LeadWorkflow:
             return
         elapsed = workflow.now() - s.mql_at
         key = f"mql:{self._input.lead_id}:{s.mql_cycles}"
-        if s.sla_phase == 0 and elapsed >= policy.sla_accept_within:
+        if s.sla_phase == SlaPhase.RUNNING and elapsed >= policy.sla_accept_within:
             assert s.owner is not None
             await self._notify(s.owner, "sla_reminder", f"{key}/sla-reminder")
-            s.sla_phase = 1
+            s.sla_phase = SlaPhase.OWNER_REMINDED
             self._note(f"SLA: not accepted within {policy.sla_accept_within}; {s.owner} reminded")
-        if s.sla_phase == 1 and elapsed >= policy.sla_accept_within + policy.sla_reassign_after:
+        reassign_at = policy.sla_accept_within + policy.sla_reassign_after
+        if s.sla_phase == SlaPhase.OWNER_REMINDED and elapsed >= reassign_at:
             previous = s.owner
             handover = await self._activity(
                 HAND_OVER_LEAD,
@@ -281,9 +284,8 @@ class LeadWorkflow:
                     reason=f"SLA lapsed for {previous}",
                     reassign_from=previous,
                 ),
-                HandOverLeadResult,
             )
-            s.owner, s.sla_phase = handover.owner, 2
+            s.owner, s.sla_phase = handover.owner, SlaPhase.REASSIGNED
             self._note(f"SLA: still not accepted; reassigned from {previous} to {handover.owner}")
             await self._notify(handover.owner, "mql_assigned", f"{key}/reassign-notify")
             self._publish()
@@ -300,7 +302,6 @@ class LeadWorkflow:
                 lead_id=self._input.lead_id,
                 idempotency_key=f"account:{s.account_id}",
             ),
-            HandOverAccountResult,
         )
         await self._notify(result.owner, "account_qualified", f"account:{s.account_id}/notify")
         s.account_handed_over = True
@@ -310,25 +311,37 @@ class LeadWorkflow:
     async def _run_double_opt_in(self, requested: bool) -> None:
         """Confirmation email on request, one reminder, then expiry — while still pending."""
         s = self._state
-        if s.consent_status != "pending":
-            s.doi_phase = 0
+        if s.consent_status != ConsentStatus.PENDING:
+            s.doi_phase = DoubleOptInPhase.NOT_RUNNING
             return
         now = workflow.now()
         key = f"consent:{self._input.lead_id}:{s.doi_round}"
-        if requested and s.doi_phase == 0:
+        sent_at = s.doi_sent_at
+        if requested and s.doi_phase == DoubleOptInPhase.NOT_RUNNING:
             s.doi_round += 1
             key = f"consent:{self._input.lead_id}:{s.doi_round}"
             await self._confirmation(f"{key}/confirm", reminder=False)
-            s.doi_phase, s.doi_sent_at = 1, now
+            s.doi_phase, s.doi_sent_at = DoubleOptInPhase.CONFIRMATION_SENT, now
             self._note("double opt-in: confirmation email sent")
-        elif s.doi_phase == 1 and s.doi_sent_at and now >= s.doi_sent_at + DOI_REMINDER_AFTER:
+        elif (
+            s.doi_phase == DoubleOptInPhase.CONFIRMATION_SENT
+            and sent_at
+            and now >= sent_at + DOI_REMINDER_AFTER
+        ):
             await self._confirmation(f"{key}/reminder", reminder=True)
-            s.doi_phase = 2
+            s.doi_phase = DoubleOptInPhase.REMINDED
             self._note("double opt-in: reminder sent")
-        elif s.doi_phase == 2 and s.doi_sent_at and now >= s.doi_sent_at + DOI_EXPIRES_AFTER:
-            s.consent_status = await self._activity(EXPIRE_CONSENT, self._input.lead_id, str)
-            s.doi_phase = 0
-            self._note(f"double opt-in: {s.consent_status}")
+        elif (
+            s.doi_phase == DoubleOptInPhase.REMINDED
+            and sent_at
+            and now >= sent_at + DOI_EXPIRES_AFTER
+        ):
+            expired = await self._activity(
+                EXPIRE_CONSENT, ExpireConsentRequest(lead_id=self._input.lead_id)
+            )
+            s.consent_status = ConsentStatus(expired)
+            s.doi_phase = DoubleOptInPhase.NOT_RUNNING
+            self._note(f"double opt-in: {s.consent_status.value}")
 
     async def _confirmation(self, key: str, *, reminder: bool) -> None:
         await self._activity(
@@ -336,7 +349,6 @@ class LeadWorkflow:
             ConfirmationRequest(
                 lead_id=self._input.lead_id, idempotency_key=key, reminder=reminder
             ),
-            SendEmailResult,
         )
 
     async def _journey_stage(self, nudge: LeadNudge) -> None:
@@ -436,7 +448,7 @@ class LeadWorkflow:
             s.rejections += 1
         if target == LifecycleStage.RECYCLED:
             s.mql_blocked_until = now + self._policy.cooldown
-        s.mql_at, s.sla_phase = None, 0
+        s.mql_at, s.sla_phase = None, SlaPhase.RUNNING
         self._publish()
         return FeedbackResult(
             lead_id=self._input.lead_id,
@@ -500,7 +512,7 @@ class LeadWorkflow:
             mql_blocked_until=now + self._policy.cooldown if back_to_nurture else None,
             behaviour_carryover=self._policy.reject_carryover if rejection else None,
         )
-        self._state.mql_at, self._state.sla_phase = None, 0
+        self._state.mql_at, self._state.sla_phase = None, SlaPhase.RUNNING
         if back_to_nurture:
             await self._rescore(f"sales {outcome.value}")
             await self._enroll(self._policy.recycle_journey)
@@ -552,7 +564,6 @@ class LeadWorkflow:
                 behaviour_carryover=behaviour_carryover,
                 at=at or workflow.now(),
             ),
-            ChangeStageResult,
         )
         s = self._state
         if not mirror:
@@ -568,7 +579,7 @@ class LeadWorkflow:
             s.mql_blocked_until = mql_blocked_until
         self._publish()
 
-    async def _notify(self, rep_id: str, template: str, key: str) -> None:
+    async def _notify(self, rep_id: str, template: OwnerNotification, key: str) -> None:
         await self._activity(
             NOTIFY_OWNER,
             NotifyOwnerRequest(
@@ -577,24 +588,20 @@ class LeadWorkflow:
                 template=template,
                 idempotency_key=key,
             ),
-            type(None),
         )
 
     async def _enroll(self, journey: str) -> None:
         await self._activity(
             ENROLL_IN_JOURNEY,
             EnrollInJourneyRequest(lead_id=self._input.lead_id, journey=journey),
-            type(None),
         )
         self._note(f"enrolled in {journey}")
 
-    async def _activity(self, name: str, request: object, result_type: type[T]) -> T:
-        return await workflow.execute_activity(
-            name,
+    async def _activity(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
+        return await call(
+            ref,
             request,
-            result_type=result_type,
             start_to_close_timeout=timedelta(seconds=self._input.effect_timeout_seconds),
-            retry_policy=EFFECT_RETRY,
         )
 
     def _publish(self) -> None:

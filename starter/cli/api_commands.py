@@ -98,214 +98,217 @@ def _print_errors(job: dict[str, Any], shown: int = 20) -> None:
         console.print(f"… and {len(errors) - shown} more: GET /v1/enrollment-jobs/{job['job_id']}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the API client commands to the `nurture` CLI."""
+def enroll(
+    journey: Annotated[str, typer.Option(help="The journey, e.g. whitepaper-nurture.")],
+    email: Annotated[str | None, typer.Option(help="One lead's email.")] = None,
+    first_name: Annotated[str | None, typer.Option(help="One lead's first name.")] = None,
+    company: Annotated[str | None, typer.Option(help="One lead's company.")] = None,
+    title: Annotated[str | None, typer.Option(help="One lead's job title.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", exists=True, dir_okay=False, help="Enroll every row of a CSV file."),
+    ] = None,
+    consent_source: Annotated[
+        str | None, typer.Option(help="Where the leads opted in (kept as evidence).")
+    ] = None,
+    confirmed: Annotated[
+        bool, typer.Option(help="They confirmed elsewhere: skip the double opt-in.")
+    ] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between progress checks.")] = 0.5,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Enroll one lead (--email) or a CSV file of leads (--csv: a progress bar, then the
+    rows that could not be enrolled)."""
+    if (email is None) == (csv is None):
+        raise typer.BadParameter("give either --email or --csv", param_hint="--email/--csv")
+    api = _api(api_url, api_key)
+    consent = {"source": consent_source, "confirmed": confirmed} if consent_source else None
+    try:
+        if csv is not None:
+            _enroll_csv(api, journey, csv, consent, poll)
+            return
+        lead = {"email": email, "first_name": first_name, "company": company, "title": title}
+        body: dict[str, Any] = {
+            "journey": journey,
+            "lead": {k: v for k, v in lead.items() if v is not None},
+        }
+        if consent:
+            body["consent"] = consent
+        result = api.post("/v1/enrollments", body)
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    suppressed = result.get("suppressed")
+    console.print(
+        f"{result['status']}: lead {result['lead_id']} in {result['journey']} "
+        f"(consent {result.get('consent_status')})"
+        + (f": the address is {suppressed}, no email will be sent" if suppressed else "")
+    )
 
-    @app.command()
-    def enroll(
-        journey: Annotated[str, typer.Option(help="The journey, e.g. whitepaper-nurture.")],
-        email: Annotated[str | None, typer.Option(help="One lead's email.")] = None,
-        first_name: Annotated[str | None, typer.Option(help="One lead's first name.")] = None,
-        company: Annotated[str | None, typer.Option(help="One lead's company.")] = None,
-        title: Annotated[str | None, typer.Option(help="One lead's job title.")] = None,
-        csv: Annotated[
-            Path | None,
-            typer.Option(
-                "--csv", exists=True, dir_okay=False, help="Enroll every row of a CSV file."
-            ),
-        ] = None,
-        consent_source: Annotated[
-            str | None, typer.Option(help="Where the leads opted in (kept as evidence).")
-        ] = None,
-        confirmed: Annotated[
-            bool, typer.Option(help="They confirmed elsewhere: skip the double opt-in.")
-        ] = False,
-        poll: Annotated[float, typer.Option(help="Seconds between progress checks.")] = 0.5,
-        api_url: ApiUrl = None,
-        api_key: ApiKey = None,
-    ) -> None:
-        """Enroll one lead (--email) or a CSV file of leads (--csv: a progress bar, then the
-        rows that could not be enrolled)."""
-        if (email is None) == (csv is None):
-            raise typer.BadParameter("give either --email or --csv", param_hint="--email/--csv")
-        api = _api(api_url, api_key)
-        try:
-            if csv is not None:
-                params: dict[str, Any] = {"journey": journey}
-                if consent_source:
-                    params |= {"consent_source": consent_source, "consent_confirmed": confirmed}
-                job = api.request(
-                    "POST",
-                    "/v1/enrollment-jobs/csv",
-                    params=params,
-                    content=csv.read_bytes(),
-                    headers={"Content-Type": "text/csv"},
-                ).json()
-                job = _follow_job(api, job, poll)
-                console.print(
-                    f"{job['enrolled']} enrolled, {job['already_enrolled']} already enrolled, "
-                    f"{job['failed_rows']} rows with errors, {job['suppressed_rows']} suppressed "
-                    f"(unsubscribed, bounced or complained: mailed nothing) (job {job['job_id']})"
-                )
-                _print_errors(job)
-                return
-            lead = {"email": email, "first_name": first_name, "company": company, "title": title}
-            body: dict[str, Any] = {
-                "journey": journey,
-                "lead": {k: v for k, v in lead.items() if v is not None},
-            }
-            if consent_source:
-                body["consent"] = {"source": consent_source, "confirmed": confirmed}
-            result = api.post("/v1/enrollments", body)
-        except ApiUnavailable as exc:
-            raise _fail(exc) from None
-        suppressed = result.get("suppressed")
-        console.print(
-            f"{result['status']}: lead {result['lead_id']} in {result['journey']} "
-            f"(consent {result.get('consent_status')})"
-            + (f": the address is {suppressed}, no email will be sent" if suppressed else "")
+
+def _enroll_csv(
+    api: NurtureApi, journey: str, csv: Path, consent: dict[str, Any] | None, poll: float
+) -> None:
+    """Upload a CSV file as a bulk job, follow it with a progress bar, print the outcome."""
+    params: dict[str, Any] = {"journey": journey}
+    if consent:
+        params |= {"consent_source": consent["source"], "consent_confirmed": consent["confirmed"]}
+    job = api.request(
+        "POST",
+        "/v1/enrollment-jobs/csv",
+        params=params,
+        content=csv.read_bytes(),
+        headers={"Content-Type": "text/csv"},
+    ).json()
+    job = _follow_job(api, job, poll)
+    console.print(
+        f"{job['enrolled']} enrolled, {job['already_enrolled']} already enrolled, "
+        f"{job['failed_rows']} rows with errors, {job['suppressed_rows']} suppressed "
+        f"(unsubscribed, bounced or complained: mailed nothing) (job {job['job_id']})"
+    )
+    _print_errors(job)
+
+
+def leads(
+    stage: Annotated[str | None, typer.Option(help="Lifecycle stage, e.g. mql.")] = None,
+    score_min: Annotated[int | None, typer.Option(help="Lowest score.")] = None,
+    score_max: Annotated[int | None, typer.Option(help="Highest score.")] = None,
+    journey: Annotated[str | None, typer.Option(help="Enrolled in this journey.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Assigned to this sales rep.")] = None,
+    account: Annotated[str | None, typer.Option(help="Of this account id.")] = None,
+    sort: Annotated[str, typer.Option(help="created_at, score; - for descending.")] = "-score",
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Leads per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="Continue after a previous page.")] = None,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """List leads (filtered, sorted, a page at a time)."""
+    try:
+        page = _api(api_url, api_key).get(
+            "/v1/leads",
+            stage=stage,
+            score_min=score_min,
+            score_max=score_max,
+            journey=journey,
+            owner=owner,
+            account_id=account,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
         )
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{len(page['items'])} leads", title_justify="left")
+    for column in ("id", "email", "name", "stage", "score", "owner"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for lead in page["items"]:
+        name = " ".join(filter(None, (lead["first_name"], lead["last_name"])))
+        table.add_row(
+            lead["id"], lead["email"] or "", name, lead["lifecycle_stage"],
+            str(lead["score"]), lead["owner"] or "",
+        )  # fmt: skip
+    console.print(table)
+    if page["next_cursor"]:
+        console.print(f"more: nurture leads --cursor {page['next_cursor']}")
 
-    @app.command()
-    def leads(
-        stage: Annotated[str | None, typer.Option(help="Lifecycle stage, e.g. mql.")] = None,
-        score_min: Annotated[int | None, typer.Option(help="Lowest score.")] = None,
-        score_max: Annotated[int | None, typer.Option(help="Highest score.")] = None,
-        journey: Annotated[str | None, typer.Option(help="Enrolled in this journey.")] = None,
-        owner: Annotated[str | None, typer.Option(help="Assigned to this sales rep.")] = None,
-        account: Annotated[str | None, typer.Option(help="Of this account id.")] = None,
-        sort: Annotated[str, typer.Option(help="created_at, score; - for descending.")] = "-score",
-        limit: Annotated[int, typer.Option(min=1, max=500, help="Leads per page.")] = 20,
-        cursor: Annotated[str | None, typer.Option(help="Continue after a previous page.")] = None,
-        api_url: ApiUrl = None,
-        api_key: ApiKey = None,
-    ) -> None:
-        """List leads (filtered, sorted, a page at a time)."""
-        try:
-            page = _api(api_url, api_key).get(
-                "/v1/leads",
-                stage=stage,
-                score_min=score_min,
-                score_max=score_max,
-                journey=journey,
-                owner=owner,
-                account_id=account,
-                sort=sort,
-                limit=limit,
-                cursor=cursor,
-            )
-        except ApiUnavailable as exc:
-            raise _fail(exc) from None
-        table = Table(title=f"{len(page['items'])} leads", title_justify="left")
-        for column in ("id", "email", "name", "stage", "score", "owner"):
-            table.add_column(column, justify="right" if column == "score" else "left")
-        for lead in page["items"]:
-            name = " ".join(filter(None, (lead["first_name"], lead["last_name"])))
-            table.add_row(
-                lead["id"], lead["email"] or "", name, lead["lifecycle_stage"],
-                str(lead["score"]), lead["owner"] or "",
-            )  # fmt: skip
-        console.print(table)
-        if page["next_cursor"]:
-            console.print(f"more: nurture leads --cursor {page['next_cursor']}")
 
-    @app.command()
-    def lead(
-        lead_id: Annotated[str, typer.Argument(help="The lead's id.")],
-        api_url: ApiUrl = None,
-        api_key: ApiKey = None,
-    ) -> None:
-        """Show one lead: stage, score explained, journeys and its timeline."""
-        try:
-            view = _api(api_url, api_key).get(f"/v1/leads/{lead_id}")
-        except ApiUnavailable as exc:
-            raise _fail(exc) from None
-        name = " ".join(filter(None, (view["first_name"], view["last_name"])))
-        console.print(f"[bold]{name or view['email']}[/bold] <{view['email']}>", highlight=False)
-        score = view["score"]
+def lead(
+    lead_id: Annotated[str, typer.Argument(help="The lead's id.")],
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Show one lead: stage, score explained, journeys and its timeline."""
+    try:
+        view = _api(api_url, api_key).get(f"/v1/leads/{lead_id}")
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    name = " ".join(filter(None, (view["first_name"], view["last_name"])))
+    console.print(f"[bold]{name or view['email']}[/bold] <{view['email']}>", highlight=False)
+    score = view["score"]
+    console.print(
+        f"stage {view['lifecycle_stage']} · score {score['total']} (fit {score['fit']}, "
+        f"behaviour {score['behaviour']}) · owner {view['owner'] or '—'} · consent "
+        f"{view['consent_status']}"
+    )
+    for line in score["contributions"]:
+        console.print(f"  {line['points']:+4d}  {line['kind']}: {line['label']}")
+    for journey in view["journeys"]:
         console.print(
-            f"stage {view['lifecycle_stage']} · score {score['total']} (fit {score['fit']}, "
-            f"behaviour {score['behaviour']}) · owner {view['owner'] or '—'} · consent "
-            f"{view['consent_status']}"
+            f"journey {journey['journey']} ({journey['status']}, at {journey['current_step']})"
         )
-        for line in score["contributions"]:
-            console.print(f"  {line['points']:+4d}  {line['kind']}: {line['label']}")
-        for journey in view["journeys"]:
-            console.print(
-                f"journey {journey['journey']} ({journey['status']}, at {journey['current_step']})"
-            )
-        table = Table(title="timeline", title_justify="left")
-        table.add_column("at")
-        table.add_column("what")
-        table.add_column("")
-        for entry in view["timeline"]:
-            table.add_row(entry["at"][:19].replace("T", " "), entry["kind"], entry["summary"])
-        console.print(table)
+    table = Table(title="timeline", title_justify="left")
+    table.add_column("at")
+    table.add_column("what")
+    table.add_column("")
+    for entry in view["timeline"]:
+        table.add_row(entry["at"][:19].replace("T", " "), entry["kind"], entry["summary"])
+    console.print(table)
 
-    @app.command()
-    def feedback(
-        lead_id: Annotated[str, typer.Argument(help="The lead's id.")],
-        outcome: Annotated[Outcome, typer.Argument(help="What sales says.")],
-        reason: Annotated[
-            str | None, typer.Option(help="Why (required to reject or lose).")
-        ] = None,
-        api_url: ApiUrl = None,
-        api_key: ApiKey = None,
-    ) -> None:
-        """Give sales feedback: accept, reject --reason …, qualify, won, lost."""
-        body = {"outcome": outcome.value, "reason": reason}
-        try:
-            result = _api(api_url, api_key).post(f"/v1/leads/{lead_id}/sales-feedback", body)
-        except ApiUnavailable as exc:
-            raise _fail(exc) from None
-        console.print(f"{result['previous_stage']} → {result['stage']}")
 
-    @app.command()
-    def funnel(
-        journey: Annotated[str | None, typer.Option(help="Only leads of this journey.")] = None,
-        since: Annotated[str | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
-        until: Annotated[str | None, typer.Option(help="Created before (ISO 8601).")] = None,
-        api_url: ApiUrl = None,
-        api_key: ApiKey = None,
-    ) -> None:
-        """Draw the lifecycle funnel: leads that reached each stage and the conversion."""
-        try:
-            report = _api(api_url, api_key).get(
-                "/v1/analytics/funnel", journey=journey, since=since, until=until
-            )
-        except ApiUnavailable as exc:
-            raise _fail(exc) from None
-        widest = max((s["reached"] for s in report["stages"]), default=0) or 1
-        console.print(f"[bold]Lifecycle funnel[/bold]: {report['leads']} leads")
-        console.print(f"{'stage':>11} {'':<30} {'reached':>6} {'conv.':>6} {'median':>9}")
-        previous = None
-        for stage in report["stages"]:
-            bar = "█" * max(1, round(30 * stage["reached"] / widest)) if stage["reached"] else ""
-            rate = ""
-            if previous and previous["reached"]:
-                share = 100 * stage["reached"] / previous["reached"]
-                rate = f"{share:.1f}%" if share < 10 else f"{share:.0f}%"
-            hours = stage["median_hours_in_stage"]
-            stay = f"{hours:.1f} h" if hours is not None else ""
-            console.print(
-                f"{stage['stage']:>11} {bar:<30} {stage['reached']:>6} {rate:>6} {stay:>9}",
-                highlight=False,
-            )
-            previous = stage
+def feedback(
+    lead_id: Annotated[str, typer.Argument(help="The lead's id.")],
+    outcome: Annotated[Outcome, typer.Argument(help="What sales says.")],
+    reason: Annotated[str | None, typer.Option(help="Why (required to reject or lose).")] = None,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Give sales feedback: accept, reject --reason …, qualify, won, lost."""
+    body = {"outcome": outcome.value, "reason": reason}
+    try:
+        result = _api(api_url, api_key).post(f"/v1/leads/{lead_id}/sales-feedback", body)
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    console.print(f"{result['previous_stage']} → {result['stage']}")
 
-    @app.command()
-    def journeys(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
-        """List the deployed journeys and their versions."""
-        try:
-            found = _api(api_url, api_key).get("/v1/journeys")
-        except ApiUnavailable as exc:
-            raise _fail(exc) from None
-        table = Table(title=f"{len(found)} journeys", title_justify="left")
-        for column in ("name", "version", "emails", "re-entry", "description"):
-            table.add_column(column)
-        for journey in found:
-            table.add_row(
-                journey["name"], journey["version"], ", ".join(journey["emails"]),
-                journey["reentry"], journey["description"],
-            )  # fmt: skip
-        console.print(table)
+
+def funnel(
+    journey: Annotated[str | None, typer.Option(help="Only leads of this journey.")] = None,
+    since: Annotated[str | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Created before (ISO 8601).")] = None,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Draw the lifecycle funnel: leads that reached each stage and the conversion."""
+    try:
+        report = _api(api_url, api_key).get(
+            "/v1/analytics/funnel", journey=journey, since=since, until=until
+        )
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    widest = max((s["reached"] for s in report["stages"]), default=0) or 1
+    console.print(f"[bold]Lifecycle funnel[/bold]: {report['leads']} leads")
+    console.print(f"{'stage':>11} {'':<30} {'reached':>6} {'conv.':>6} {'median':>9}")
+    previous = None
+    for stage in report["stages"]:
+        bar = "█" * max(1, round(30 * stage["reached"] / widest)) if stage["reached"] else ""
+        rate = ""
+        if previous and previous["reached"]:
+            share = 100 * stage["reached"] / previous["reached"]
+            rate = f"{share:.1f}%" if share < 10 else f"{share:.0f}%"
+        hours = stage["median_hours_in_stage"]
+        stay = f"{hours:.1f} h" if hours is not None else ""
+        console.print(
+            f"{stage['stage']:>11} {bar:<30} {stage['reached']:>6} {rate:>6} {stay:>9}",
+            highlight=False,
+        )
+        previous = stage
+
+
+def journeys(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+    """List the deployed journeys and their versions."""
+    try:
+        found = _api(api_url, api_key).get("/v1/journeys")
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{len(found)} journeys", title_justify="left")
+    for column in ("name", "version", "emails", "re-entry", "description"):
+        table.add_column(column)
+    for journey in found:
+        table.add_row(
+            journey["name"], journey["version"], ", ".join(journey["emails"]),
+            journey["reentry"], journey["description"],
+        )  # fmt: skip
+    console.print(table)
+
+
+COMMANDS = (enroll, leads, lead, feedback, funnel, journeys)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from starter.cli.api_commands import COMMANDS
 from starter.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -44,10 +45,11 @@ def api(
     import uvicorn
 
     from starter.api.app import create_app
+    from starter.dev.provisioning.temporal import settings_address
 
     settings = _settings()
     try:
-        application = create_app(settings)
+        application = create_app(settings, temporal_address=settings_address)
     except SettingsError as exc:
         typer.echo(f"nurture api: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -120,12 +122,7 @@ def simulate(
         played = parse_events(events)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--events") from None
-    properties = {}
-    for item in prop or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--property")
-        properties[key] = value
+    properties = _properties(prop or [])
     report = asyncio.run(
         run_simulation(
             definition, PERSONAS[persona], days=days, events=played, properties=properties
@@ -133,6 +130,17 @@ def simulate(
     )
     print_report(report, days=days)
     _exit_without_finalizing(0)
+
+
+def _properties(items: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` options as a dict."""
+    properties = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--property")
+        properties[key] = value
+    return properties
 
 
 @app.command()
@@ -190,7 +198,7 @@ def preview(
     """Render an email template as a lead would receive it (links untracked)."""
     from db.engine import create_engine_for, session_factory
     from db.migrate import upgrade_to_head
-    from starter.services.errors import ApiProblem
+    from starter.services.errors import Problem
     from starter.services.preview import preview_template
 
     settings = _settings()
@@ -209,18 +217,13 @@ def preview(
 
     try:
         asyncio.run(render())
-    except ApiProblem as problem:
+    except Problem as problem:
         typer.echo(f"nurture preview: {problem.message}", err=True)
         raise typer.Exit(1) from None
 
 
-def _register_api_commands() -> None:
-    from starter.cli.api_commands import register
-
-    register(app)
-
-
-_register_api_commands()
+for _command in COMMANDS:  # the API's clients: enroll, leads, lead, feedback, funnel, journeys
+    app.command()(_command)
 
 
 def main() -> None:

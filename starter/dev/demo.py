@@ -215,94 +215,122 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
     run = time.strftime("%Y%m%d%H%M%S")
     headers = {"Authorization": f"Bearer {_marketing_key(env)}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
-        leads = []
-        for sample in SAMPLE_LEADS:
-            email = (
-                f"{sample['first_name'].lower()}.{sample['last_name'].lower()}+{run}@example.com"
-            )
-            # Ada and Grace opted in on a form we trust; Alan gets a double opt-in first.
-            consent = (
-                {"source": "demo form", "confirmed": True}
-                if sample["first_name"] != "Alan"
-                else {"source": "demo form"}
-            )
-            response = await http.post(
-                "/v1/enrollments",
-                json={"journey": "welcome", "lead": {"email": email, **sample}, "consent": consent},
-            )
-            response.raise_for_status()
-            leads.append((email, response.json()))
-            console.print(f"enrolled [bold]{email}[/] → {response.json()['workflow_id']}")
-        again = await http.post(
-            "/v1/enrollments", json={"journey": "welcome", "lead": {"email": leads[0][0]}}
-        )
-        console.print(f"enrolled {leads[0][0]} again → [italic]{again.json()['status']}[/]")
-
+        leads = await _enroll_samples(http, run)
         for _, body in leads[:2]:
             await _wait_for_emails(http, body["lead_id"], 1)
-        clicker = leads[1][1]
-        await http.post(
-            "/v1/events",
-            json={"lead_id": clicker["lead_id"], "type": "email_click", "event_id": f"demo-{run}"},
-        )
-        console.print(f"{leads[1][0]} clicked the welcome email's link")
-        await _wait_for_emails(http, clicker["lead_id"], 2)
-        for number, (kind, props) in enumerate(
-            (("page_view", {"url": "https://nurture.example/pricing"}), ("demo_request", {}))
-        ):
-            await http.post(
-                "/v1/events",
-                json={
-                    "lead_id": clicker["lead_id"],
-                    "type": kind,
-                    "event_id": f"demo-{run}-{number}",
-                    "properties": props,
-                },
-            )
-        console.print(f"{leads[1][0]} looked at the pricing page and asked for a demo")
-        mql = await _wait_for_stage(http, clicker["lead_id"], "mql")
-        console.print(
-            f"→ score {mql['score']['total']} (fit {mql['score']['fit']}, behaviour "
-            f"{mql['score']['behaviour']}): [bold]MQL[/], handed over to sales rep "
-            f"[bold]{mql['owner']}[/] ({mql['handovers'][0]['routing_rule']} routing)"
-            if mql["lifecycle_stage"] == "mql"
-            else "→ not an MQL yet (the lead workflow is still busy)"
-        )
-
-        table = Table(title="What each sample lead got")
-        for column in ("lead", "emails received", "journey step", "stage · score", "next"):
-            table.add_column(column)
-        for email, body in leads:
-            lead = (await http.get(f"/v1/leads/{body['lead_id']}")).json()
-            journey = lead["journeys"][0]
-            if sink is not None:  # what the SMTP server really received
-                subjects = "\n".join(f"✉ {m['Subject']}" for m in sink.to(email))
-            else:
-                subjects = "\n".join(
-                    f"✉ {e['subject']}" for e in lead["emails"] if e["status"] == "sent"
-                )
-            if journey["status"] == "completed":
-                nxt = "journey complete"
-            elif lead.get("consent_status") == "pending":
-                nxt = "welcome held until the double opt-in is confirmed"
-            else:
-                nxt = "a reminder in 3 days, unless they click first"
-            stage = f"{lead['lifecycle_stage']} · {lead['score']['total']}"
-            if lead["owner"]:
-                stage += f"\nowner {lead['owner']}"
-            table.add_row(
-                email, subjects, f"{journey['current_step']} ({journey['status']})", stage, nxt
-            )
-        console.print(table)
+        await _engage_until_mql(http, run, *leads[1])
+        console.print(await _outcome_table(http, leads, sink))
         await _show_funnel(http, env)
         if sink is not None and sink.to(leads[0][0]):
-            welcome = sink.to(leads[0][0])[0]
-            console.rule(f"the welcome email as {leads[0][0]} received it (text part)")
-            console.print(f"Subject: {welcome['Subject']}")
-            plain = welcome.get_body(("plain",))
-            text = plain.get_content() if plain is not None else "(no text part)"
-            console.print(text, markup=False, highlight=False)
-            console.rule()
+            _show_welcome(sink, leads[0][0])
+
+
+async def _enroll_samples(http: httpx.AsyncClient, run: str) -> list[tuple[str, dict]]:
+    """Enroll each sample lead (at an address unique to this run), then the first one
+    again; returns (address, enrollment) per lead."""
+    leads = []
+    for sample in SAMPLE_LEADS:
+        email = f"{sample['first_name'].lower()}.{sample['last_name'].lower()}+{run}@example.com"
+        # Ada and Grace opted in on a form we trust; Alan gets a double opt-in first.
+        consent = (
+            {"source": "demo form", "confirmed": True}
+            if sample["first_name"] != "Alan"
+            else {"source": "demo form"}
+        )
+        response = await http.post(
+            "/v1/enrollments",
+            json={"journey": "welcome", "lead": {"email": email, **sample}, "consent": consent},
+        )
+        response.raise_for_status()
+        leads.append((email, response.json()))
+        console.print(f"enrolled [bold]{email}[/] → {response.json()['workflow_id']}")
+    again = await http.post(
+        "/v1/enrollments", json={"journey": "welcome", "lead": {"email": leads[0][0]}}
+    )
+    console.print(f"enrolled {leads[0][0]} again → [italic]{again.json()['status']}[/]")
+    return leads
+
+
+async def _engage_until_mql(http: httpx.AsyncClient, run: str, email: str, body: dict) -> None:
+    """The lead clicks the welcome email, views pricing and asks for a demo; print whether
+    that made it an MQL and whom it was handed to."""
+    lead_id = body["lead_id"]
+    await http.post(
+        "/v1/events",
+        json={"lead_id": lead_id, "type": "email_click", "event_id": f"demo-{run}"},
+    )
+    console.print(f"{email} clicked the welcome email's link")
+    await _wait_for_emails(http, lead_id, 2)
+    for number, (kind, props) in enumerate(
+        (("page_view", {"url": "https://nurture.example/pricing"}), ("demo_request", {}))
+    ):
+        await http.post(
+            "/v1/events",
+            json={
+                "lead_id": lead_id,
+                "type": kind,
+                "event_id": f"demo-{run}-{number}",
+                "properties": props,
+            },
+        )
+    console.print(f"{email} looked at the pricing page and asked for a demo")
+    mql = await _wait_for_stage(http, lead_id, "mql")
+    console.print(
+        f"→ score {mql['score']['total']} (fit {mql['score']['fit']}, behaviour "
+        f"{mql['score']['behaviour']}): [bold]MQL[/], handed over to sales rep "
+        f"[bold]{mql['owner']}[/] ({mql['handovers'][0]['routing_rule']} routing)"
+        if mql["lifecycle_stage"] == "mql"
+        else "→ not an MQL yet (the lead workflow is still busy)"
+    )
+
+
+async def _outcome_table(
+    http: httpx.AsyncClient, leads: list[tuple[str, dict]], sink: SmtpSink | None
+) -> Table:
+    """A row per sample lead: the emails it received, its journey step, stage and score,
+    and what comes next."""
+    table = Table(title="What each sample lead got")
+    for column in ("lead", "emails received", "journey step", "stage · score", "next"):
+        table.add_column(column)
+    for email, body in leads:
+        lead = (await http.get(f"/v1/leads/{body['lead_id']}")).json()
+        journey = lead["journeys"][0]
+        if sink is not None:  # what the SMTP server really received
+            subjects = "\n".join(f"✉ {m['Subject']}" for m in sink.to(email))
+        else:
+            subjects = "\n".join(
+                f"✉ {e['subject']}" for e in lead["emails"] if e["status"] == "sent"
+            )
+        stage = f"{lead['lifecycle_stage']} · {lead['score']['total']}"
+        if lead["owner"]:
+            stage += f"\nowner {lead['owner']}"
+        table.add_row(
+            email,
+            subjects,
+            f"{journey['current_step']} ({journey['status']})",
+            stage,
+            _whats_next(lead, journey),
+        )
+    return table
+
+
+def _whats_next(lead: dict, journey: dict) -> str:
+    if journey["status"] == "completed":
+        return "journey complete"
+    if lead.get("consent_status") == "pending":
+        return "welcome held until the double opt-in is confirmed"
+    return "a reminder in 3 days, unless they click first"
+
+
+def _show_welcome(sink: SmtpSink, email: str) -> None:
+    """The text part of the first email the address received (the welcome)."""
+    welcome = sink.to(email)[0]
+    console.rule(f"the welcome email as {email} received it (text part)")
+    console.print(f"Subject: {welcome['Subject']}")
+    plain = welcome.get_body(("plain",))
+    text = plain.get_content() if plain is not None else "(no text part)"
+    console.print(text, markup=False, highlight=False)
+    console.rule()
 
 
 async def _show_funnel(http: httpx.AsyncClient, env: dict[str, str]) -> None:

@@ -135,27 +135,7 @@ class SimulationStack:
             continue_as_new_after=continue_as_new_after,
         )
         handle = self.client.get_workflow_handle(enrollment.workflow_id)
-        elapsed = timedelta(0)
-        for number, event in enumerate(events):
-            if event.after > elapsed:
-                await self.env.sleep(event.after - elapsed)
-                elapsed = event.after
-            # As the API does: store the event, signal the journeys, nudge the lifecycle.
-            result = await record_event(
-                self.client,
-                self.sessions,
-                EventIn(
-                    lead_id=uuid.UUID(lead_id),
-                    type=event.type,
-                    event_id=f"sim-{number}",
-                    occurred_at=await self.env.get_current_time(),
-                ),
-                self.lifecycle,
-            )
-            if enrollment.workflow_id not in result.delivered_to:
-                notes.append(
-                    f"{event.type.value} at +{event.after} arrived after the journey ended"
-                )
+        elapsed = await self._play_events(lead_id, enrollment.workflow_id, events, notes)
         remaining = timedelta(days=days) - elapsed
         if remaining > timedelta(0):
             await self._sleep_until_done(handle, remaining)
@@ -166,11 +146,7 @@ class SimulationStack:
         timeline = await handle.query(TIMELINE_QUERY, result_type=list[TimelineEntry])
         lifecycle = (await self.lifecycle.status(lead_id)).timeline
         outcome = await self._lead_outcome(lead_id)
-        # A simulated lead's workflows end with the simulation: on a shared time-skipping
-        # server their timers would otherwise hold up the next simulation's clock.
-        for workflow_id in (enrollment.workflow_id, lead_workflow_id(lead_id)):
-            with contextlib.suppress(RPCError):
-                await self.client.get_workflow_handle(workflow_id).terminate("simulation over")
+        await self._end_workflows(enrollment.workflow_id, lead_workflow_id(lead_id))
         return SimulationReport(
             journey=definition.name,
             version=definition.version,
@@ -184,6 +160,45 @@ class SimulationStack:
             notes=notes,
             **outcome,
         )
+
+    async def _play_events(
+        self,
+        lead_id: str,
+        workflow_id: str,
+        events: Sequence[SimulatedEvent],
+        notes: list[str],
+    ) -> timedelta:
+        """Let time pass up to each event and record it as the API does (store it, signal
+        the journeys, nudge the lifecycle); note an event the journey no longer took.
+        Returns the time that passed."""
+        elapsed = timedelta(0)
+        for number, event in enumerate(events):
+            if event.after > elapsed:
+                await self.env.sleep(event.after - elapsed)
+                elapsed = event.after
+            result = await record_event(
+                self.client,
+                self.sessions,
+                EventIn(
+                    lead_id=uuid.UUID(lead_id),
+                    type=event.type,
+                    event_id=f"sim-{number}",
+                    occurred_at=await self.env.get_current_time(),
+                ),
+                self.lifecycle,
+            )
+            if workflow_id not in result.delivered_to:
+                notes.append(
+                    f"{event.type.value} at +{event.after} arrived after the journey ended"
+                )
+        return elapsed
+
+    async def _end_workflows(self, *workflow_ids: str) -> None:
+        """A simulated lead's workflows end with the simulation: on a shared time-skipping
+        server their timers would otherwise hold up the next simulation's clock."""
+        for workflow_id in workflow_ids:
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(workflow_id).terminate("simulation over")
 
     async def _sleep_until_done(self, handle: Any, remaining: timedelta) -> None:
         # Skip in steps, so a journey that ends early doesn't cost the whole period.

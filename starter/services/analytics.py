@@ -3,14 +3,16 @@ journey step statistics and A/B results."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition, as_utc
 from journeys.dsl import JourneyDefinition
+from journeys.outbox import OutboxStatus
 from reporting.funnel import FunnelReport, Interval, LeadHistory, funnel
 from reporting.journey_stats import JourneyStats, SentEmail, journey_stats
 from starter.services.errors import InvalidParameter
@@ -72,46 +74,15 @@ async def journey_report(
 ) -> JourneyStats:
     """Sent, opened, clicked and converted per email step of a journey, and its A/B tests."""
     async with sessions() as session:
-        outbox = (
-            await session.execute(
-                select(
-                    OutboxEmail.id,
-                    OutboxEmail.lead_id,
-                    OutboxEmail.step_id,
-                    OutboxEmail.template,
-                    OutboxEmail.sent_at,
-                    OutboxEmail.created_at,
-                ).where(
-                    OutboxEmail.workflow_id.like(f"journey:{definition.name}:%"),
-                    OutboxEmail.status == "sent",
-                )
-            )
-        ).all()
+        outbox = await _sent_emails(session, definition)
         lead_ids = sorted({row.lead_id for row in outbox})
         opened: set[int] = set()
         clicked: set[int] = set()
         mql_at: dict[str, datetime] = {}
         for batch in range(0, len(lead_ids), 1000):
             some = lead_ids[batch : batch + 1000]
-            events = await session.execute(
-                select(EngagementEvent.event_id).where(
-                    EngagementEvent.lead_id.in_(some),
-                    EngagementEvent.type.in_(("email_open", "email_click")),
-                )
-            )
-            for (event_id,) in events:
-                # Tracking ids: open-<outbox id>, click-<outbox id>-<link> (public_routes).
-                kind, _, rest = event_id.partition("-")
-                number = rest.split("-", 1)[0]
-                if number.isdigit():
-                    (opened if kind == "open" else clicked).add(int(number))
-            mqls = await session.execute(
-                select(StageTransition.lead_id, StageTransition.at)
-                .where(StageTransition.lead_id.in_(some), StageTransition.to_stage == "mql")
-                .order_by(StageTransition.at)
-            )
-            for lead_id, at in mqls:
-                mql_at[lead_id] = as_utc(at)  # the latest MQL: a later cycle counts too
+            await _collect_opens_and_clicks(session, some, opened, clicked)
+            mql_at.update(await _latest_mqls(session, some))
     # A click implies the email was opened, even when images were blocked.
     opened |= clicked
     sent = [
@@ -125,3 +96,56 @@ async def journey_report(
         for row in outbox
     ]
     return journey_stats(definition, sent, opened, clicked, mql_at)
+
+
+async def _sent_emails(
+    session: AsyncSession, definition: JourneyDefinition
+) -> Sequence[Row[int, str, str, str, datetime | None, datetime]]:
+    """The journey's sent emails: outbox id, lead id, step id, template, sent_at and
+    created_at."""
+    return (
+        await session.execute(
+            select(
+                OutboxEmail.id,
+                OutboxEmail.lead_id,
+                OutboxEmail.step_id,
+                OutboxEmail.template,
+                OutboxEmail.sent_at,
+                OutboxEmail.created_at,
+            ).where(
+                OutboxEmail.workflow_id.like(f"journey:{definition.name}:%"),
+                OutboxEmail.status == OutboxStatus.SENT,
+            )
+        )
+    ).all()
+
+
+async def _collect_opens_and_clicks(
+    session: AsyncSession, lead_ids: list[str], opened: set[int], clicked: set[int]
+) -> None:
+    """Add the outbox ids of the leads' opened emails to `opened`, of clicked to `clicked`."""
+    events = await session.execute(
+        select(EngagementEvent.event_id).where(
+            EngagementEvent.lead_id.in_(lead_ids),
+            EngagementEvent.type.in_(("email_open", "email_click")),
+        )
+    )
+    for (event_id,) in events:
+        # Tracking ids: open-<outbox id>, click-<outbox id>-<link> (public_routes).
+        kind, _, rest = event_id.partition("-")
+        number = rest.split("-", 1)[0]
+        if number.isdigit():
+            (opened if kind == "open" else clicked).add(int(number))
+
+
+async def _latest_mqls(session: AsyncSession, lead_ids: list[str]) -> dict[str, datetime]:
+    """When each of the leads last became an MQL (a later cycle counts too)."""
+    mqls = await session.execute(
+        select(StageTransition.lead_id, StageTransition.at)
+        .where(StageTransition.lead_id.in_(lead_ids), StageTransition.to_stage == "mql")
+        .order_by(StageTransition.at)
+    )
+    mql_at: dict[str, datetime] = {}
+    for lead_id, at in mqls:
+        mql_at[lead_id] = as_utc(at)  # the latest MQL wins
+    return mql_at

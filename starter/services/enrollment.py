@@ -291,31 +291,16 @@ async def start_journey(
         if await _recent_entry(sessions, workflow_id, policy.every):
             return _result(lead_id, workflow_id, definition, "already_enrolled")
     status: Literal["enrolled", "already_enrolled"] = "enrolled"
-    new_run_id: str | None = None
     try:
-        handle = await client.start_workflow(
-            WORKFLOW_NAME,
-            JourneyInput(
-                lead_id=lead_id,
-                definition=definition,
-                continue_as_new_after=continue_as_new_after,
-                effect_timeout_seconds=effect_timeout_seconds,
-            ),
-            id=workflow_id,
+        new_run_id = await _start_workflow(
+            client,
             task_queue=task_queue,
-            id_reuse_policy=(
-                WorkflowIDReusePolicy.REJECT_DUPLICATE
-                if policy.policy == "once"
-                else WorkflowIDReusePolicy.ALLOW_DUPLICATE
-            ),
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.JOURNEY, definition.name),
-                    SearchAttributePair(search_attributes.JOURNEY_VERSION, definition.version),
-                ]
-            ),
+            lead_id=lead_id,
+            workflow_id=workflow_id,
+            definition=definition,
+            continue_as_new_after=continue_as_new_after,
+            effect_timeout_seconds=effect_timeout_seconds,
         )
-        new_run_id = handle.first_execution_run_id
     except WorkflowAlreadyStartedError as exc:
         status = "already_enrolled"
         # An earlier attempt may have started the run but died before recording it.
@@ -327,6 +312,43 @@ async def start_journey(
     if lifecycle is not None:  # also on a repeat: an earlier attempt may have died before it
         await lifecycle.nudge(lead_id, LeadNudge(cause=f"enrolled in {definition.name}"))
     return _result(lead_id, workflow_id, definition, status)
+
+
+async def _start_workflow(
+    client: Client,
+    *,
+    task_queue: str,
+    lead_id: str,
+    workflow_id: str,
+    definition: JourneyDefinition,
+    continue_as_new_after: int | None,
+    effect_timeout_seconds: int | None,
+) -> str | None:
+    """Start a run of the journey workflow, as its re-entry policy allows (a refusal is
+    `WorkflowAlreadyStartedError`); returns the new run's id."""
+    handle = await client.start_workflow(
+        WORKFLOW_NAME,
+        JourneyInput(
+            lead_id=lead_id,
+            definition=definition,
+            continue_as_new_after=continue_as_new_after,
+            effect_timeout_seconds=effect_timeout_seconds,
+        ),
+        id=workflow_id,
+        task_queue=task_queue,
+        id_reuse_policy=(
+            WorkflowIDReusePolicy.REJECT_DUPLICATE
+            if definition.reentry.policy == "once"
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        ),
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(search_attributes.JOURNEY, definition.name),
+                SearchAttributePair(search_attributes.JOURNEY_VERSION, definition.version),
+            ]
+        ),
+    )
+    return handle.first_execution_run_id
 
 
 def _result(

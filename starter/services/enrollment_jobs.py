@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -19,7 +19,7 @@ from journeys.consent import SuppressionReason
 from journeys.dsl import JourneyDefinition
 from starter.services.bulk_rows import MAX_ROWS, ParsedRows, RowError
 from starter.services.consent import ConsentIn
-from starter.services.errors import ApiProblem
+from starter.services.errors import Problem, Refusal
 from workflows.enrollment_job import (
     ENROLLMENT_JOB_WORKFLOW,
     EnrollmentJobInput,
@@ -105,9 +105,11 @@ class EnrollmentJobView(BaseModel):
     finished_at: datetime | None
 
 
-class JobNotFound(ApiProblem):
+class JobNotFound(Problem):
     def __init__(self, job_id: str) -> None:
-        super().__init__(404, ("path", "job_id"), f"no enrollment job {job_id!r}", "job_not_found")
+        super().__init__(
+            Refusal.NOT_FOUND, ("path", "job_id"), f"no enrollment job {job_id!r}", "job_not_found"
+        )
 
 
 def job_id_for(idempotency_key: str | None, caller: str) -> str:
@@ -133,36 +135,15 @@ async def create_job(
     async with sessions() as session:
         existing = await session.get(EnrollmentJob, job_id)
         if existing is None:
-            chunks = -(-len(parsed.leads) // CHUNK_ROWS)
-            session.add(
-                EnrollmentJob(
-                    id=job_id,
-                    journey=definition.name,
-                    journey_version=definition.version,
-                    source=source,
-                    status="running",
-                    total_rows=parsed.total,
-                    valid_rows=len(parsed.leads),
-                    chunks=chunks,
-                    errors=[error.model_dump() for error in parsed.errors],
-                    consent=consent.model_dump(mode="json") if consent else None,
-                    created_by=created_by,
-                )
+            chunks = await _stage_job(
+                session,
+                job_id=job_id,
+                definition=definition,
+                parsed=parsed,
+                source=source,
+                consent=consent,
+                created_by=created_by,
             )
-            await session.flush()
-            if parsed.leads:
-                await session.execute(
-                    insert(EnrollmentJobRow),
-                    [
-                        {
-                            "job_id": job_id,
-                            "line": line,
-                            "chunk": index // CHUNK_ROWS,
-                            "lead": lead.model_dump(mode="json", exclude_none=True),
-                        }
-                        for index, (line, lead) in enumerate(parsed.leads)
-                    ],
-                )
             await session.commit()
         else:
             chunks = existing.chunks
@@ -179,6 +160,51 @@ async def create_job(
     except WorkflowAlreadyStartedError:
         pass
     return await read_job(sessions, job_id)
+
+
+async def _stage_job(
+    session: AsyncSession,
+    *,
+    job_id: str,
+    definition: JourneyDefinition,
+    parsed: ParsedRows,
+    source: Literal["json", "csv"],
+    consent: ConsentIn | None,
+    created_by: str,
+) -> int:
+    """Add the job (with the rows that failed validation) and its valid rows, in chunks of
+    `CHUNK_ROWS`, for the caller to commit; returns the number of chunks."""
+    chunks = -(-len(parsed.leads) // CHUNK_ROWS)
+    session.add(
+        EnrollmentJob(
+            id=job_id,
+            journey=definition.name,
+            journey_version=definition.version,
+            source=source,
+            status="running",
+            total_rows=parsed.total,
+            valid_rows=len(parsed.leads),
+            chunks=chunks,
+            errors=[error.model_dump() for error in parsed.errors],
+            consent=consent.model_dump(mode="json") if consent else None,
+            created_by=created_by,
+        )
+    )
+    await session.flush()
+    if parsed.leads:
+        await session.execute(
+            insert(EnrollmentJobRow),
+            [
+                {
+                    "job_id": job_id,
+                    "line": line,
+                    "chunk": index // CHUNK_ROWS,
+                    "lead": lead.model_dump(mode="json", exclude_none=True),
+                }
+                for index, (line, lead) in enumerate(parsed.leads)
+            ],
+        )
+    return chunks
 
 
 async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobView:

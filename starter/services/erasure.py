@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime
 
 import httpx
 from pydantic import BaseModel
 from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -35,8 +36,9 @@ from db.models import (
 )
 from db.suppression_list import SuppressionList
 from journeys.consent import ConsentAction, ConsentStatus, suppression_of_status
+from journeys.handover import HandoverStatus
 from starter.services.crm_signatures import SIGNATURE_HEADER, sign
-from starter.services.errors import ApiProblem, LeadNotFound
+from starter.services.errors import LeadNotFound, Problem, Refusal
 from starter.settings import Settings
 from workflows.contracts import lead_workflow_id
 
@@ -57,10 +59,10 @@ class ErasureResult(BaseModel):
     crm: str
 
 
-class CrmUnreachable(ApiProblem):
+class CrmUnreachable(Problem):
     def __init__(self) -> None:
         super().__init__(
-            502,
+            Refusal.UPSTREAM_FAILED,
             (),
             "the lead's data is erased and its workflows ended, but the CRM could not be told; "
             "repeat the request to retry",
@@ -76,83 +78,19 @@ async def erase_lead(
         lead = await session.get(Lead, lead_id, with_for_update=True)
         if lead is None:
             raise LeadNotFound(lead_id, loc=("path", "lead_id"))
-        # The suppression list keeps an opted-out address, as a keyed hash, past erasure: a
-        # later import of the same address must not mail the person again.
-        held = suppression_of_status(lead.consent_status)
-        if held is not None and lead.email is not None:
-            await SuppressionList(settings.require_secret_key()).add(session, lead.email, held)
-        for name in PERSONAL_FIELDS:
-            setattr(lead, name, None)
-        lead.properties = {}
-        lead.consent_status = ConsentStatus.ERASED.value
-        lead.erased_at = lead.erased_at or utcnow()
-        erased_at = lead.erased_at
-        await session.execute(
-            update(EngagementEvent).where(EngagementEvent.lead_id == lead_id).values(properties={})
-        )
-        await session.execute(
-            update(OutboxEmail).where(OutboxEmail.lead_id == lead_id).values(subject=None)
-        )
-        await session.execute(
-            update(ConsentRecord)
-            .where(ConsentRecord.lead_id == lead_id)
-            .values(ip=None, user_agent=None)
-        )
-        # A bounce's source is the receiving server's text, which may quote the address.
-        await session.execute(
-            update(ConsentRecord)
-            .where(
-                ConsentRecord.lead_id == lead_id,
-                ConsentRecord.action == ConsentAction.BOUNCED.value,
-            )
-            .values(source=None)
-        )
-        session.add(
-            ConsentRecord(
-                lead_id=lead_id, action=ConsentAction.ERASED.value, source="erasure request"
-            )
-        )
-        # Sales feedback's free text (a rejection reason may name people, numbers,
-        # addresses): the notes, the reasons recorded from them, and the causes of stage
-        # changes that older versions wrote the reason into.
-        await session.execute(
-            update(FeedbackNote).where(FeedbackNote.lead_id == lead_id).values(text=None)
-        )
-        await session.execute(
-            update(SalesFeedbackRecord)
-            .where(SalesFeedbackRecord.lead_id == lead_id)
-            .values(reason=None)
-        )
-        for transition in (
-            await session.execute(
-                select(StageTransition).where(
-                    StageTransition.lead_id == lead_id, StageTransition.cause.like("sales %: %")
-                )
-            )
-        ).scalars():
-            transition.cause = transition.cause.partition(":")[0]
+        erased_at = await _clear_personal_fields(session, settings, lead)
+        await _anonymise_activity(session, lead_id)
+        await _drop_feedback_text(session, lead_id)
         if settings.crm_adapter == "builtin":
             await session.execute(
-                update(CrmHandover).where(CrmHandover.lead_id == lead_id).values(status="erased")
+                update(CrmHandover)
+                .where(CrmHandover.lead_id == lead_id)
+                .values(status=HandoverStatus.ERASED)
             )
-        workflow_ids = [
-            *(
-                await session.execute(
-                    select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
-                )
-            ).scalars(),
-            lead_workflow_id(lead_id),
-        ]
+        workflow_ids = await _workflows_of(session, lead_id)
         await session.commit()
     await _checkpoint_if_sqlite(sessions)
-    ended = 0
-    for workflow_id in workflow_ids:
-        try:
-            await client.get_workflow_handle(workflow_id).terminate("lead erased")
-            ended += 1
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:  # already ended
-                raise
+    ended = await _end_workflows(client, workflow_ids)
     crm = "builtin"
     if settings.crm_adapter == "webhook":
         await _tell_crm(settings, lead_id)
@@ -161,6 +99,91 @@ async def erase_lead(
     return ErasureResult(
         lead_id=lead_id, erased_at=erased_at.isoformat(), workflows_ended=ended, crm=crm
     )
+
+
+async def _clear_personal_fields(session: AsyncSession, settings: Settings, lead: Lead) -> datetime:
+    """Empty the lead row's personal fields and mark it erased; returns when it was erased
+    (the first time, on a repeat)."""
+    # The suppression list keeps an opted-out address, as a keyed hash, past erasure: a
+    # later import of the same address must not mail the person again.
+    held = suppression_of_status(lead.consent_status)
+    if held is not None and lead.email is not None:
+        await SuppressionList(settings.require_secret_key()).add(session, lead.email, held)
+    for name in PERSONAL_FIELDS:
+        setattr(lead, name, None)
+    lead.properties = {}
+    lead.consent_status = ConsentStatus.ERASED.value
+    lead.erased_at = lead.erased_at or utcnow()
+    return lead.erased_at
+
+
+async def _anonymise_activity(session: AsyncSession, lead_id: str) -> None:
+    """Keep the lead's events, emails and consent records for analytics, minus the free
+    text that may be personal; record the erasure itself as a consent record."""
+    await session.execute(
+        update(EngagementEvent).where(EngagementEvent.lead_id == lead_id).values(properties={})
+    )
+    await session.execute(
+        update(OutboxEmail).where(OutboxEmail.lead_id == lead_id).values(subject=None)
+    )
+    await session.execute(
+        update(ConsentRecord)
+        .where(ConsentRecord.lead_id == lead_id)
+        .values(ip=None, user_agent=None)
+    )
+    # A bounce's source is the receiving server's text, which may quote the address.
+    await session.execute(
+        update(ConsentRecord)
+        .where(
+            ConsentRecord.lead_id == lead_id,
+            ConsentRecord.action == ConsentAction.BOUNCED.value,
+        )
+        .values(source=None)
+    )
+    session.add(
+        ConsentRecord(lead_id=lead_id, action=ConsentAction.ERASED.value, source="erasure request")
+    )
+
+
+async def _drop_feedback_text(session: AsyncSession, lead_id: str) -> None:
+    """Sales feedback's free text (a rejection reason may name people, numbers,
+    addresses): the notes, the reasons recorded from them, and the causes of stage
+    changes that older versions wrote the reason into."""
+    await session.execute(
+        update(FeedbackNote).where(FeedbackNote.lead_id == lead_id).values(text=None)
+    )
+    await session.execute(
+        update(SalesFeedbackRecord)
+        .where(SalesFeedbackRecord.lead_id == lead_id)
+        .values(reason=None)
+    )
+    for transition in (
+        await session.execute(
+            select(StageTransition).where(
+                StageTransition.lead_id == lead_id, StageTransition.cause.like("sales %: %")
+            )
+        )
+    ).scalars():
+        transition.cause = transition.cause.partition(":")[0]
+
+
+async def _workflows_of(session: AsyncSession, lead_id: str) -> list[str]:
+    """The ids of the lead's journey workflows and of its lifecycle workflow."""
+    journeys = select(Enrollment.workflow_id).where(Enrollment.lead_id == lead_id)
+    return [*(await session.execute(journeys)).scalars(), lead_workflow_id(lead_id)]
+
+
+async def _end_workflows(client: Client, workflow_ids: list[str]) -> int:
+    """Terminate the workflows; returns how many were still there to end."""
+    ended = 0
+    for workflow_id in workflow_ids:
+        try:
+            await client.get_workflow_handle(workflow_id).terminate("lead erased")
+            ended += 1
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # already ended
+                raise
+    return ended
 
 
 async def _checkpoint_if_sqlite(sessions: async_sessionmaker) -> None:

@@ -8,17 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from activities.contracts import EngagementSignal
 from db.models import EngagementEvent, Lead, utcnow
 from db.writes import insert_once
 from journeys.dsl import EventType
 from starter.services.errors import InvalidParameter, LeadNotFound
 from starter.services.journey_signals import journeys_of, signal_journeys
 from starter.services.lead_workflow import LeadLifecycle
-from workflows.contracts import ENGAGEMENT_SIGNAL, LeadNudge
+from workflows.contracts import ENGAGEMENT_SIGNAL, EngagementSignal, LeadNudge
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +82,28 @@ class EventResult(BaseModel):
     delivered_to: list[str]
 
 
+def _event_row(lead_id: str, event: EventIn) -> EngagementEvent:
+    return EngagementEvent(
+        lead_id=lead_id,
+        event_id=event.event_id,
+        type=event.type.value,
+        occurred_at=event.occurred_at,
+        properties=dict(event.properties),
+    )
+
+
+async def _was_signalled(session: AsyncSession, lead_id: str, event_id: str) -> bool:
+    """Whether a stored event already reached the lead's journeys."""
+    stored = (
+        await session.execute(
+            select(EngagementEvent).where(
+                EngagementEvent.lead_id == lead_id, EngagementEvent.event_id == event_id
+            )
+        )
+    ).scalar_one()
+    return stored.signalled_at is not None
+
+
 async def record_event(
     client: Client,
     sessions: async_sessionmaker,
@@ -102,29 +123,11 @@ async def record_event(
         lead = await session.get(Lead, lead_id)
         if lead is None or lead.erased_at is not None:
             raise LeadNotFound(lead_id)
-        duplicate = not await insert_once(
-            session,
-            EngagementEvent(
-                lead_id=lead_id,
-                event_id=event.event_id,
-                type=event.type.value,
-                occurred_at=event.occurred_at,
-                properties=dict(event.properties),
-            ),
-        )
-        if duplicate:
-            stored = (
-                await session.execute(
-                    select(EngagementEvent).where(
-                        EngagementEvent.lead_id == lead_id,
-                        EngagementEvent.event_id == event.event_id,
-                    )
-                )
-            ).scalar_one()
-            if stored.signalled_at is not None:
-                return EventResult(
-                    lead_id=lead_id, event_id=event.event_id, duplicate=True, delivered_to=[]
-                )
+        duplicate = not await insert_once(session, _event_row(lead_id, event))
+        if duplicate and await _was_signalled(session, lead_id, event.event_id):
+            return EventResult(
+                lead_id=lead_id, event_id=event.event_id, duplicate=True, delivered_to=[]
+            )
         workflow_ids = await journeys_of(session, lead_id)
     signal = EngagementSignal(
         event_id=event.event_id, type=event.type, occurred_at=event.occurred_at

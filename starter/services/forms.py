@@ -15,7 +15,7 @@ from journeys.forms import FORMS, FormDefinition
 from journeys.registry import get_journey
 from starter.services.consent import ConsentIn
 from starter.services.enrollment import LeadIn, enroll
-from starter.services.errors import ApiProblem
+from starter.services.errors import Problem, Refusal
 from starter.services.events import EventIn, record_event
 from starter.services.lead_workflow import LeadLifecycle
 
@@ -89,20 +89,20 @@ class FormSubmissionResult(BaseModel):
     event_id: str
 
 
-class UnknownForm(ApiProblem):
+class UnknownForm(Problem):
     def __init__(self, name: str) -> None:
         super().__init__(
-            404,
+            Refusal.NOT_FOUND,
             ("path", "form"),
             f"unknown form {name!r}; known: {', '.join(sorted(FORMS))}",
             "unknown_form",
         )
 
 
-class ConsentRequired(ApiProblem):
+class ConsentRequired(Problem):
     def __init__(self) -> None:
         super().__init__(
-            422,
+            Refusal.INVALID,
             ("body", "consent", "marketing"),
             "this form enrolls into a nurture journey: marketing consent is required",
             "consent_required",
@@ -139,13 +139,7 @@ async def submit_form(
     click re-subscribes it)."""
     if not submission.consent.marketing:
         raise ConsentRequired()
-    consent = ConsentIn(
-        source=f"form:{form.name}",
-        confirmed=not form.double_opt_in,
-        text_version=submission.consent.text_version,
-        ip=submission.ip,
-        user_agent=submission.user_agent,
-    )
+    consent = _consent_given(form, submission)
     enrollment = await enroll(
         client,
         sessions,
@@ -159,7 +153,57 @@ async def submit_form(
         source=source,
         confirmed_action=ConsentAction.OPTED_IN,
     )
-    event_id = f"form-{form.name}-{submission.submission_id or enrollment.lead_id}"
+    event_id = await _record_submission(
+        client, sessions, lifecycle, form, submission, enrollment.lead_id
+    )
+    return FormSubmissionResult(
+        form=form.name,
+        lead_id=enrollment.lead_id,
+        journey=form.journey,
+        status=enrollment.status,
+        consent_status=enrollment.consent_status,
+        suppressed=enrollment.suppressed,
+        resubscribe_url=_resubscribe_url(public_base_url, form, enrollment.suppressed, source),
+        event_id=event_id,
+    )
+
+
+def _resubscribe_url(
+    public_base_url: str,
+    form: FormDefinition,
+    suppressed: SuppressionReason | None,
+    source: ClaimSource,
+) -> str | None:
+    """For a suppressed address an integration relayed: Nurture's hosted form, where the
+    person can subscribe again themselves."""
+    if suppressed is not None and source is ClaimSource.INTEGRATION:
+        return f"{public_base_url.rstrip('/')}/f/{form.name}"
+    return None
+
+
+def _consent_given(form: FormDefinition, submission: FormSubmission) -> ConsentIn:
+    """The submission's consent with its evidence; confirmed unless the form asks for a
+    double opt-in."""
+    return ConsentIn(
+        source=f"form:{form.name}",
+        confirmed=not form.double_opt_in,
+        text_version=submission.consent.text_version,
+        ip=submission.ip,
+        user_agent=submission.user_agent,
+    )
+
+
+async def _record_submission(
+    client: Client,
+    sessions: async_sessionmaker,
+    lifecycle: LeadLifecycle,
+    form: FormDefinition,
+    submission: FormSubmission,
+    lead_id: str,
+) -> str:
+    """Record the submission as the form's engagement event (once per submission id, or
+    per lead without one); returns the event's id."""
+    event_id = f"form-{form.name}-{submission.submission_id or lead_id}"
     properties: dict[str, str | int | float | bool | None] = {"form": form.name}
     if form.lead_magnet:
         properties["content"] = form.lead_magnet
@@ -169,26 +213,8 @@ async def submit_form(
         client,
         sessions,
         EventIn.model_validate(
-            {
-                "lead_id": enrollment.lead_id,
-                "type": form.event,
-                "event_id": event_id,
-                "properties": properties,
-            }
+            {"lead_id": lead_id, "type": form.event, "event_id": event_id, "properties": properties}
         ),
         lifecycle,
     )
-    return FormSubmissionResult(
-        form=form.name,
-        lead_id=enrollment.lead_id,
-        journey=form.journey,
-        status=enrollment.status,
-        consent_status=enrollment.consent_status,
-        suppressed=enrollment.suppressed,
-        resubscribe_url=(
-            f"{public_base_url.rstrip('/')}/f/{form.name}"
-            if enrollment.suppressed is not None and source is ClaimSource.INTEGRATION
-            else None
-        ),
-        event_id=event_id,
-    )
+    return event_id

@@ -73,6 +73,19 @@ class LeadSummary(BaseModel):
     created_at: datetime
 
 
+# The fields a lead's list entry (`LeadSummary`) and its full view (`LeadView`) both show,
+# as the Lead row holds them.
+LEAD_FACTS = (
+    "id", "external_id", "email", "first_name", "last_name", "company", "title",
+    "lifecycle_stage", "owner", "account_id", "created_at",
+)  # fmt: skip
+
+
+def lead_facts(lead: Lead) -> dict[str, Any]:
+    """The row's `LEAD_FACTS`, by name."""
+    return {name: getattr(lead, name) for name in LEAD_FACTS}
+
+
 class LeadPage(BaseModel):
     """One page of leads; pass `next_cursor` as `cursor` for the next (null: the last)."""
 
@@ -175,4 +188,10 @@ async def all_leads(
 
 
 def summary(lead: Lead) -> LeadSummary:
-    return LeadSummary.model_validate(lead, from_attributes=True)
+    """The lead as a list shows it."""
+    return LeadSummary(
+        **lead_facts(lead),
+        score=lead.score,
+        fit_score=lead.fit_score,
+        behaviour_score=lead.behaviour_score,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -28,6 +29,7 @@ from db.suppression_list import SuppressionList
 from journeys.consent import SuppressionReason
 from journeys.scoring import ScoreExplanation
 from starter.services.errors import LeadNotFound
+from starter.services.lead_list import lead_facts
 from starter.services.score_explanation import explain_score
 from workflows import search_attributes
 
@@ -134,12 +136,18 @@ async def _journey_view(client: Client, enrollment: Enrollment) -> JourneyView:
     )
 
 
+async def _visible_lead(session: AsyncSession, lead_id: str) -> Lead:
+    """The lead, unless it doesn't exist or was erased (`LeadNotFound`)."""
+    lead = await session.get(Lead, lead_id)
+    if lead is None or lead.erased_at is not None:
+        raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+    return lead
+
+
 async def read_score(sessions: async_sessionmaker, lead_id: str) -> ScoreExplanation:
     """The lead's score now, explained."""
     async with sessions() as session:
-        lead = await session.get(Lead, lead_id)
-        if lead is None or lead.erased_at is not None:
-            raise LeadNotFound(lead_id, loc=("path", "lead_id"))
+        lead = await _visible_lead(session, lead_id)
         return await explain_score(session, lead, datetime.now(UTC))
 
 
@@ -152,93 +160,101 @@ async def _rows_of(
     return (await session.execute(query)).scalars().all()
 
 
-async def read_lead(
-    client: Client, sessions: async_sessionmaker, suppressions: SuppressionList, lead_id: str
-) -> LeadView:
-    """Everything the API shows about one lead."""
-    async with sessions() as session:
-        lead = await session.get(Lead, lead_id)
-        if lead is None or lead.erased_at is not None:
-            raise LeadNotFound(lead_id, loc=("path", "lead_id"))
-        suppressed = await suppressions.reason(session, lead.email)
-        score = await explain_score(session, lead, datetime.now(UTC))
-        transitions = await _rows_of(
+@dataclass(frozen=True)
+class _LeadRows:
+    """A lead's rows in the tables its view shows, each oldest first."""
+
+    transitions: Sequence[StageTransition]
+    handovers: Sequence[CrmHandover]
+    enrollments: Sequence[Enrollment]
+    emails: Sequence[OutboxEmail]
+    events: Sequence[EngagementEvent]
+    scores: Sequence[ScoreRecord]
+    consents: Sequence[ConsentRecord]
+    feedback: Sequence[SalesFeedbackRecord]
+
+
+async def _lead_rows(session: AsyncSession, lead_id: str) -> _LeadRows:
+    """Read the lead's rows; stage transitions only where the stage changed."""
+    return _LeadRows(
+        transitions=await _rows_of(
             session,
             StageTransition,
             lead_id,
             StageTransition.at,
             StageTransition.from_stage != StageTransition.to_stage,
-        )
-        handovers = await _rows_of(session, CrmHandover, lead_id, CrmHandover.created_at)
-        enrollments = await _rows_of(session, Enrollment, lead_id, Enrollment.enrolled_at)
-        emails = await _rows_of(session, OutboxEmail, lead_id, OutboxEmail.created_at)
-        events = await _rows_of(session, EngagementEvent, lead_id, EngagementEvent.occurred_at)
-        scores = await _rows_of(session, ScoreRecord, lead_id, ScoreRecord.at)
-        consents = await _rows_of(session, ConsentRecord, lead_id, ConsentRecord.at)
-        feedback = await _rows_of(
-            session,
-            SalesFeedbackRecord,
-            lead_id,
-            SalesFeedbackRecord.at,
-        )
+        ),
+        handovers=await _rows_of(session, CrmHandover, lead_id, CrmHandover.created_at),
+        enrollments=await _rows_of(session, Enrollment, lead_id, Enrollment.enrolled_at),
+        emails=await _rows_of(session, OutboxEmail, lead_id, OutboxEmail.created_at),
+        events=await _rows_of(session, EngagementEvent, lead_id, EngagementEvent.occurred_at),
+        scores=await _rows_of(session, ScoreRecord, lead_id, ScoreRecord.at),
+        consents=await _rows_of(session, ConsentRecord, lead_id, ConsentRecord.at),
+        feedback=await _rows_of(session, SalesFeedbackRecord, lead_id, SalesFeedbackRecord.at),
+    )
+
+
+async def read_lead(
+    client: Client, sessions: async_sessionmaker, suppressions: SuppressionList, lead_id: str
+) -> LeadView:
+    """Everything the API shows about one lead."""
+    async with sessions() as session:
+        lead = await _visible_lead(session, lead_id)
+        suppressed = await suppressions.reason(session, lead.email)
+        score = await explain_score(session, lead, datetime.now(UTC))
+        rows = await _lead_rows(session, lead_id)
     timeline = build_timeline(
-        emails=emails,
-        events=events,
-        scores=scores,
-        transitions=transitions,
-        handovers=handovers,
-        consents=consents,
-        feedback=feedback,
+        emails=rows.emails,
+        events=rows.events,
+        scores=rows.scores,
+        transitions=rows.transitions,
+        handovers=rows.handovers,
+        consents=rows.consents,
+        feedback=rows.feedback,
     )
     return LeadView(
-        id=lead.id,
-        external_id=lead.external_id,
-        email=lead.email,
-        first_name=lead.first_name,
-        last_name=lead.last_name,
-        company=lead.company,
-        title=lead.title,
-        lifecycle_stage=lead.lifecycle_stage,
+        **lead_facts(lead),
         consent_status=lead.consent_status,
         suppressed=suppressed,
-        owner=lead.owner,
-        account_id=lead.account_id,
-        created_at=lead.created_at,
         score=score,
-        stage_transitions=[
-            TransitionView(
-                at=t.at, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause, actor=t.actor
-            )
-            for t in transitions
-        ],
-        handovers=[
-            HandoverView(
-                id=h.id,
-                kind=h.kind,
-                cycle=h.cycle,
-                owner=h.owner,
-                routing_rule=h.routing_rule,
-                status=h.status,
-                created_at=h.created_at,
-            )
-            for h in handovers
-        ],
-        journeys=[await _journey_view(client, e) for e in enrollments],
-        emails=[
-            EmailView(
-                step_id=e.step_id,
-                template=e.template,
-                status=e.status,
-                subject=e.subject,
-                message_id=e.message_id,
-                sent_at=e.sent_at,
-            )
-            for e in emails
-        ],
+        stage_transitions=[_transition_view(t) for t in rows.transitions],
+        handovers=[_handover_view(h) for h in rows.handovers],
+        journeys=[await _journey_view(client, e) for e in rows.enrollments],
+        emails=[_email_view(e) for e in rows.emails],
         events=[
-            EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at) for e in events
+            EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at)
+            for e in rows.events
         ],
         timeline=timeline,
+    )
+
+
+def _transition_view(t: StageTransition) -> TransitionView:
+    return TransitionView(
+        at=t.at, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause, actor=t.actor
+    )
+
+
+def _handover_view(h: CrmHandover) -> HandoverView:
+    return HandoverView(
+        id=h.id,
+        kind=h.kind,
+        cycle=h.cycle,
+        owner=h.owner,
+        routing_rule=h.routing_rule,
+        status=h.status,
+        created_at=h.created_at,
+    )
+
+
+def _email_view(e: OutboxEmail) -> EmailView:
+    return EmailView(
+        step_id=e.step_id,
+        template=e.template,
+        status=e.status,
+        subject=e.subject,
+        message_id=e.message_id,
+        sent_at=e.sent_at,
     )
 
 
@@ -254,68 +270,74 @@ def build_timeline(
 ) -> list[TimelineEntry]:
     """Everything that happened to a lead, oldest first."""
     entries = [
-        *(
-            TimelineEntry(
-                at=e.sent_at or e.created_at,
-                kind="email",
-                summary=f"email {e.template} {e.status}",
-                details={"step_id": e.step_id, "subject": e.subject, "message_id": e.message_id},
-            )
-            for e in emails
-        ),
-        *(
-            TimelineEntry(
-                at=e.occurred_at, kind="event", summary=e.type, details={"event_id": e.event_id}
-            )
-            for e in events
-        ),
-        *(
-            TimelineEntry(
-                at=s.at,
-                kind="score",
-                summary=f"score {s.total} (fit {s.fit}, behaviour {s.behaviour}): {s.cause}",
-                details={"model": s.model, "contributions": s.contributions},
-            )
-            for s in scores
-        ),
-        *(
-            TimelineEntry(
-                at=t.at,
-                kind="stage",
-                summary=f"{t.from_stage or 'new'} → {t.to_stage}",
-                details={"cause": t.cause, "actor": t.actor},
-            )
-            for t in transitions
-        ),
-        *(
-            TimelineEntry(
-                at=h.created_at,
-                kind="handover",
-                summary=f"handed over to {h.owner or 'sales'} ({h.routing_rule or 'unrouted'})",
-                details={"cycle": h.cycle, "status": h.status, "score": h.score},
-            )
-            for h in handovers
-            if h.kind == "lead"
-        ),
-        *(
-            TimelineEntry(
-                at=c.at,
-                kind="consent",
-                summary=f"consent {c.action}",
-                details={"source": c.source, "text_version": c.text_version},
-            )
-            for c in consents
-        ),
-        *(
-            TimelineEntry(
-                at=f.at,
-                kind="feedback",
-                summary=f"sales {f.outcome}" + (f": {f.reason}" if f.reason else ""),
-                details={"rep": f.rep, "from_stage": f.from_stage, "to_stage": f.to_stage},
-            )
-            for f in feedback
-        ),
+        *map(_email_entry, emails),
+        *map(_event_entry, events),
+        *map(_score_entry, scores),
+        *map(_stage_entry, transitions),
+        *(_handover_entry(h) for h in handovers if h.kind == "lead"),
+        *map(_consent_entry, consents),
+        *map(_feedback_entry, feedback),
     ]
     for entry in entries:
         entry.at = as_utc(entry.at)
     return sorted(entries, key=lambda entry: entry.at)
+
+
+def _email_entry(e: OutboxEmail) -> TimelineEntry:
+    return TimelineEntry(
+        at=e.sent_at or e.created_at,
+        kind="email",
+        summary=f"email {e.template} {e.status}",
+        details={"step_id": e.step_id, "subject": e.subject, "message_id": e.message_id},
+    )
+
+
+def _event_entry(e: EngagementEvent) -> TimelineEntry:
+    return TimelineEntry(
+        at=e.occurred_at, kind="event", summary=e.type, details={"event_id": e.event_id}
+    )
+
+
+def _score_entry(s: ScoreRecord) -> TimelineEntry:
+    return TimelineEntry(
+        at=s.at,
+        kind="score",
+        summary=f"score {s.total} (fit {s.fit}, behaviour {s.behaviour}): {s.cause}",
+        details={"model": s.model, "contributions": s.contributions},
+    )
+
+
+def _stage_entry(t: StageTransition) -> TimelineEntry:
+    return TimelineEntry(
+        at=t.at,
+        kind="stage",
+        summary=f"{t.from_stage or 'new'} → {t.to_stage}",
+        details={"cause": t.cause, "actor": t.actor},
+    )
+
+
+def _handover_entry(h: CrmHandover) -> TimelineEntry:
+    return TimelineEntry(
+        at=h.created_at,
+        kind="handover",
+        summary=f"handed over to {h.owner or 'sales'} ({h.routing_rule or 'unrouted'})",
+        details={"cycle": h.cycle, "status": h.status, "score": h.score},
+    )
+
+
+def _consent_entry(c: ConsentRecord) -> TimelineEntry:
+    return TimelineEntry(
+        at=c.at,
+        kind="consent",
+        summary=f"consent {c.action}",
+        details={"source": c.source, "text_version": c.text_version},
+    )
+
+
+def _feedback_entry(f: SalesFeedbackRecord) -> TimelineEntry:
+    return TimelineEntry(
+        at=f.at,
+        kind="feedback",
+        summary=f"sales {f.outcome}" + (f": {f.reason}" if f.reason else ""),
+        details={"rep": f.rep, "from_stage": f.from_stage, "to_stage": f.to_stage},
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from db.models import Lead
 from journeys.personas import PERSONAS
 from journeys.rendering import lead_fields, render_email, template_context, template_exists
-from starter.services.errors import ApiProblem, LeadNotFound
+from starter.services.errors import LeadNotFound, Problem, Refusal
 from starter.settings import Settings
 
 
@@ -24,16 +24,18 @@ class TemplatePreview(BaseModel):
     text: str
 
 
-class UnknownTemplate(ApiProblem):
+class UnknownTemplate(Problem):
     def __init__(self, name: str) -> None:
-        super().__init__(404, ("path", "name"), f"no email template {name!r}", "unknown_template")
+        super().__init__(
+            Refusal.NOT_FOUND, ("path", "name"), f"no email template {name!r}", "unknown_template"
+        )
 
 
-class UnknownPersona(ApiProblem):
+class UnknownPersona(Problem):
     def __init__(self, name: str) -> None:
         known = ", ".join(sorted(PERSONAS))
         super().__init__(
-            422,
+            Refusal.INVALID,
             ("query", "persona"),
             f"unknown persona {name!r}; known: {known}",
             "unknown_persona",

@@ -17,10 +17,11 @@ from db.writes import insert_once
 from journeys.lifecycle import CRM_STATUS_OUTCOMES, FeedbackOutcome, outcome_for_crm_status
 from starter.services.crm_signatures import TOLERANCE_SECONDS
 from starter.services.errors import (
-    ApiProblem,
     FeedbackNotAllowed,
     FeedbackNotAnswered,
     LeadNotFound,
+    Problem,
+    Refusal,
     UnknownCrmStatus,
 )
 from starter.services.lead_workflow import FeedbackConflict, FeedbackUnanswered, LeadLifecycle
@@ -142,10 +143,10 @@ async def give_feedback(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class WebhookReplayed(ApiProblem):
+class WebhookReplayed(Problem):
     def __init__(self) -> None:
         super().__init__(
-            409,
+            Refusal.CONFLICT,
             ("header", "x-nurture-signature"),
             "this signed request was already received; sign a new one to send it again",
             "webhook_replayed",

@@ -7,8 +7,10 @@ SHA-256 names the session, so signing out (or 12 hours) ends it, and removing a 
 NURTURE_API_KEYS ends its sessions. Every form carries the session's own CSRF token. The
 sign-in form is protected too (a cookie-bound token and an Origin check), so another site
 can't sign a visitor into a session of its choosing; failed sign-ins count against the
-client address with unknown API keys (429). Notices shown on the page come from a fixed
-list, never from the URL's text.
+client address with unknown API keys (429, the limiter the API's keys share). Notices
+shown on the page come from a fixed list, never from the URL's text.
+
+Routes: `/inbox`, `/inbox/login`, `/inbox/logout`, `/inbox/leads/{id}/feedback`.
 """
 
 from __future__ import annotations
@@ -16,23 +18,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import InboxSession, Lead, as_utc
 from journeys.dsl import LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
-from starter.api.auth import holder_of
+from starter.api.auth import caller_name, holder_of
+from starter.api.deps import Config, Lifecycle, Sessions, State
 from starter.api.pages import pages
-from starter.api.rate_limits import AttemptLimiter
+from starter.api.paths import LeadId
+from starter.api.problems import STATUS
 from starter.api.request_guard import client_address, same_site
-from starter.api.roles import caller_name
-from starter.services.errors import ApiProblem
+from starter.services.errors import Problem
 from starter.services.sales import SalesFeedbackIn, give_feedback
 from starter.services.score_explanation import explain_score
 from starter.settings import ApiKeyHolder, Role, Settings
@@ -40,6 +45,7 @@ from starter.settings import ApiKeyHolder, Role, Settings
 COOKIE = "nurture_inbox"
 LOGIN_COOKIE = "nurture_inbox_login"  # binds the sign-in form to the browser that got it
 SESSION_HOURS = 12
+MAX_TOKEN = 200  # a longer session cookie is no token of ours
 # What the page may say after an action: a code in the URL picks one of these.
 NOTICES = {
     "accepted": "Accepted: the lead is now {stage}.",
@@ -47,7 +53,8 @@ NOTICES = {
     "reason_needed": "Say why you reject the lead.",
     "signed_out": "You are signed out.",
 }
-LeadId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+router = APIRouter(include_in_schema=False)
 
 
 def _fingerprint(key: str) -> str:
@@ -56,6 +63,11 @@ def _fingerprint(key: str) -> str:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _secure(settings: Settings) -> bool:
+    """Whether cookies are sent over HTTPS only (when the API is served over HTTPS)."""
+    return settings.public_base_url.startswith("https://")
 
 
 def notice_text(code: str | None, stage: str | None) -> str:
@@ -77,183 +89,217 @@ def _error(status: int, title: str, message: str) -> HTMLResponse:
     return _render("inbox_error.html", status=status, title=title, message=message)
 
 
-def inbox_router(settings: Settings, failed_auth: AttemptLimiter) -> APIRouter:
-    """`/inbox`, `/inbox/login`, `/inbox/logout`, `/inbox/leads/{id}/feedback`.
-    `failed_auth` counts wrong keys per client address (shared with the API's keys)."""
-    router = APIRouter(include_in_schema=False)
-    secure = settings.public_base_url.startswith("https://")
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/inbox/login", status_code=303)
 
-    async def session_of(request: Request) -> tuple[ApiKeyHolder, InboxSession] | None:
-        token = request.cookies.get(COOKIE)
-        if not token or len(token) > 200:
-            return None
-        async with request.app.state.sessions() as db:
-            found = await db.get(InboxSession, _token_hash(token))
-        if found is None or as_utc(found.expires_at) <= datetime.now(UTC):
-            return None
-        keys: dict[str, ApiKeyHolder] = request.app.state.api_keys
-        for key, holder in keys.items():
-            if hmac.compare_digest(_fingerprint(key), found.key_fingerprint):
-                return holder, found
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The key a live inbox session was opened with, and the session."""
+
+    holder: ApiKeyHolder
+    session: InboxSession
+
+
+async def _signed_in(request: Request, state: State, sessions: Sessions) -> SignedIn | None:
+    """The visitor's live session, if their cookie names one whose key is still configured."""
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > MAX_TOKEN:
         return None
+    async with sessions() as db:
+        found = await db.get(InboxSession, _token_hash(token))
+    if found is None or as_utc(found.expires_at) <= datetime.now(UTC):
+        return None
+    for key, holder in state.api_keys.items():
+        if hmac.compare_digest(_fingerprint(key), found.key_fingerprint):
+            return SignedIn(holder, found)
+    return None
 
-    async def inbox_leads(request: Request, holder: ApiKeyHolder) -> list[dict[str, Any]]:
-        query = select(Lead).where(Lead.lifecycle_stage == "mql", Lead.erased_at.is_(None))
-        if holder.rep is not None:
-            query = query.where(Lead.owner == holder.rep)
-        now = datetime.now(UTC)
-        items = []
-        async with request.app.state.sessions() as session:
-            for lead in (await session.execute(query.order_by(Lead.score.desc()))).scalars():
-                items.append({"lead": lead, "score": await explain_score(session, lead, now)})
-        return items
 
-    def login_form(status: int = 200, error: str | None = None) -> HTMLResponse:
-        nonce = secrets.token_urlsafe(24)
-        page = _render(
-            "inbox_login.html",
-            status=status,
-            title="Sales inbox: sign in",
-            error=error,
-            login_token=nonce,
-        )
-        page.set_cookie(
-            LOGIN_COOKIE,
-            nonce,
-            max_age=3600,
-            httponly=True,
-            samesite="strict",
-            secure=secure,
-            path="/inbox/login",
-        )
-        return page
+# The visitor's session, or None (not signed in, expired, or the key was removed).
+Visitor = Annotated[SignedIn | None, Depends(_signed_in)]
 
-    @router.get("/inbox/login", response_class=HTMLResponse)
-    async def login_page() -> HTMLResponse:
-        return login_form()
 
-    @router.post("/inbox/login", response_class=HTMLResponse)
-    async def login(
-        request: Request,
-        key: Annotated[str, Form(max_length=500)] = "",
-        login_token: Annotated[str, Form(max_length=100)] = "",
-    ) -> Response:
-        address = client_address(request.scope)
-        if (wait := failed_auth.retry_after(address)) is not None:
-            page = login_form(429, "Too many failed sign-ins from here: try again in a minute.")
-            page.headers["Retry-After"] = str(wait)
-            return page
-        cookie_nonce = request.cookies.get(LOGIN_COOKIE, "")
-        if (
-            not same_site(request.headers, str(request.url), settings.public_base_url)
-            or not cookie_nonce
-            or not hmac.compare_digest(cookie_nonce, login_token)
-        ):
-            return login_form(403, "This sign-in form has expired: please sign in again.")
-        holder = holder_of(request.app.state.api_keys, key.strip()) if key else None
-        if holder is None or holder.role not in (Role.SALES, Role.ADMIN):
-            if holder is None:
-                failed_auth.record(address)
-            message = (
-                "That key is not a sales key." if holder else "Unknown key: check and try again."
+async def _inbox_leads(
+    sessions: async_sessionmaker[AsyncSession], holder: ApiKeyHolder
+) -> list[dict[str, Any]]:
+    """The MQLs `holder` sees (a rep's own; all for an admin), best score first."""
+    query = select(Lead).where(Lead.lifecycle_stage == "mql", Lead.erased_at.is_(None))
+    if holder.rep is not None:
+        query = query.where(Lead.owner == holder.rep)
+    now = datetime.now(UTC)
+    items = []
+    async with sessions() as session:
+        for lead in (await session.execute(query.order_by(Lead.score.desc()))).scalars():
+            items.append({"lead": lead, "score": await explain_score(session, lead, now)})
+    return items
+
+
+def _login_form(settings: Settings, status: int = 200, error: str | None = None) -> HTMLResponse:
+    """The sign-in page, with a fresh form token bound to this browser by a cookie."""
+    nonce = secrets.token_urlsafe(24)
+    page = _render(
+        "inbox_login.html",
+        status=status,
+        title="Sales inbox: sign in",
+        error=error,
+        login_token=nonce,
+    )
+    page.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(settings),
+        path="/inbox/login",
+    )
+    return page
+
+
+def _form_is_ours(request: Request, settings: Settings, login_token: str) -> bool:
+    """Whether the sign-in was posted from our site, by the browser we gave the form to."""
+    cookie_nonce = request.cookies.get(LOGIN_COOKIE, "")
+    return (
+        same_site(request.headers, str(request.url), settings.public_base_url)
+        and bool(cookie_nonce)
+        and hmac.compare_digest(cookie_nonce, login_token)
+    )
+
+
+async def _open_session(sessions: async_sessionmaker[AsyncSession], key: str) -> str:
+    """A new session for `key` (expired ones are cleared); its token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    async with sessions() as db:
+        await db.execute(delete(InboxSession).where(InboxSession.expires_at < now))
+        db.add(
+            InboxSession(
+                token_hash=_token_hash(token),
+                key_fingerprint=_fingerprint(key),
+                csrf=secrets.token_urlsafe(32),
+                expires_at=now + timedelta(hours=SESSION_HOURS),
             )
-            return login_form(401, message)
-        token = secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
-        async with request.app.state.sessions() as db:
-            await db.execute(delete(InboxSession).where(InboxSession.expires_at < now))
-            db.add(
-                InboxSession(
-                    token_hash=_token_hash(token),
-                    key_fingerprint=_fingerprint(key.strip()),
-                    csrf=secrets.token_urlsafe(32),
-                    expires_at=now + timedelta(hours=SESSION_HOURS),
-                )
+        )
+        await db.commit()
+    return token
+
+
+def _signed_in_response(settings: Settings, token: str) -> RedirectResponse:
+    """To the inbox, with the session cookie set and the sign-in form's cookie gone."""
+    response = RedirectResponse("/inbox", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(settings),
+        path="/inbox",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/inbox/login")
+    return response
+
+
+@router.get("/inbox/login", response_class=HTMLResponse)
+async def login_page(settings: Config) -> HTMLResponse:
+    return _login_form(settings)
+
+
+@router.post("/inbox/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    state: State,
+    sessions: Sessions,
+    key: Annotated[str, Form(max_length=500)] = "",
+    login_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Sign in with a sales (or admin) key; unknown keys count against the address."""
+    settings, failed_auth = state.settings, state.failed_auth
+    address = client_address(request.scope)
+    if (wait := failed_auth.retry_after(address)) is not None:
+        page = _login_form(
+            settings, 429, "Too many failed sign-ins from here: try again in a minute."
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
+    if not _form_is_ours(request, settings, login_token):
+        return _login_form(settings, 403, "This sign-in form has expired: please sign in again.")
+    holder = holder_of(state.api_keys, key.strip()) if key else None
+    if holder is None or holder.role not in (Role.SALES, Role.ADMIN):
+        if holder is None:
+            failed_auth.record(address)
+        message = "That key is not a sales key." if holder else "Unknown key: check and try again."
+        return _login_form(settings, 401, message)
+    token = await _open_session(sessions, key.strip())
+    return _signed_in_response(settings, token)
+
+
+@router.post("/inbox/logout")
+async def logout(request: Request, sessions: Sessions) -> Response:
+    """Sign out: the session ends on the server, whatever happens to the cookie."""
+    token = request.cookies.get(COOKIE)
+    if token and len(token) <= MAX_TOKEN:
+        async with sessions() as db:
+            await db.execute(
+                delete(InboxSession).where(InboxSession.token_hash == _token_hash(token))
             )
             await db.commit()
-        response = RedirectResponse("/inbox", status_code=303)
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=SESSION_HOURS * 3600,
-            httponly=True,
-            samesite="strict",
-            secure=secure,
-            path="/inbox",
+    response = _to_login()
+    response.delete_cookie(COOKIE, path="/inbox")
+    return response
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+async def inbox(
+    visitor: Visitor, sessions: Sessions, notice: str | None = None, stage: str | None = None
+) -> Response:
+    """The signed-in rep's MQLs, each with its score explanation."""
+    if visitor is None:
+        return _to_login()
+    return _render(
+        "inbox.html",
+        title="Sales inbox",
+        who=visitor.holder.rep or "all reps",
+        items=await _inbox_leads(sessions, visitor.holder),
+        csrf=visitor.session.csrf,
+        notice=notice_text(notice, stage),
+    )
+
+
+@router.post("/inbox/leads/{lead_id}/feedback", response_class=HTMLResponse)
+async def feedback(
+    lead_id: LeadId,
+    visitor: Visitor,
+    sessions: Sessions,
+    lifecycle: Lifecycle,
+    outcome: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+    csrf: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Accept or reject (with a reason) one of the rep's leads, from the inbox's form."""
+    if visitor is None:
+        return _to_login()
+    holder = visitor.holder
+    if not csrf or not hmac.compare_digest(csrf, visitor.session.csrf):
+        return _error(403, "Expired form", "This form has expired: reload the inbox.")
+    async with sessions() as db:
+        lead = await db.get(Lead, lead_id)
+    if lead is None or (holder.rep is not None and lead.owner != holder.rep):
+        return _error(404, "Not in your inbox", "This lead is not assigned to you.")
+    if outcome not in (FeedbackOutcome.ACCEPT, FeedbackOutcome.REJECT):
+        return _error(422, "Choose accept or reject", "Choose accept or reject.")
+    if outcome == FeedbackOutcome.REJECT and not reason.strip():
+        return RedirectResponse("/inbox?notice=reason_needed", 303)
+    given = SalesFeedbackIn(
+        outcome=FeedbackOutcome(outcome), reason=reason.strip() or None, rep=holder.rep
+    )
+    try:
+        result = await give_feedback(
+            lifecycle, sessions, lead_id, given, request_id=None, actor=caller_name(holder)
         )
-        response.delete_cookie(LOGIN_COOKIE, path="/inbox/login")
-        return response
-
-    @router.post("/inbox/logout")
-    async def logout(request: Request) -> Response:
-        """Sign out: the session ends on the server, whatever happens to the cookie."""
-        token = request.cookies.get(COOKIE)
-        if token and len(token) <= 200:
-            async with request.app.state.sessions() as db:
-                await db.execute(
-                    delete(InboxSession).where(InboxSession.token_hash == _token_hash(token))
-                )
-                await db.commit()
-        response = RedirectResponse("/inbox/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/inbox")
-        return response
-
-    @router.get("/inbox", response_class=HTMLResponse)
-    async def inbox(
-        request: Request, notice: str | None = None, stage: str | None = None
-    ) -> Response:
-        found = await session_of(request)
-        if found is None:
-            return RedirectResponse("/inbox/login", status_code=303)
-        holder, session = found
-        return _render(
-            "inbox.html",
-            title="Sales inbox",
-            who=holder.rep or "all reps",
-            items=await inbox_leads(request, holder),
-            csrf=session.csrf,
-            notice=notice_text(notice, stage),
-        )
-
-    @router.post("/inbox/leads/{lead_id}/feedback", response_class=HTMLResponse)
-    async def feedback(
-        lead_id: LeadId,
-        request: Request,
-        outcome: Annotated[str, Form(max_length=20)] = "",
-        reason: Annotated[str, Form(max_length=500)] = "",
-        csrf: Annotated[str, Form(max_length=500)] = "",
-    ) -> Response:
-        found = await session_of(request)
-        if found is None:
-            return RedirectResponse("/inbox/login", status_code=303)
-        holder, session = found
-        if not csrf or not hmac.compare_digest(csrf, session.csrf):
-            return _error(403, "Expired form", "This form has expired: reload the inbox.")
-        async with request.app.state.sessions() as db:
-            lead = await db.get(Lead, lead_id)
-        if lead is None or (holder.rep is not None and lead.owner != holder.rep):
-            return _error(404, "Not in your inbox", "This lead is not assigned to you.")
-        if outcome not in (FeedbackOutcome.ACCEPT, FeedbackOutcome.REJECT):
-            return _error(422, "Choose accept or reject", "Choose accept or reject.")
-        if outcome == FeedbackOutcome.REJECT and not reason.strip():
-            return RedirectResponse("/inbox?notice=reason_needed", 303)
-        try:
-            result = await give_feedback(
-                request.app.state.lifecycle,
-                request.app.state.sessions,
-                lead_id,
-                SalesFeedbackIn(
-                    outcome=FeedbackOutcome(outcome),
-                    reason=reason.strip() or None,
-                    rep=holder.rep,
-                ),
-                request_id=None,
-                actor=caller_name(holder),
-            )
-        except ApiProblem as problem:
-            return _error(problem.status, "Not applied", problem.message)
-        code = "accepted" if outcome == FeedbackOutcome.ACCEPT else "rejected"
-        query = urlencode({"notice": code, "stage": result.stage})
-        return RedirectResponse(f"/inbox?{query}", status_code=303)
-
-    return router
+    except Problem as problem:
+        return _error(STATUS[problem.refusal], "Not applied", problem.message)
+    code = "accepted" if outcome == FeedbackOutcome.ACCEPT else "rejected"
+    query = urlencode({"notice": code, "stage": result.stage})
+    return RedirectResponse(f"/inbox?{query}", status_code=303)

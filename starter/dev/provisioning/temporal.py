@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -29,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from starter.dev.provisioning.paths import cache_dir
+from starter.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,15 @@ async def temporal_address(
         yield f"127.0.0.1:{DEFAULT_PORT}"
     finally:
         await env.shutdown()
+
+
+def settings_address(settings: Settings) -> AbstractAsyncContextManager[str]:
+    """`temporal_address` for `settings` (what `nurture api` gives the app factory)."""
+    return temporal_address(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_dir=settings.data_dir,
+    )
 
 
 _INDEXED_TYPES = {

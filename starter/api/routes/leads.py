@@ -1,0 +1,67 @@
+"""`/v1/leads/{lead_id}…`: a lead with its timeline, its score explained, its erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from journeys.scoring import ScoreExplanation
+from starter.api.deps import (
+    AdminKey,
+    Config,
+    MarketingOrSalesKey,
+    Sessions,
+    Suppressions,
+    Temporal,
+)
+from starter.api.paths import LeadId
+from starter.services.erasure import ErasureResult, erase_lead
+from starter.services.lead_access import ensure_may_see
+from starter.services.leads import LeadView, read_lead, read_score
+
+router = APIRouter(tags=["leads"])
+
+_SEEN_BY_REP: dict[int | str, dict[str, Any]] = {
+    403: {"description": "A sales rep's key asked for another rep's lead"},
+    404: {"description": "No lead with this id"},
+}
+
+
+@router.get("/v1/leads/{lead_id}", response_model=LeadView, responses=_SEEN_BY_REP)
+async def get_lead(
+    lead_id: LeadId,
+    holder: MarketingOrSalesKey,
+    temporal: Temporal,
+    sessions: Sessions,
+    suppressions: Suppressions,
+) -> LeadView:
+    """A lead with its stage, score, journeys (current step) and a timeline of emails,
+    events, score changes, stage transitions, handovers, consent and sales feedback."""
+    await ensure_may_see(sessions, holder, lead_id)
+    return await read_lead(temporal, sessions, suppressions, lead_id)
+
+
+@router.get("/v1/leads/{lead_id}/score", response_model=ScoreExplanation, responses=_SEEN_BY_REP)
+async def get_score(
+    lead_id: LeadId, holder: MarketingOrSalesKey, sessions: Sessions
+) -> ScoreExplanation:
+    """The lead's score now, with the contributions that add up to it."""
+    await ensure_may_see(sessions, holder, lead_id)
+    return await read_score(sessions, lead_id)
+
+
+@router.delete(
+    "/v1/leads/{lead_id}",
+    response_model=ErasureResult,
+    responses={
+        404: {"description": "No lead with this id"},
+        502: {"description": "Erased, but the CRM could not be told; repeat to retry"},
+    },
+)
+async def delete_lead(
+    lead_id: LeadId, _: AdminKey, temporal: Temporal, sessions: Sessions, settings: Config
+) -> ErasureResult:
+    """Erase a lead (GDPR art. 17): personal data removed, analytics rows anonymised,
+    its workflows ended, the CRM told. Repeating it is harmless."""
+    return await erase_lead(temporal, sessions, settings, lead_id)
