@@ -26,6 +26,7 @@ from db.migrate import upgrade_to_head
 from starter.api.app import create_app
 from starter.dev.provisioning.postgres import ensure_database
 from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
+from starter.dev.simulation import SimulationStack
 from starter.dev.smtp_sink import SmtpSink, free_port, start_sink
 from starter.settings import Settings
 from starter.worker_wiring import build_worker
@@ -202,7 +203,9 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def simulation(time_skipping_env: WorkflowEnvironment, sessions: async_sessionmaker):
+async def simulation(
+    time_skipping_env: WorkflowEnvironment, sessions: async_sessionmaker
+) -> AsyncIterator[SimulationStack]:
     """The simulation machinery of `nurture simulate`, on this suite's PostgreSQL."""
     from starter.dev.simulation import simulation_stack
 

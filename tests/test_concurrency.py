@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.worker import Worker
 
@@ -16,7 +16,7 @@ from tests.lifecycle_helpers import eventually
 from tests.test_email_consent import CONFIRMED, link, local
 
 
-async def _count(sessions: async_sessionmaker, query) -> int:
+async def _count(sessions: async_sessionmaker, query: Select[int]) -> int:
     async with sessions() as session:
         return int((await session.execute(query)).scalar_one())
 

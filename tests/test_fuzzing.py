@@ -5,6 +5,7 @@ endpoints answer 2xx/3xx/4xx — never a 5xx, never an unhandled exception."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
@@ -58,7 +59,7 @@ path_token = token_text.filter(lambda t: t not in ("", ".", "..")).map(
 
 
 @pytest.fixture
-def public(threaded_api_url: str):
+def public(threaded_api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=threaded_api_url, timeout=30, follow_redirects=False) as client:
         yield client
 

@@ -4,6 +4,11 @@ rejects them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
 import os
 from pathlib import Path
 
@@ -19,7 +24,7 @@ from tests.test_sales_loop import make_mql
 pytestmark = needs_chromium
 
 
-async def sign_in(page, api_url: str, key: str) -> None:
+async def sign_in(page: Page, api_url: str, key: str) -> None:
     await page.goto(f"{api_url}/inbox")
     assert page.url.endswith("/inbox/login")
     await page.fill("#key", key)
@@ -27,7 +32,7 @@ async def sign_in(page, api_url: str, key: str) -> None:
 
 
 async def test_a_rep_signs_in_sees_the_explained_mql_and_rejects_it_with_a_reason(
-    page, api: httpx.AsyncClient, api_url: str, worker: Worker, sessions: async_sessionmaker,
+    page: Page, api: httpx.AsyncClient, api_url: str, worker: Worker, sessions: async_sessionmaker,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     lead = decider()
@@ -38,7 +43,7 @@ async def test_a_rep_signs_in_sees_the_explained_mql_and_rejects_it_with_a_reaso
 
     card = page.locator(f"section[data-lead-id='{lead_id}']")
     await card.wait_for()
-    assert lead["first_name"] in await card.locator("h2").inner_text()
+    assert str(lead["first_name"]) in await card.locator("h2").inner_text()
     assert f"Score {score['total']}" in await card.locator(".total").inner_text()
     explanation = await card.locator("table.score").inner_text()
     assert "demo request" in explanation and "VP or head title" in explanation
@@ -58,7 +63,7 @@ async def test_a_rep_signs_in_sees_the_explained_mql_and_rejects_it_with_a_reaso
 
 
 async def test_a_rep_accepts_an_mql_from_the_inbox(
-    page, api: httpx.AsyncClient, api_url: str, worker: Worker, sessions: async_sessionmaker,
+    page: Page, api: httpx.AsyncClient, api_url: str, worker: Worker, sessions: async_sessionmaker,
 ) -> None:  # fmt: skip
     lead_id = await make_mql(api, sessions, decider())
 
@@ -72,7 +77,7 @@ async def test_a_rep_accepts_an_mql_from_the_inbox(
 
 
 async def test_another_reps_inbox_does_not_show_the_lead(
-    page, api: httpx.AsyncClient, api_url: str, worker: Worker, sessions: async_sessionmaker,
+    page: Page, api: httpx.AsyncClient, api_url: str, worker: Worker, sessions: async_sessionmaker,
 ) -> None:  # fmt: skip
     lead_id = await make_mql(api, sessions, decider())
 
@@ -82,7 +87,7 @@ async def test_another_reps_inbox_does_not_show_the_lead(
     assert await page.locator(f"section[data-lead-id='{lead_id}']").count() == 0
 
 
-async def test_a_wrong_key_is_told_so_and_stays_signed_out(page, api_url: str) -> None:
+async def test_a_wrong_key_is_told_so_and_stays_signed_out(page: Page, api_url: str) -> None:
     await sign_in(page, api_url, "not-a-key-at-all-000")
 
     assert "Unknown key" in await page.locator(".error").inner_text()

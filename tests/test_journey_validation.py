@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +69,9 @@ def test_a_broken_journey_reports_every_problem_in_one_error() -> None:
     assert all(p in str(caught.value) for p in problems)
 
 
-def test_a_template_with_an_undefined_variable_fails_validation(tmp_path, monkeypatch) -> None:
+def test_a_template_with_an_undefined_variable_fails_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import journeys.rendering as rendering
     import journeys.validation as validation
 

@@ -18,7 +18,9 @@ from reporting.journey_stats import SentEmail, journey_stats
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)  # a Monday
 
 
-def _lead(*stages: tuple[int, str], current: str | None = None, created: datetime = T0):
+def _lead(
+    *stages: tuple[int, str], current: str | None = None, created: datetime = T0
+) -> LeadHistory:
     entered = [(created + timedelta(hours=h), stage) for h, stage in stages]
     return LeadHistory(
         created_at=created,

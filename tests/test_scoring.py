@@ -21,7 +21,9 @@ VP = LeadFacts(
 )
 
 
-def events(kind: EventType, n: int, *, days_ago: float = 0, url: str | None = None):
+def events(
+    kind: EventType, n: int, *, days_ago: float = 0, url: str | None = None
+) -> list[ScoredEvent]:
     at = NOW - timedelta(days=days_ago)
     return [ScoredEvent(type=kind, occurred_at=at, url=url) for _ in range(n)]
 

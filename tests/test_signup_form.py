@@ -4,6 +4,11 @@ forgery, cross-site posts and floods."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
 import os
 import re
 from pathlib import Path
@@ -35,7 +40,7 @@ def fill(token: str, email: str, consent: str = "yes") -> dict[str, str]:
 
 @needs_chromium
 async def test_an_unsubscribed_person_subscribes_again_in_the_browser(
-    page, api: httpx.AsyncClient, api_url: str, worker: Worker, smtp: SmtpSink,
+    page: Page, api: httpx.AsyncClient, api_url: str, worker: Worker, smtp: SmtpSink,
     sessions: async_sessionmaker, tmp_path: Path,
 ) -> None:  # fmt: skip
     email = new_email()

@@ -19,7 +19,13 @@ from db.models import Account, Enrollment, Lead, as_utc, new_id
 from db.suppression_list import SuppressionList
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.accounts import company_domain
-from journeys.consent import ClaimSource, ConsentAction, SuppressionReason, normalise_address
+from journeys.consent import (
+    ClaimSource,
+    ConsentAction,
+    ConsentStatus,
+    SuppressionReason,
+    normalise_address,
+)
 from journeys.dsl import JourneyDefinition
 from starter.services.consent import ConsentIn, apply_consent
 from starter.services.errors import LeadConflict
@@ -136,7 +142,7 @@ class EnrollmentResult(BaseModel):
     journey: str
     journey_version: str
     status: Literal["enrolled", "already_enrolled"]
-    consent_status: str | None = None
+    consent_status: ConsentStatus | None = None
     suppressed: SuppressionReason | None = Field(
         default=None,
         description="Set when the address is suppressed (the lead unsubscribed, bounced or "
@@ -398,7 +404,7 @@ async def enroll(
         )
         double_opt_in = outcome.start_double_opt_in
         await session.commit()
-        consent_status = lead.consent_status
+        consent_status = ConsentStatus(lead.consent_status)
     result = await start_journey(
         client,
         sessions,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
 from db.suppression_list import SuppressionList
-from journeys.consent import ClaimSource, ConsentAction, SuppressionReason
+from journeys.consent import ClaimSource, ConsentAction, ConsentStatus, SuppressionReason
 from journeys.forms import FORMS, FormDefinition
 from journeys.registry import get_journey
 from starter.services.consent import ConsentIn
@@ -78,7 +78,7 @@ class FormSubmissionResult(BaseModel):
     lead_id: str
     journey: str
     status: Literal["enrolled", "already_enrolled"]
-    consent_status: str | None
+    consent_status: ConsentStatus | None
     suppressed: SuppressionReason | None = Field(
         default=None,
         description="Set when the address is suppressed: a relayed submission mails it "

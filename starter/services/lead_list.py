@@ -54,8 +54,8 @@ class LeadListQuery(LeadFilter):
     )
 
 
-class LeadSummary(BaseModel):
-    """A lead in a list."""
+class LeadIdentity(BaseModel):
+    """Who a lead is and where it stands: what a list entry and the full view share."""
 
     id: str
     external_id: str | None
@@ -64,7 +64,12 @@ class LeadSummary(BaseModel):
     last_name: str | None
     company: str | None
     title: str | None
-    lifecycle_stage: str
+    lifecycle_stage: LifecycleStage
+
+
+class LeadSummary(LeadIdentity):
+    """A lead in a list."""
+
     score: int
     fit_score: int
     behaviour_score: int

@@ -26,10 +26,10 @@ from db.models import (
     as_utc,
 )
 from db.suppression_list import SuppressionList
-from journeys.consent import SuppressionReason
+from journeys.consent import ConsentStatus, SuppressionReason
 from journeys.scoring import ScoreExplanation
 from starter.services.errors import LeadNotFound
-from starter.services.lead_list import lead_facts
+from starter.services.lead_list import LeadIdentity, lead_facts
 from starter.services.score_explanation import explain_score
 from workflows import search_attributes
 
@@ -88,18 +88,10 @@ class TimelineEntry(BaseModel):
     details: dict[str, Any] = {}
 
 
-class LeadView(BaseModel):
+class LeadView(LeadIdentity):
     """`GET /v1/leads/{lead_id}`."""
 
-    id: str
-    external_id: str | None
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    company: str | None
-    title: str | None
-    lifecycle_stage: str
-    consent_status: str
+    consent_status: ConsentStatus
     suppressed: SuppressionReason | None = Field(
         default=None,
         description="The address is on the suppression list (and gets no marketing email)",
