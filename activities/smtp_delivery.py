@@ -27,7 +27,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
 from aiosmtplib.protocol import SMTPProtocol
 
-from db.commit_point import CommitOutcomeUnknown
+from db.commit_point import CommitOutcomeUnknown, SocketWrite
 from starter.settings import Settings
 
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
@@ -59,6 +59,19 @@ async def _written_out(protocol: SMTPProtocol, data: bytes) -> None:
     protocol.write(data)
     async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):  # the server stopped reading
         await protocol._drain_helper()  # aiosmtplib's flow control (pinned 5.x)
+
+
+def _dot_for(protocol: SMTPProtocol) -> Callable[[], None]:
+    """The end of the message: raw bytes for the socket where it is a plain one whose
+    transport buffers nothing (the commit point writes them with the COMMIT), else a
+    write through the transport (TLS)."""
+    transport = protocol.transport
+    assert isinstance(transport, asyncio.WriteTransport)
+    sock = transport.get_extra_info("socket")
+    plain = transport.get_extra_info("sslcontext") is None and not protocol._over_ssl
+    if sock is None or not plain or transport.get_write_buffer_size():
+        return lambda: protocol.write(b".\r\n")
+    return SocketWrite(fd=sock.fileno(), data=b".\r\n", fallback=protocol.write)
 
 
 def _raise_for(response: SMTPResponse) -> None:
@@ -108,9 +121,8 @@ async def deliver(
             _raise_for(start)
         await _written_out(protocol, body)
 
-        def send_dot() -> None:
-            protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
-            protocol.write(b".\r\n")
+        protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
+        send_dot = _dot_for(protocol)
 
         try:
             await commit(send_dot)

@@ -5,13 +5,15 @@ record its effect again (db/commit_point.py, activities/outbox_confirmation.py).
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from activities.outbox_confirmation import SendConfirmations
-from db.commit_point import CommitOutcomeUnknown, commit_then
+from db.commit_point import CommitOutcomeUnknown, SocketWrite, commit_then
 from db.models import OutboxEmail, utcnow
 from tests.conftest import new_email
 from tests.lifecycle_helpers import create_confirmed_lead
@@ -64,6 +66,57 @@ async def test_a_commit_failing_after_the_write_is_reported_as_of_unknown_outcom
         with pytest.raises(CommitOutcomeUnknown):
             await commit_then(session, lambda: acted.append(True))
     assert acted == [True]  # the effect went out: the caller must record it again
+    assert await _status(sessions, row.id) == "pending"
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(5)
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def _socket_write(ours: socket.socket, fallback: list[bytes]) -> SocketWrite:
+    return SocketWrite(fd=ours.fileno(), data=b".\r\n", fallback=fallback.append)
+
+
+async def test_a_socket_write_goes_out_with_a_successful_commit(
+    sessions: async_sessionmaker, socket_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, theirs = socket_pair
+    row = await _pending_outbox(sessions)
+    fallback: list[bytes] = []
+    async with sessions() as session:
+        stored = await session.get(OutboxEmail, row.id)
+        assert stored is not None
+        stored.status = "sent"
+        await commit_then(session, _socket_write(ours, fallback))
+    assert theirs.recv(16) == b".\r\n"
+    assert fallback == []  # written with the COMMIT, not the usual way
+    assert await _status(sessions, row.id) == "sent"
+
+
+async def test_a_commit_failing_after_a_socket_write_is_reported_as_of_unknown_outcome(
+    sessions: async_sessionmaker,
+    engine: AsyncEngine,
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = socket_pair
+    row = await _pending_outbox(sessions)
+    async with sessions() as session:
+        stored = await session.get(OutboxEmail, row.id)
+        assert stored is not None
+        stored.status = "sent"
+        await session.flush()
+        backend = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        await asyncio.sleep(0.3)
+        with pytest.raises(CommitOutcomeUnknown):
+            await commit_then(session, _socket_write(ours, []))
+    assert theirs.recv(16) == b".\r\n"  # the effect went out: the caller records it again
     assert await _status(sessions, row.id) == "pending"
 
 

@@ -19,12 +19,12 @@ from starter.services.errors import Problem, Refusal, TemporalUnavailable
 log = logging.getLogger(__name__)
 
 STATUS: dict[Refusal, int] = {
-    Refusal.INVALID: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    Refusal.INVALID: 422,
     Refusal.UNAUTHENTICATED: status.HTTP_401_UNAUTHORIZED,
     Refusal.FORBIDDEN: status.HTTP_403_FORBIDDEN,
     Refusal.NOT_FOUND: status.HTTP_404_NOT_FOUND,
     Refusal.CONFLICT: status.HTTP_409_CONFLICT,
-    Refusal.TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    Refusal.TOO_LARGE: 413,
     Refusal.UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
     Refusal.UPSTREAM_FAILED: status.HTTP_502_BAD_GATEWAY,
 }
