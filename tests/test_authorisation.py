@@ -51,6 +51,7 @@ TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/v1/journeys"): MARKETING_ONLY,
     ("GET", "/v1/templates/{name}/preview"): MARKETING_ONLY,
     ("GET", "/v1/leads"): MARKETING_OR_SALES,
+    ("POST", "/v1/leads"): MARKETING_ONLY,
     ("GET", "/v1/leads/{lead_id}"): MARKETING_OR_SALES,
     ("GET", "/v1/leads/{lead_id}/score"): MARKETING_OR_SALES,
     ("POST", "/v1/leads/{lead_id}/sales-feedback"): SALES_ONLY,

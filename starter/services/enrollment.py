@@ -27,7 +27,7 @@ from journeys.consent import (
     normalise_address,
 )
 from journeys.dsl import JourneyDefinition
-from starter.services.consent import ConsentIn, apply_consent
+from starter.services.consent import ConsentIn, ConsentOutcome, apply_consent
 from starter.services.errors import LeadConflict
 from starter.services.lead_workflow import LeadLifecycle
 from workflows import search_attributes
@@ -372,6 +372,35 @@ def _result(
     )
 
 
+async def record_lead(
+    sessions: async_sessionmaker,
+    lead_in: LeadIn,
+    consent: ConsentIn | None,
+    consent_text_version: str,
+    *,
+    suppressions: SuppressionList,
+    source: ClaimSource = ClaimSource.INTEGRATION,
+    confirmed_action: ConsentAction = ConsentAction.IMPORTED,
+) -> tuple[str, ConsentStatus, ConsentOutcome]:
+    """Create or update the lead and record its consent claim, in one transaction (the
+    lead, its account and its consent evidence together): its id, consent status, and
+    what recording the claim did."""
+    async with sessions() as session:
+        lead, new_address = await upsert_lead(session, lead_in)
+        outcome = await apply_consent(
+            session,
+            lead,
+            consent,
+            consent_text_version,
+            suppressions=suppressions,
+            new_address=new_address,
+            source=source,
+            confirmed_action=confirmed_action,
+        )
+        await session.commit()
+        return lead.id, ConsentStatus(lead.consent_status), outcome
+
+
 async def enroll(
     client: Client,
     sessions: async_sessionmaker,
@@ -389,34 +418,27 @@ async def enroll(
     """Create or update the lead, record its consent, then start its journey (once). A lead
     without confirmed consent gets a double opt-in from its lead workflow; a suppressed
     address is enrolled but mailed nothing (`suppressed` says why)."""
-    async with sessions() as session:
-        # One transaction: the lead, its account and its consent evidence together.
-        lead, new_address = await upsert_lead(session, lead_in)
-        outcome = await apply_consent(
-            session,
-            lead,
-            consent,
-            consent_text_version,
-            suppressions=suppressions,
-            new_address=new_address,
-            source=source,
-            confirmed_action=confirmed_action,
-        )
-        double_opt_in = outcome.start_double_opt_in
-        await session.commit()
-        consent_status = ConsentStatus(lead.consent_status)
+    lead_id, consent_status, outcome = await record_lead(
+        sessions,
+        lead_in,
+        consent,
+        consent_text_version,
+        suppressions=suppressions,
+        source=source,
+        confirmed_action=confirmed_action,
+    )
     result = await start_journey(
         client,
         sessions,
         task_queue=task_queue,
-        lead_id=lead.id,
+        lead_id=lead_id,
         definition=definition,
         lifecycle=lifecycle,
     )
-    if double_opt_in:
+    if outcome.start_double_opt_in:
         handle = LeadLifecycle(client, task_queue) if lifecycle in ("default", None) else lifecycle
         assert isinstance(handle, LeadLifecycle)
-        await handle.nudge(lead.id, LeadNudge(cause="opt-in requested", consent_requested=True))
+        await handle.nudge(lead_id, LeadNudge(cause="opt-in requested", consent_requested=True))
     return result.model_copy(
         update={"consent_status": consent_status, "suppressed": outcome.suppressed}
     )

@@ -10,6 +10,8 @@ from journeys.scoring import ScoreExplanation
 from starter.api.deps import (
     AdminKey,
     Config,
+    Lifecycle,
+    MarketingKey,
     MarketingOrSalesKey,
     Sessions,
     Suppressions,
@@ -17,6 +19,7 @@ from starter.api.deps import (
 )
 from starter.api.paths import LeadId
 from starter.services.erasure import ErasureResult, erase_lead
+from starter.services.identify import IdentifyRequest, IdentifyResult, identify
 from starter.services.lead_access import ensure_may_see
 from starter.services.leads import LeadView, read_lead, read_score
 
@@ -26,6 +29,30 @@ _SEEN_BY_REP: dict[int | str, dict[str, Any]] = {
     403: {"description": "A sales rep's key asked for another rep's lead"},
     404: {"description": "No lead with this id"},
 }
+
+
+@router.post(
+    "/v1/leads",
+    response_model=IdentifyResult,
+    responses={409: {"description": "The email belongs to a lead with another external_id"}},
+)
+async def identify_lead(
+    body: IdentifyRequest,
+    _: MarketingKey,
+    settings: Config,
+    sessions: Sessions,
+    lifecycle: Lifecycle,
+    suppressions: Suppressions,
+) -> IdentifyResult:
+    """Create or update a lead (matched by `external_id`, else email) without enrolling it:
+    send its events from now on, and the journeys' triggers decide what starts."""
+    return await identify(
+        sessions,
+        lifecycle,
+        body,
+        suppressions=suppressions,
+        consent_text_version=settings.consent_text_version,
+    )
 
 
 @router.get("/v1/leads/{lead_id}", response_model=LeadView, responses=_SEEN_BY_REP)
