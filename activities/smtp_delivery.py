@@ -27,7 +27,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
 from aiosmtplib.protocol import SMTPProtocol
 
-from db.commit_point import CommitOutcomeUnknown, SocketWrite
+from db.commit_point import CommitOutcomeUnknown, SocketWrite, WriteFailedAfterCommit
 from starter.settings import Settings
 
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
@@ -67,11 +67,21 @@ def _dot_for(protocol: SMTPProtocol) -> Callable[[], None]:
     write through the transport (TLS)."""
     transport = protocol.transport
     assert isinstance(transport, asyncio.WriteTransport)
-    sock = transport.get_extra_info("socket")
     plain = transport.get_extra_info("sslcontext") is None and not protocol._over_ssl
-    if sock is None or not plain or transport.get_write_buffer_size():
+    if transport.get_extra_info("socket") is None or not plain:
         return lambda: protocol.write(b".\r\n")
-    return SocketWrite(fd=sock.fileno(), data=b".\r\n", fallback=protocol.write)
+
+    def socket_now() -> int | None:
+        # Read at the commit point: a descriptor kept from earlier could by then name
+        # another connection, had this one closed.
+        if protocol.transport is not transport or transport.is_closing():
+            return None
+        if transport.get_write_buffer_size():
+            return None
+        sock = transport.get_extra_info("socket")
+        return None if sock is None else int(sock.fileno())
+
+    return SocketWrite(socket=socket_now, data=b".\r\n", fallback=protocol.write)
 
 
 def _raise_for(response: SMTPResponse) -> None:
@@ -129,6 +139,9 @@ async def deliver(
             outcome_unknown = False
         except CommitOutcomeUnknown:
             outcome_unknown = True
+        except WriteFailedAfterCommit:  # recorded as sent, never sent: undo, then retry
+            await revert()
+            raise
         try:
             reply = await protocol.read_response(timeout=30)
         except Exception:

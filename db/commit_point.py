@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import importlib
 import select
 import socket
 import sys
@@ -46,7 +47,6 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from psycopg import generators, pq, waiting
@@ -60,22 +60,28 @@ CRITICAL_SWITCH_INTERVAL = 1e-5
 
 
 # While the COMMIT and the write go out: long enough that no waiting thread forces the GIL.
-HELD_SWITCH_INTERVAL = 1.0
+HELD_SWITCH_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
 class SocketWrite:
-    """The irreversible write as bytes for a connected plain socket `fd` whose user-space
-    buffers are empty (so writing past them keeps the order); `fallback(data)` writes
-    bytes the usual way (what the socket didn't take at once, or all of it where the fast
-    path is unavailable)."""
+    """The irreversible write as bytes for a connected plain socket. `socket()` gives its
+    file descriptor at the commit point (None if it has closed meanwhile: a number kept
+    from earlier could name another connection by then); its user-space buffers are
+    empty, so writing past them keeps the order. `fallback(data)` writes bytes the usual
+    way (what the socket didn't take at once, or all of it off the fast path)."""
 
-    fd: int
+    socket: Callable[[], int | None]
     data: bytes
     fallback: Callable[[bytes], None]
 
     def __call__(self) -> None:
         self.fallback(self.data)
+
+
+class WriteFailedAfterCommit(Exception):
+    """The COMMIT went out but the write did not (the socket closed meanwhile): the caller
+    undoes what the transaction recorded."""
 
 
 class CommitOutcomeUnknown(Exception):
@@ -147,8 +153,11 @@ async def commit_then(session: AsyncSession, act: Callable[[], None]) -> None:
             sys.setswitchinterval(usual_interval)
             await _discard(connection)
             raise
+        failed: Exception | None = None
         try:
             act()
+        except Exception as exc:  # the COMMIT is out: learn its outcome, then report
+            failed = exc
         finally:
             sys.setswitchinterval(usual_interval)
         if state is not None:
@@ -158,10 +167,14 @@ async def commit_then(session: AsyncSession, act: Callable[[], None]) -> None:
                 )
             except Exception as exc:
                 await _discard(connection)
+                if failed is not None:
+                    raise WriteFailedAfterCommit(str(failed)) from failed
                 raise CommitOutcomeUnknown(str(exc)) from exc
             except BaseException:
                 await _discard(connection)
                 raise
+        if failed is not None:
+            raise WriteFailedAfterCommit(str(failed)) from failed
     await session.commit()  # SQLAlchemy's bookkeeping; psycopg sees no open transaction
 
 
@@ -173,8 +186,12 @@ async def _discard(connection: AsyncConnection) -> None:
 class _LibPq:
     """libpq's send functions, called with the GIL held (`ctypes.PyDLL`)."""
 
-    def __init__(self, path: str) -> None:
-        lib = ctypes.PyDLL(path)  # the library psycopg already loaded: the same handle
+    def __init__(self, extension: str) -> None:
+        # Looked up through psycopg's own extension module: its libpq (psycopg-binary
+        # bundles one) may not be the first or only libpq in the process.
+        lib = ctypes.PyDLL(extension)
+        self.version = lib.PQlibVersion
+        self.version.restype = ctypes.c_int
         self.send_query = lib.PQsendQuery
         self.send_query.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         self.send_query.restype = ctypes.c_int
@@ -189,18 +206,18 @@ class _LibPq:
 
 @cache
 def _gil_holding_libpq() -> _LibPq | None:
-    """The libpq psycopg uses, as mapped into this process (Linux), or None."""
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
+    """psycopg's libpq, callable with the GIL held; None where that can't be had safely
+    (the pure-Python implementation, another platform, a version mismatch)."""
+    modules = {"binary": "psycopg_binary.pq", "c": "psycopg_c.pq"}
+    name = modules.get(pq.__impl__)
+    if name is None or not sys.platform.startswith("linux"):
         return None
-    for line in maps.read_text().splitlines():
-        path = line.split(maxsplit=5)[-1]
-        if "/libpq" in path and ".so" in path:
-            try:
-                return _LibPq(path)
-            except OSError:
-                return None
-    return None
+    try:
+        extension = importlib.import_module(name).__file__
+        libpq = _LibPq(str(extension))
+    except (ImportError, OSError, AttributeError):
+        return None
+    return libpq if libpq.version() == pq.version() else None
 
 
 _SEND_FLAGS = socket.MSG_NOSIGNAL | socket.MSG_DONTWAIT
@@ -210,22 +227,30 @@ async def _commit_and_write(
     connection: AsyncConnection, pgconn: Any, libpq: _LibPq, write: SocketWrite
 ) -> None:
     """Send COMMIT and `write` with the GIL held throughout, then await the COMMIT's reply."""
-    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
+    status = pgconn.transaction_status
+    if status == pq.TransactionStatus.IDLE:
         write()  # nothing to commit
         return
+    if status != pq.TransactionStatus.INTRANS:  # an aborted transaction commits nothing
+        await _discard(connection)
+        state = pq.TransactionStatus(status).name
+        raise RuntimeError(f"cannot commit a transaction in state {state}")
     pointer = pgconn.pgconn_ptr
     usual_interval = sys.getswitchinterval()
-    # Let go of the GIL and take it back: taking it clears a drop request another thread
-    # may have pending; with the interval raised, none is made in the microseconds below.
-    time.sleep(0)  # noqa: ASYNC251  (no wait: a GIL hand-over, microseconds)
+    # Raise the interval, then let go of the GIL and take it back: taking it clears any
+    # drop request pending, and threads wait out the long interval before asking again.
     sys.setswitchinterval(HELD_SWITCH_INTERVAL)
+    time.sleep(0)  # noqa: ASYNC251  (no wait: a GIL hand-over, microseconds)
+    written = 0
     try:
+        fd = write.socket()  # None: closed meanwhile; then nothing is sent, not even COMMIT
+        if fd is None:
+            raise ConnectionError("the connection closed before the commit point")
         if libpq.send_query(pointer, b"COMMIT") != 1:
             raise RuntimeError(pgconn.error_message.decode(errors="replace"))
         flushed = libpq.flush(pointer)
         if flushed == 0:
-            sent = libpq.send(write.fd, write.data, len(write.data), _SEND_FLAGS)
-            written = max(sent, 0)
+            written = max(libpq.send(fd, write.data, len(write.data), _SEND_FLAGS), 0)
     except BaseException:
         sys.setswitchinterval(usual_interval)
         await _discard(connection)
@@ -237,27 +262,41 @@ async def _commit_and_write(
         except BaseException:
             await _discard(connection)
             raise
-        written = 0
+    failed: Exception | None = None
     if written < len(write.data):
-        write.fallback(write.data[written:])
+        try:
+            write.fallback(write.data[written:])
+        except Exception as exc:  # the COMMIT is out: learn its outcome, then report
+            failed = exc
     try:
         results = await waiting.wait_async(
             generators.execute(pgconn), pgconn.socket, timeout=COMMIT_TIMEOUT_SECONDS
         )
     except BaseException as exc:
         await _discard(connection)
+        if failed is not None:
+            raise WriteFailedAfterCommit(str(failed)) from failed
         if isinstance(exc, Exception):
             raise CommitOutcomeUnknown(str(exc)) from exc
         raise
-    if not results or results[-1].status != pq.ExecStatus.COMMAND_OK:
+    if failed is not None:
+        raise WriteFailedAfterCommit(str(failed)) from failed
+    committed = results and results[-1].status == pq.ExecStatus.COMMAND_OK
+    if not committed or results[-1].command_status != b"COMMIT":
         await _discard(connection)
         raise CommitOutcomeUnknown("the COMMIT was not answered with success")
 
 
 def _flush_blocking(pgconn: Any, libpq: _LibPq) -> None:
-    """Finish writing the COMMIT before anything else goes out (rare: a full buffer)."""
+    """Finish writing the COMMIT before anything else goes out (rare: a full buffer);
+    nothing else is written before it has, so giving up here is safe."""
     pointer = pgconn.pgconn_ptr
+    deadline = time.monotonic() + COMMIT_TIMEOUT_SECONDS
     while (flushed := libpq.flush(pointer)) == 1:
-        select.select([], [pgconn.socket], [], COMMIT_TIMEOUT_SECONDS)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the COMMIT could not be written in time")
+        select.select([pgconn.socket], [pgconn.socket], [], left)
+        pgconn.consume_input()
     if flushed != 0:
         raise RuntimeError(pgconn.error_message.decode(errors="replace"))

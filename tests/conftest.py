@@ -80,7 +80,7 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 def smtp() -> Iterator[SmtpSink]:
     """A real SMTP server on loopback collecting every message."""
     controller, sink = start_sink()
-    sink.port = controller.port  # type: ignore[attr-defined]
+    sink.port = controller.port  # type: ignore[attr-defined]  # the port, known once started
     yield sink
     controller.stop()
 
@@ -99,7 +99,7 @@ def settings(
         NURTURE_TASK_QUEUE=task_queue,
         DATABASE_URL=database_url,
         SMTP_HOST="127.0.0.1",
-        SMTP_PORT=smtp.port,  # type: ignore[attr-defined]
+        SMTP_PORT=smtp.port,  # type: ignore[attr-defined]  # set by the smtp fixture
         MAIL_FROM="Nurture Test <hello@nurture.example>",
         PUBLIC_BASE_URL="http://nurture.example",
         NURTURE_SECRET_KEY=secrets.token_urlsafe(32),

@@ -129,7 +129,7 @@ async def test_every_endpoint_answers_each_role_as_the_table_says(api_url: str, 
                 SIGNED: status == 401,
                 # 403: a sign-in or action without the form's token (CSRF) is refused.
                 SESSION: status in (200, 303, 401, 403),
-            }.get(want, status == want)  # type: ignore[call-overload]
+            }.get(want, status == want)  # type: ignore[call-overload]  # int or marker keys
             if not fine:
                 wrong.append(
                     f"{method} {path} as {role}: {status} (want {want}) {response.text[:120]}"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from activities.outbox_confirmation import SendConfirmations
@@ -79,7 +80,7 @@ def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 def _socket_write(ours: socket.socket, fallback: list[bytes]) -> SocketWrite:
-    return SocketWrite(fd=ours.fileno(), data=b".\r\n", fallback=fallback.append)
+    return SocketWrite(socket=ours.fileno, data=b".\r\n", fallback=fallback.append)
 
 
 async def test_a_socket_write_goes_out_with_a_successful_commit(
@@ -118,6 +119,34 @@ async def test_a_commit_failing_after_a_socket_write_is_reported_as_of_unknown_o
             await commit_then(session, _socket_write(ours, []))
     assert theirs.recv(16) == b".\r\n"  # the effect went out: the caller records it again
     assert await _status(sessions, row.id) == "pending"
+
+
+async def test_a_socket_closed_before_the_commit_point_leaves_neither_commit_nor_write(
+    sessions: async_sessionmaker,
+) -> None:
+    row = await _pending_outbox(sessions)
+    closed = SocketWrite(socket=lambda: None, data=b".\r\n", fallback=lambda _: None)
+    async with sessions() as session:
+        stored = await session.get(OutboxEmail, row.id)
+        assert stored is not None
+        stored.status = "sent"
+        with pytest.raises(ConnectionError):
+            await commit_then(session, closed)
+    assert await _status(sessions, row.id) == "pending"
+
+
+async def test_an_aborted_transaction_is_not_committed_and_nothing_is_written(
+    sessions: async_sessionmaker, socket_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, theirs = socket_pair
+    theirs.settimeout(0.2)
+    async with sessions() as session:
+        with pytest.raises(DBAPIError):
+            await session.execute(text("SELECT 1 / 0"))
+        with pytest.raises(RuntimeError):
+            await commit_then(session, _socket_write(ours, []))
+    with pytest.raises(TimeoutError):
+        theirs.recv(16)
 
 
 async def test_a_send_whose_commit_failed_is_recorded_as_sent_afterwards(

@@ -70,4 +70,4 @@ def test_definitions_are_frozen() -> None:
     journey = all_journeys()["welcome"]
 
     with pytest.raises(ValueError):
-        journey.entry = "reminder"  # type: ignore[misc]
+        journey.entry = "reminder"  # type: ignore[misc]  # frozen on purpose

@@ -134,7 +134,7 @@ async def test_a_csv_import_claiming_confirmed_consent_mails_nobody_who_unsubscr
 
 
 async def _json(request: object) -> dict:
-    response = await request  # type: ignore[misc]
+    response = await request  # type: ignore[misc]  # a coroutine or a task
     return response.json()
 
 

@@ -11,7 +11,7 @@ from journeys.forms import FORMS
 from starter.api.deps import Config, Lifecycle, MarketingKey, Sessions, Suppressions, Temporal
 from starter.services.forms import FormSubmission, FormSubmissionResult, form_named, submit_form
 
-router = APIRouter(tags=["forms"])
+router = APIRouter(tags=["enrollments", "forms"])
 
 
 @router.get("/v1/forms")
