@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.consent import ConsentStatus
-from journeys.dsl import Branch, ConditionOutcome, LifecycleStage, Wait
+from journeys.dsl import Branch, ConditionOutcome, LifecycleStage, OwnerNotification, Wait
 from journeys.lifecycle import FeedbackOutcome
 from journeys.scoring import LifecyclePolicy
 
@@ -65,6 +65,10 @@ class SendEmailRequest(_Contract):
     idempotency_key: str = Field(max_length=300)
     # The workflow's time: send windows and frequency caps are judged at it.
     now: datetime | None = None
+    # An answer to the lead's own action (journeys.send_policy.answer_steps): quiet hours
+    # and the frequency cap don't hold it; consent and suppression do. False (the default,
+    # and what a request from an older workflow means): a scheduled follow-up.
+    answer: bool = False
 
 
 class SendEmailResult(_Contract):
@@ -257,14 +261,13 @@ HAND_OVER_ACCOUNT = ActivityRef("hand_over_account", HandOverAccountRequest, Han
 
 
 # The notifications a sales rep gets (templates under templates/notifications).
-OwnerNotification = Literal["mql_assigned", "sla_reminder", "account_qualified"]
 
 
 class NotifyOwnerRequest(_Contract):
     """Email a sales rep about a lead (template under templates/notifications), once per key."""
 
     lead_id: str
-    rep_id: str
+    rep_id: str | None = None  # None: the lead's owner, read when the email goes out
     template: OwnerNotification
     idempotency_key: str = Field(max_length=300)
 
@@ -348,3 +351,64 @@ class FinishEnrollmentJobRequest(_Contract):
 
 
 FINISH_ENROLLMENT_JOB = ActivityRef("finish_enrollment_job", FinishEnrollmentJobRequest, type(None))
+
+
+class StageReachedRef(_Contract):
+    """The lead's stage became `stage`; `key` names the occurrence (e.g. `mql:<lead>:3`)."""
+
+    stage: LifecycleStage
+    key: str = Field(max_length=200)
+
+
+class SegmentsAndTriggersRequest(_Contract):
+    """Re-evaluate the lead's segments (memberships kept in the database) and fire the
+    triggers of what happened: the events named, the segment entries found, the stages
+    reached. Ids only; the activity reads the rest."""
+
+    lead_id: str
+    now: datetime
+    cause: str = Field(max_length=200)
+    event_ids: tuple[str, ...] = ()
+    stages: tuple[StageReachedRef, ...] = ()
+
+
+class SegmentsAndTriggersResult(_Contract):
+    """Segments entered and left, journeys started by triggers, and the next moment a
+    time-based segment condition can flip (None: none can)."""
+
+    entered: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+    started: tuple[str, ...] = ()
+    recheck_at: datetime | None = None
+    erased: bool = False
+
+
+SEGMENTS_AND_TRIGGERS = ActivityRef(
+    "segments_and_triggers", SegmentsAndTriggersRequest, SegmentsAndTriggersResult
+)
+
+
+class BackfillBatchRequest(_Contract):
+    """Evaluate `segment` for the next `limit` leads after `after` (by id) and write their
+    memberships."""
+
+    segment: str
+    after: str = ""
+    limit: int = Field(default=500, ge=1, le=5000)
+    now: datetime
+
+
+class BackfillBatchResult(_Contract):
+    """How many leads the batch evaluated, how many are members, and where to go on
+    (None: no lead left)."""
+
+    evaluated: int
+    members: int
+    entered: int
+    left: int
+    last: str | None
+
+
+BACKFILL_SEGMENT_BATCH = ActivityRef(
+    "backfill_segment_batch", BackfillBatchRequest, BackfillBatchResult
+)

@@ -130,8 +130,17 @@ class EmailActivities:
             # The list too, whatever the status says: it is what outlives an erasure.
             if (held := await self._suppressions.reason(session, lead.email)) is not None:
                 return SendEmailResult(status="skipped", reason=f"address {held.value}")
+            # An answer to the lead's own action goes at once; a follow-up waits for quiet
+            # hours to end (in the lead's zone, else its country's, else the default) and
+            # for the frequency cap, which counts answers too.
+            sent = [] if request.answer else await self._marketing_sent(session, lead.id)
             allowed = next_allowed_moment(
-                now, lead.timezone, await self._marketing_sent(session, lead.id), self._policy
+                now,
+                lead.timezone,
+                sent,
+                self._policy,
+                country=lead.country,
+                answer=request.answer,
             )
             if allowed > now:
                 return SendEmailResult(
@@ -162,13 +171,14 @@ class EmailActivities:
     async def notify_owner(self, request: NotifyOwnerRequest) -> None:
         """Email a sales rep about a lead (assignment, SLA reminder, qualified account),
         with the score explanation; once per key, through the same outbox."""
-        rep = SALES_TEAM.rep(request.rep_id)
-        if rep is None:
-            log.warning("no sales rep %s: %s not sent", request.rep_id, request.template)
-            return
         async with self._sessions() as session:
             lead = await session.get(Lead, request.lead_id)
             if lead is None or lead.erased_at is not None:
+                return
+            rep_id = request.rep_id or lead.owner
+            rep = SALES_TEAM.rep(rep_id) if rep_id else None
+            if rep is None:
+                log.warning("no sales rep %s: %s not sent", rep_id, request.template)
                 return
             explanation = await explain_score(session, lead, utcnow())
             account = await session.get(Account, lead.account_id) if lead.account_id else None

@@ -104,7 +104,9 @@ class LeadActivities:
             lead = await self._lead(session, request.lead_id)
         step = request.step
         if step.send_window is not None:
-            return next_window_start(request.now, lead.timezone, step.send_window)
+            return next_window_start(
+                request.now, lead.timezone, step.send_window, country=lead.country
+            )
         assert step.until_property is not None
         raw = (lead.properties or {}).get(step.until_property)
         try:

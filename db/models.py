@@ -245,6 +245,49 @@ class Enrollment(Base):
     last_enrolled_at: Mapped[datetime | None]
 
 
+class SegmentMembership(Base):
+    """A lead in a segment now (a row per member), kept by the lead's workflow."""
+
+    __tablename__ = "segment_memberships"
+
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SegmentTransition(Base):
+    """A lead entered or left a segment: when, and what changed (the history of
+    memberships)."""
+
+    __tablename__ = "segment_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    segment: Mapped[str] = mapped_column(String(64))
+    change: Mapped[str] = mapped_column(String(10))  # SegmentChange: entered, left
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    cause: Mapped[str] = mapped_column(String(200))
+
+
+class TriggerFiring(Base):
+    """A trigger of `journey` fired for a lead because of `cause_key` (an event id, a
+    segment entry, a stage change): unique, so a repeat of the cause starts nothing twice."""
+
+    __tablename__ = "trigger_firings"
+    __table_args__ = (
+        UniqueConstraint("journey", "lead_id", "cause_key", name="uq_trigger_firing"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    journey: Mapped[str] = mapped_column(String(100))
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    cause_key: Mapped[str] = mapped_column(String(300))
+    trigger: Mapped[str] = mapped_column(String(200))  # what fired, e.g. "segment_entry:x"
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(30))  # enrolled, already_enrolled
+
+
 class EngagementEvent(Base):
     """Something a lead did (open, click, download, visit, …), as reported to the API."""
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from journeys.events.names import DECLARED_EVENT_TYPE, CustomEventType
+
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DEFER_GRAPH_CHECK = "defer_graph_check"
 JOURNEY_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
@@ -35,6 +37,12 @@ class EventType(StrEnum):
     DEMO_REQUEST = "demo_request"
     UNSUBSCRIBE = "unsubscribe"
     EMAIL_BOUNCE = "email_bounce"
+
+
+# Any declared event type, built-in (an `EventType`) or custom (`journeys/events/catalog.py`):
+# checked against the registry (`journeys.event_types`), so a journey can't wait for or exit
+# on a type no event can ever have. Serialised as its plain name.
+DeclaredEventType = Annotated[EventType | CustomEventType, DECLARED_EVENT_TYPE]
 
 
 class LifecycleStage(StrEnum):
@@ -124,13 +132,24 @@ class SendWindow(_Model):
 
 
 class SendEmail(_Model):
-    """Send `template` (or one of `variants`, chosen per lead, deterministically), go to `next`."""
+    """Send `template` (or one of `variants`, chosen per lead, deterministically), go to `next`.
+
+    `timing`: an `answer` replies to the lead's own action and goes out at once (quiet hours
+    and the frequency cap don't hold it); a `scheduled` email waits for both; `auto` is an
+    answer iff it is the first email after the entry with no wait before it
+    (`journeys.send_policy.answer_steps`). Consent and suppression hold every email.
+    """
 
     kind: Literal["send_email"] = "send_email"
     id: StepId
     template: str | None = Field(default=None, min_length=1, max_length=200)
     variants: tuple[Variant, ...] = ()
     next: StepId
+    # Left out of the serialised form when "auto": journeys that don't set it keep their
+    # content hash (`version`) and the workflow inputs they had before the field existed.
+    timing: Literal["auto", "answer", "scheduled"] = Field(
+        default="auto", exclude_if=lambda value: value == "auto"
+    )
 
     @model_validator(mode="after")
     def _template_or_variants(self) -> SendEmail:
@@ -175,7 +194,7 @@ class Wait(_Model):
 class EventOutcome(_Model):
     """When one of `events` arrives, go to `next`."""
 
-    events: tuple[EventType, ...] = Field(min_length=1)
+    events: tuple[DeclaredEventType, ...] = Field(min_length=1)
     next: StepId
 
 
@@ -248,6 +267,20 @@ class HandOver(_Model):
     next: StepId
 
 
+# Internal emails to the lead's owner, a sales rep (templates under templates/notifications).
+OwnerNotification = Literal["mql_assigned", "sla_reminder", "account_qualified", "mql_alert"]
+
+
+class NotifyOwner(_Model):
+    """Email the lead's owner an internal notification (with the score explained), once per
+    visit, then go to `next`. A lead without an owner: nothing is sent."""
+
+    kind: Literal["notify_owner"] = "notify_owner"
+    id: StepId
+    template: OwnerNotification
+    next: StepId
+
+
 class End(_Model):
     """The journey is over."""
 
@@ -255,14 +288,14 @@ class End(_Model):
     id: StepId
 
 
-AnyStep = SendEmail | Wait | WaitForEvent | Branch | SetLeadFields | HandOver | End
+AnyStep = SendEmail | Wait | WaitForEvent | Branch | SetLeadFields | HandOver | NotifyOwner | End
 Step = Annotated[AnyStep, Field(discriminator="kind")]
 
 
 def successors(step: AnyStep) -> tuple[str, ...]:
     """The step ids a step can go on to."""
     match step:
-        case SendEmail() | Wait() | SetLeadFields() | HandOver():
+        case SendEmail() | Wait() | SetLeadFields() | HandOver() | NotifyOwner():
             return (step.next,)
         case WaitForEvent():
             return (
@@ -288,13 +321,19 @@ class ExitGoal(_Model):
     """Leave the journey the moment the lead reaches a goal, from whatever step it is in."""
 
     name: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
-    on_event: EventType | None = None
+    on_event: DeclaredEventType | None = None
     on_stage: LifecycleStage | None = None
+    # The lead left this segment (journeys/segments): e.g. a pricing track ends when the
+    # visits stop.
+    on_segment_exit: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,64}$")
 
     @model_validator(mode="after")
     def _has_a_trigger(self) -> ExitGoal:
-        if (self.on_event is None) == (self.on_stage is None):
-            raise ValueError("an exit goal needs exactly one of on_event, on_stage")
+        given = [self.on_event, self.on_stage, self.on_segment_exit]
+        if sum(g is not None for g in given) != 1:
+            raise ValueError(
+                "an exit goal needs exactly one of on_event, on_stage, on_segment_exit"
+            )
         return self
 
 
@@ -342,7 +381,11 @@ class JourneyDefinition(_Model):
     @property
     def version(self) -> str:
         """A content hash: two definitions with the same content have the same version."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json")
+        for goal in content["exit_goals"]:  # absent before segments: versions stay as they were
+            if goal.get("on_segment_exit") is None:
+                goal.pop("on_segment_exit", None)
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def templates(self) -> set[str]:

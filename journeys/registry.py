@@ -8,6 +8,9 @@ from functools import cache
 
 import journeys.catalog
 from journeys.dsl import JourneyDefinition
+from journeys.triggers import OnEvent, OnSegmentEntry, OnStage
+
+JourneyTriggers = tuple[OnEvent | OnSegmentEntry | OnStage, ...]
 
 
 class UnknownJourneyError(LookupError):
@@ -36,3 +39,19 @@ def get_journey(name: str) -> JourneyDefinition:
         return all_journeys()[name]
     except KeyError:
         raise UnknownJourneyError(name) from None
+
+
+@cache
+def all_triggers() -> dict[str, JourneyTriggers]:
+    """Every journey's triggers by journey name (a journey module may expose `TRIGGERS`
+    next to its `JOURNEY`); journeys without any are left out."""
+    found: dict[str, JourneyTriggers] = {}
+    for module_info in pkgutil.iter_modules(journeys.catalog.__path__):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"journeys.catalog.{module_info.name}")
+        definition = getattr(module, "JOURNEY", None)
+        triggers = tuple(getattr(module, "TRIGGERS", ()))
+        if isinstance(definition, JourneyDefinition) and triggers:
+            found[definition.name] = triggers
+    return found

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journeys.dsl import EventType
+from journeys.dsl import DeclaredEventType
 
 FitAttribute = Literal["title", "company_size", "industry", "country", "email_domain"]
 
@@ -63,10 +63,11 @@ class FitRule(_Frozen):
 
 class BehaviourRule(_Frozen):
     """Points per event of a type (optionally only for URLs containing one of `url_contains`),
-    at most `cap` in all (before the sign: a negative rule's cap bounds its penalty)."""
+    at most `cap` in all (before the sign: a negative rule's cap bounds its penalty).
+    `event` is any declared type, built-in or custom (`journeys/events/catalog.py`)."""
 
     label: str
-    event: EventType
+    event: DeclaredEventType
     points: int
     cap: int = Field(gt=0)
     url_contains: tuple[str, ...] = ()
@@ -141,7 +142,7 @@ class LeadFacts(_Frozen):
 class ScoredEvent(_Frozen):
     """An engagement event as scoring sees it."""
 
-    type: EventType
+    type: DeclaredEventType
     occurred_at: datetime
     url: str | None = None
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from journeys.accounts import FREE_MAIL_DOMAINS
 from journeys.dsl import EventType
+from journeys.events.catalog import TRIAL_STARTED
 from journeys.scoring import BehaviourRule, FitRule, InactivityPenalty, ScoringModel
 from journeys.seniority import SENIORITY_WORDS, Seniority
 
@@ -129,6 +130,10 @@ BEHAVIOUR_RULES = (
         label="email bounced", event=EventType.EMAIL_BOUNCE, points=-20, cap=20, decays=False
     ),
 )
+# Custom event types (journeys/events/catalog.py) score like built-in ones. A practitioner
+# who starts a trial is evaluating the product hands-on: 15 points, once (the cap), so a
+# second trial adds nothing.
+TRIAL_RULE = BehaviourRule(label="trial started", event=TRIAL_STARTED.name, points=15, cap=15)
 INACTIVITY = InactivityPenalty(after=timedelta(days=90), points=-10)
 
 DECISION_MAKER = ScoringModel(
@@ -143,7 +148,7 @@ DECISION_MAKER = ScoringModel(
 PRACTITIONER = ScoringModel(
     name="practitioner",
     fit_rules=FIT_RULES,
-    behaviour_rules=BEHAVIOUR_RULES,
+    behaviour_rules=(*BEHAVIOUR_RULES, TRIAL_RULE),
     half_life=timedelta(days=21),
     inactivity=INACTIVITY,
     fit_threshold=25,

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from journeys import timezones
 from journeys.dsl import SendWindow
 
 
-def lead_zone(timezone: str | None, window: SendWindow) -> ZoneInfo:
-    """The lead's timezone, or the window's default when unknown or invalid."""
-    for name in (timezone, window.default_timezone, "UTC"):
-        if name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+def lead_zone(timezone: str | None, window: SendWindow, *, country: str | None = None) -> ZoneInfo:
+    """The lead's timezone; when unknown or invalid, its country's (a country of one local
+    time, `journeys.timezones`), else the window's default."""
+    return timezones.lead_zone(timezone, country, window.default_timezone)
 
 
-def next_window_start(now: datetime, timezone: str | None, window: SendWindow) -> datetime:
+def next_window_start(
+    now: datetime, timezone: str | None, window: SendWindow, *, country: str | None = None
+) -> datetime:
     """`now` if it lies inside the window, else the window's next opening (in UTC)."""
-    zone = lead_zone(timezone, window)
+    zone = lead_zone(timezone, window, country=country)
     local = now.astimezone(zone)
     for day in range(8):
         date = (local + timedelta(days=day)).date()

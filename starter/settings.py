@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from journeys.sales_team import SALES_TEAM
 from journeys.send_policy import SendPolicy
+from journeys.timezones import is_known_timezone
 
 
 class Role(StrEnum):
@@ -158,6 +159,14 @@ class Settings(BaseSettings):
         pattern=r"^(|\d{1,3}/\d{1,3}d)$",
         description="At most N marketing emails per D days per lead (N/Dd); empty: no cap.",
     )
+    default_timezone: str = Field(
+        default="UTC",
+        alias="NURTURE_DEFAULT_TIMEZONE",
+        min_length=1,
+        max_length=64,
+        description="IANA zone quiet hours use for a lead without a timezone whose country "
+        "has no single one (e.g. US) or is unknown.",
+    )
     consent_text_version: str = Field(
         default="2026-11", alias="NURTURE_CONSENT_TEXT_VERSION", min_length=1, max_length=64
     )
@@ -252,6 +261,13 @@ class Settings(BaseSettings):
         _weekdays(value)
         return value
 
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if not is_known_timezone(value):
+            raise ValueError(f"unknown timezone {value!r} (an IANA name, e.g. Europe/Berlin)")
+        return value
+
     @property
     def send_policy(self) -> SendPolicy:
         """Quiet hours, send days and frequency cap as the email activity applies them."""
@@ -266,6 +282,7 @@ class Settings(BaseSettings):
             weekdays=_weekdays(self.send_days),
             cap=cap,
             cap_period=timedelta(days=period),
+            default_timezone=self.default_timezone,
         )
 
     def require_crm_webhook_secret(self) -> bytes:

@@ -24,6 +24,7 @@ from activities.enrollment_jobs import EnrollmentJobActivities
 from activities.leads import LeadActivities
 from activities.lifecycle import LifecycleActivities
 from activities.scoring import ScoringActivities
+from activities.segments import SegmentActivities
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.suppression_list import SuppressionList
@@ -35,6 +36,7 @@ from workflows import search_attributes
 from workflows.enrollment_job import EnrollmentJobWorkflow
 from workflows.journey import JourneyWorkflow
 from workflows.lead import LeadWorkflow
+from workflows.segment_backfill import SegmentBackfillWorkflow
 
 log = logging.getLogger("nurture.worker")
 
@@ -86,6 +88,7 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
+    segments = SegmentActivities(lifecycle, sessions)
     jobs = EnrollmentJobActivities(
         lifecycle,
         sessions,
@@ -95,7 +98,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyWorkflow, LeadWorkflow, EnrollmentJobWorkflow],
+        workflows=[JourneyWorkflow, LeadWorkflow, EnrollmentJobWorkflow, SegmentBackfillWorkflow],
         activities=[
             email.send_email,
             email.notify_owner,
@@ -114,6 +117,8 @@ def build_worker(
             stages.request_handover,
             jobs.enroll_job_chunk,
             jobs.finish_enrollment_job,
+            segments.segments_and_triggers,
+            segments.backfill_segment_batch,
         ],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),

@@ -51,6 +51,8 @@ NAMES = {
     "request_handover",
     "enroll_job_chunk",
     "finish_enrollment_job",
+    "segments_and_triggers",
+    "backfill_segment_batch",
 }
 
 REFS = {value.name: value for value in vars(contracts).values() if isinstance(value, ActivityRef)}

@@ -71,7 +71,24 @@ async def test_journeys_lists_the_catalogue(api_url: str) -> None:
 
 
 async def test_every_command_has_help() -> None:
-    for command in ("enroll", "leads", "lead", "feedback", "funnel", "journeys", "api",
+    for command in ("enroll", "leads", "lead", "feedback", "funnel", "journeys", "segments",
+                    "segment", "api",
                     "simulate", "preview", "provision"):  # fmt: skip
         code, out = await run_cli(command, "--help")
         assert code == 0 and "Usage" in out, (command, out)
+
+
+async def test_segments_lists_every_segment_with_its_size(api_url: str) -> None:
+    code, out = await run_cli("segments", "--api-url", api_url, "--api-key", MARKETING_KEY)
+
+    assert code == 0, out
+    assert "pricing-visitors" in out and "dormant" in out
+
+
+async def test_segment_shows_a_definition(api_url: str) -> None:
+    code, out = await run_cli(
+        "segment", "pricing-visitors", "--api-url", api_url, "--api-key", MARKETING_KEY
+    )
+
+    assert code == 0, out
+    assert "page_view" in out and "members" in out

@@ -156,7 +156,8 @@ async def test_a_worker_killed_during_the_handover_still_hands_over_exactly_once
         verify(body, headers[SIGNATURE_HEADER.lower()], SECRET.encode())
     assert len(await handovers_of(sessions, lead_id)) == 1
     assert (await lead_row(sessions, lead_id)).lifecycle_stage == "mql"
-    assert len([m for m in notices if str(lead["first_name"]) in m["Subject"]]) == 1
+    assignments = [m for m in notices if m["Subject"].startswith("New MQL")]
+    assert len([m for m in assignments if str(lead["first_name"]) in m["Subject"]]) == 1
 
 
 async def _kim_notices(smtp: SmtpSink) -> list:

@@ -280,3 +280,32 @@ async def test_failed_keys_from_one_address_do_not_lock_the_key_out_elsewhere(
             "/v1/journeys", headers={"Authorization": f"Bearer {MARKETING_KEY}"}
         )
     assert right.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/leads", "/v1/enrollments"])
+async def test_a_nul_character_in_a_lead_field_is_a_422_naming_it(
+    api: httpx.AsyncClient, path: str
+) -> None:
+    body: dict[str, object] = {"lead": {"email": new_email("nul"), "company": "ACME\x00Corp"}}
+    if path == "/v1/enrollments":
+        body["journey"] = "welcome"
+
+    response = await api.post(path, json=body)
+
+    assert response.status_code == 422, response.text
+    assert ["body", "lead", "company"] in [e["loc"] for e in response.json()["detail"]]
+
+
+async def test_a_nul_character_in_an_event_property_is_a_422(api: httpx.AsyncClient) -> None:
+    lead_id = (await api.post("/v1/leads", json={"lead": {"email": new_email("nul-ev")}})).json()[
+        "lead_id"
+    ]
+
+    response = await api.post(
+        "/v1/events",
+        json={"lead_id": lead_id, "type": "page_view", "event_id": "nul-1",
+              "properties": {"url": "https://x.test/\x00"}},
+    )  # fmt: skip
+
+    assert response.status_code == 422, response.text
+    assert ["body", "properties"] == response.json()["detail"][0]["loc"][:2]

@@ -57,7 +57,11 @@ async def make_mql(api: httpx.AsyncClient, sessions: async_sessionmaker, lead: d
 
 
 def notifications_for(smtp: SmtpSink, lead: dict, rep: str = KIM) -> list:
-    return [m for m in smtp.to(rep) if str(lead["first_name"]) in m["Subject"]]
+    """The assignment notices about `lead` (the mql-alert journey's alert is another)."""
+    return [
+        m for m in smtp.to(rep)
+        if str(lead["first_name"]) in m["Subject"] and m["Subject"].startswith("New MQL")
+    ]  # fmt: skip
 
 
 def feedback(api: httpx.AsyncClient, lead_id: str, body: dict) -> Awaitable[httpx.Response]:

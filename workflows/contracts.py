@@ -10,13 +10,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.consent import ConsentStatus
-from journeys.dsl import EventType, JourneyDefinition, LifecycleStage
+from journeys.dsl import DeclaredEventType, JourneyDefinition, LifecycleStage
 from journeys.lifecycle import FeedbackOutcome
 
 WORKFLOW_NAME = "JourneyWorkflow"
 ENGAGEMENT_SIGNAL = "engagement"
 STAGE_SIGNAL = "stage_changed"
 CONSENT_SIGNAL = "consent_changed"
+# The lead left segments (their names): exit goals `on_segment_exit` end the journey.
+SEGMENT_LEFT_SIGNAL = "segment_left"
 PROGRESS_QUERY = "progress"
 TIMELINE_QUERY = "timeline"
 
@@ -31,12 +33,16 @@ def journey_workflow_id(journey: str, lead_id: str) -> str:
 
 
 class EngagementSignal(BaseModel):
-    """An engagement event as a journey's workflow receives it (no personal data)."""
+    """An engagement event as a journey's workflow receives it (no personal data).
+
+    `type` is any declared event type (`journeys.event_types`): an `EventType` member for a
+    built-in one, a `CustomEventType` for a custom one; on the wire, its plain name.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     event_id: str = Field(min_length=1, max_length=200)
-    type: EventType
+    type: DeclaredEventType
     occurred_at: datetime
 
 
@@ -154,6 +160,8 @@ class LeadNudge(BaseModel):
     requested_by: str | None = Field(default=None, max_length=200)
     # A double opt-in was requested: send the confirmation email (and remind, and expire).
     consent_requested: bool = False
+    # The event that caused the nudge: its triggers fire (once per event id).
+    event_id: str | None = Field(default=None, max_length=200)
 
 
 class SalesFeedback(BaseModel):
@@ -249,6 +257,8 @@ class LeadState(BaseModel):
     doi_phase: DoubleOptInPhase = DoubleOptInPhase.NOT_RUNNING
     doi_round: int = 0
     doi_sent_at: datetime | None = None
+    # The next moment a time-based segment condition can flip (a window passing).
+    segments_recheck_at: datetime | None = None
     pending: list[LeadNudge] = Field(default_factory=list)
     feedback_queue: list[QueuedFeedback] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         CHECK_CONDITIONS,
         CHOOSE_BRANCH,
         HAND_OVER,
+        NOTIFY_OWNER,
         REQUEST_HANDOVER,
         RESOLVE_WAIT,
         SEND_EMAIL,
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         CheckConditionsRequest,
         ChooseBranchRequest,
         HandOverRequest,
+        NotifyOwnerRequest,
         RequestHandoverRequest,
         ResolveWaitRequest,
         SendEmailRequest,
@@ -43,11 +45,13 @@ with workflow.unsafe.imports_passed_through():
         End,
         HandOver,
         LifecycleStage,
+        NotifyOwner,
         SendEmail,
         SetLeadFields,
         Wait,
         WaitForEvent,
     )
+    from journeys.send_policy import answer_steps
     from journeys.variants import choose_variant
     from workflows import search_attributes
     from workflows.activity_calls import call
@@ -56,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         ENGAGEMENT_SIGNAL,
         PROGRESS_QUERY,
         SEEN_EVENT_IDS_KEPT,
+        SEGMENT_LEFT_SIGNAL,
         STAGE_SIGNAL,
         TIMELINE_ENTRIES_KEPT,
         TIMELINE_QUERY,
@@ -74,6 +79,7 @@ ResultT = TypeVar("ResultT")
 
 # Patch ids (see docs/journeys.md): journeys started before a change replay the old commands.
 HANDOVER_VIA_LIFECYCLE = "handover-via-lead-workflow"
+ANSWERS_AT_ONCE = "answers-at-once"
 
 
 class _ContinueAsNew(Exception):
@@ -97,6 +103,9 @@ class JourneyWorkflow:
         }
         self._goals_by_stage = {
             g.on_stage: g.name for g in self._definition.exit_goals if g.on_stage
+        }
+        self._goals_by_segment_exit = {
+            g.on_segment_exit: g.name for g in self._definition.exit_goals if g.on_segment_exit
         }
 
     # --- the interpreter ---------------------------------------------------------------
@@ -138,6 +147,8 @@ class JourneyWorkflow:
                 return await self._set(step)
             case HandOver():
                 return await self._hand_over(step)
+            case NotifyOwner():
+                return await self._notify_owner(step)
             case End():
                 return None
             case _:
@@ -151,6 +162,21 @@ class JourneyWorkflow:
             chosen = choose_variant(self._input.lead_id, step.id, step.variants)
             template, variant = chosen.template, chosen.name
         assert template is not None
+        # An answer to the lead's own action (the first email after the entry with no wait
+        # before it, or `timing="answer"`: a pure function of the snapshotted definition)
+        # goes out at once, past quiet hours and the frequency cap — on the first attempt,
+        # and when a consent change (the lead confirming) wakes a held send; a send woken
+        # only by its timer is a follow-up by then.
+        # Replay: this changes only the *input* of SEND_EMAIL, never which commands are
+        # issued or in what order, and replay compares an activity's id and type, not its
+        # input; so old histories replay as they are. It does change what a running journey
+        # would send next (a welcome held by quiet hours or consent when this was deployed
+        # would go at once), so it is patched all the same: `patched` is asked once per run
+        # (memoised), and a run whose first answer step was recorded before the patch keeps
+        # the old behaviour to its end; new runs record the marker once, before that send.
+        # Asked only at answer steps: journeys without one record no marker.
+        answer = step.id in answer_steps(self._definition) and workflow.patched(ANSWERS_AT_ONCE)
+        woken_by_lead = True
         while True:
             result = await self._activity(
                 SEND_EMAIL,
@@ -161,6 +187,7 @@ class JourneyWorkflow:
                     template=template,
                     idempotency_key=self._effect_key(step.id),
                     now=workflow.now(),
+                    answer=answer and woken_by_lead,
                 ),
             )
             if result.status != "deferred":
@@ -171,7 +198,7 @@ class JourneyWorkflow:
             self._note(
                 f"email {template} deferred until {result.retry_at.isoformat()}: {result.reason}"
             )
-            await self._wait_until(
+            woken_by_lead = await self._wait_until(
                 self._consent_changed_since(self._consent_changes), result.retry_at
             )
             if self._state.exit_goal is not None:
@@ -276,6 +303,18 @@ class JourneyWorkflow:
             properties=step.properties,
             cause=f"journey {self._definition.name}, step {step.id}",
         )
+        return step.next
+
+    async def _notify_owner(self, step: NotifyOwner) -> str:
+        await self._activity(
+            NOTIFY_OWNER,
+            NotifyOwnerRequest(
+                lead_id=self._input.lead_id,
+                template=step.template,
+                idempotency_key=self._effect_key(step.id),
+            ),
+        )
+        self._note(f"owner notified: {step.template}")
         return step.next
 
     async def _hand_over(self, step: HandOver) -> str:
@@ -458,6 +497,14 @@ class JourneyWorkflow:
         if stage != self._state.stage:
             self._note(f"stage changed to {stage.value}")
         self._stage_reached(stage)
+
+    @workflow.signal(name=SEGMENT_LEFT_SIGNAL)
+    def segment_left(self, segments: list[str]) -> None:
+        """The lead left these segments; an exit goal on one of them ends the journey."""
+        for segment in segments:
+            if segment in self._goals_by_segment_exit and self._state.exit_goal is None:
+                self._note(f"left segment {segment}")
+                self._state.exit_goal = self._goals_by_segment_exit[segment]
 
     @workflow.signal(name=CONSENT_SIGNAL)
     def consent_changed(self, status: ConsentStatus) -> None:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         HAND_OVER_LEAD,
         NOTIFY_OWNER,
         SCORE_LEAD,
+        SEGMENTS_AND_TRIGGERS,
         SEND_CONFIRMATION,
         ActivityRef,
         ChangeStageRequest,
@@ -39,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         NotifyOwnerRequest,
         OwnerNotification,
         ScoreLeadRequest,
+        SegmentsAndTriggersRequest,
+        StageReachedRef,
     )
     from journeys.consent import DOI_EXPIRES_AFTER, DOI_REMINDER_AFTER, ConsentStatus
     from journeys.dsl import LifecycleStage
@@ -83,6 +86,8 @@ FEEDBACK_AT_ONCE = "feedback-answered-at-once"
 # How long the update waits for its stage change to reach the database before answering
 # with the decision alone (normally milliseconds; longer only while an effect is stuck).
 FEEDBACK_EFFECT_WAIT = timedelta(seconds=1)
+# Segments re-evaluated as things change, and journeys' triggers fired (issue 14).
+SEGMENTS_AND_TRIGGERS_PATCH = "segments-and-triggers"
 
 
 class FeedbackRefused(ApplicationError):
@@ -110,6 +115,8 @@ class LeadWorkflow:
         self._lock = asyncio.Lock()
         self._erased = False
         self._published: tuple[object, ...] | None = None
+        # Stages reached since segments and triggers last ran (their triggers fire).
+        self._stages_reached: list[StageReachedRef] = []
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -152,7 +159,7 @@ class LeadWorkflow:
 
     def _next_deadline(self) -> datetime | None:
         """The earliest moment something is due without a signal: decay, cool-down, SLA."""
-        candidates = [self._state.rescore_at]
+        candidates = [self._state.rescore_at, self._state.segments_recheck_at]
         stage = self._state.stage
         if stage == LifecycleStage.MQL and self._state.mql_at is not None and self._policy:
             if self._state.sla_phase == SlaPhase.RUNNING:
@@ -196,6 +203,36 @@ class LeadWorkflow:
         await self._maybe_become_mql(requested)
         await self._run_sla()
         await self._maybe_hand_over_account()
+        if workflow.patched(SEGMENTS_AND_TRIGGERS_PATCH):
+            await self._segments_and_triggers(nudges, now)
+
+    async def _segments_and_triggers(self, nudges: list[LeadNudge], now: datetime) -> None:
+        """Re-evaluate the lead's segments and fire triggers when something changed or a
+        time-based segment condition may have flipped."""
+        s = self._state
+        recheck_due = s.segments_recheck_at is not None and s.segments_recheck_at <= now
+        if not (nudges or self._stages_reached or recheck_due) or self._erased:
+            return
+        cause = nudges[0].cause if nudges else ("stage change" if self._stages_reached
+                                                 else "segment window passed")  # fmt: skip
+        result = await self._activity(
+            SEGMENTS_AND_TRIGGERS,
+            SegmentsAndTriggersRequest(
+                lead_id=self._input.lead_id,
+                now=now,
+                cause=cause[:200],
+                event_ids=tuple(n.event_id for n in nudges if n.event_id),
+                stages=tuple(self._stages_reached),
+            ),
+        )
+        self._stages_reached = []
+        s.segments_recheck_at = result.recheck_at
+        for segment in result.entered:
+            self._note(f"entered segment {segment}")
+        for segment in result.left:
+            self._note(f"left segment {segment}")
+        for journey in result.started:
+            self._note(f"trigger started {journey}")
 
     # --- scoring and MQL ----------------------------------------------------------------
 
@@ -565,6 +602,8 @@ class LeadWorkflow:
                 at=at or workflow.now(),
             ),
         )
+        if result.stage != result.previous_stage:
+            self._stages_reached.append(StageReachedRef(stage=result.stage, key=key))
         s = self._state
         if not mirror:
             self._note(f"stage {result.previous_stage.value} → {result.stage.value} ({cause})")

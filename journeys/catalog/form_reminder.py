@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from journeys.dsl import End, EventType, ExitGoal, SendEmail, WaitForEvent
+from journeys.triggers import on_event
 from journeys.validation import define_journey
 
 JOURNEY = define_journey(
@@ -31,3 +32,6 @@ JOURNEY = define_journey(
     exit_goals=(ExitGoal(name="unsubscribed", on_event=EventType.UNSUBSCRIBE),),
     reentry={"policy": "periodic", "every": timedelta(days=7)},
 )
+
+# A form started and not submitted within the hour (the journey waits for the submit).
+TRIGGERS = (on_event(EventType.FORM_START),)

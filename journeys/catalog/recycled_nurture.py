@@ -25,7 +25,7 @@ JOURNEY = define_journey(
     "only after a demo request.",
     entry="checkin",
     steps=(
-        SendEmail(id="checkin", template="recycled_checkin", next="cool_down"),
+        SendEmail(id="checkin", template="recycled_checkin", next="cool_down", timing="scheduled"),
         Wait(id="cool_down", duration=timedelta(days=14), next="education"),
         SendEmail(id="education", template="recycled_education", next="pause"),
         Wait(id="pause", duration=timedelta(days=14), next="case_study"),

@@ -7,6 +7,7 @@ ends in an automatic unsubscribe rather than more email.
 from datetime import timedelta
 
 from journeys.dsl import End, EventType, ExitGoal, SendEmail, SetLeadFields, WaitForEvent
+from journeys.triggers import on_segment_entry
 from journeys.validation import define_journey
 
 REENGAGED = (EventType.EMAIL_CLICK, EventType.EMAIL_OPEN, EventType.PAGE_VIEW)
@@ -16,7 +17,9 @@ JOURNEY = define_journey(
     description="We-miss-you, a last chance a week later, then an automatic unsubscribe.",
     entry="miss_you",
     steps=(
-        SendEmail(id="miss_you", template="winback_miss_you", next="await_reply"),
+        SendEmail(
+            id="miss_you", template="winback_miss_you", next="await_reply", timing="scheduled"
+        ),
         WaitForEvent(
             id="await_reply",
             events=REENGAGED,
@@ -43,3 +46,6 @@ JOURNEY = define_journey(
     exit_goals=(ExitGoal(name="unsubscribed", on_event=EventType.UNSUBSCRIBE),),
     reentry={"policy": "periodic", "every": timedelta(days=180)},
 )
+
+# Entered when the lead goes quiet: no open or click for 60 days (segment `dormant`).
+TRIGGERS = (on_segment_entry("dormant"),)

@@ -27,6 +27,7 @@ from starter.api.routes import (
     leads,
     reports,
     sales,
+    segments,
     signup,
     templates,
 )
@@ -46,6 +47,7 @@ ROUTERS = (
     leads,
     sales,
     reports,
+    segments,
     templates,
     email_links,
     signup,

@@ -301,14 +301,51 @@ def journeys(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     except ApiUnavailable as exc:
         raise _fail(exc) from None
     table = Table(title=f"{len(found)} journeys", title_justify="left")
-    for column in ("name", "version", "emails", "re-entry", "description"):
+    for column in ("name", "version", "emails", "re-entry", "triggers", "description"):
         table.add_column(column)
     for journey in found:
         table.add_row(
             journey["name"], journey["version"], ", ".join(journey["emails"]),
-            journey["reentry"], journey["description"],
+            journey["reentry"], ", ".join(journey.get("triggers", [])), journey["description"],
         )  # fmt: skip
     console.print(table)
 
 
-COMMANDS = (enroll, leads, lead, feedback, funnel, journeys)
+def segments(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+    """List the segments and how many leads are in each now."""
+    try:
+        found = _api(api_url, api_key).get("/v1/segments")
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{len(found)} segments", title_justify="left")
+    for column in ("name", "size", "description"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for segment in found:
+        table.add_row(segment["name"], str(segment["size"]), segment["description"])
+    console.print(table)
+
+
+def segment(
+    name: Annotated[str, typer.Argument(help="The segment, e.g. pricing-visitors.")],
+    members: Annotated[int, typer.Option(help="How many members to list (oldest first).")] = 20,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Show a segment: its definition, size and first members."""
+    api = _api(api_url, api_key)
+    try:
+        found = api.get(f"/v1/segments/{name}")
+        page = api.get(f"/v1/segments/{name}/members?limit={max(1, min(members, 1000))}")
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    console.print(f"[bold]{found['name']}[/bold]: {found['description']}")
+    console.print(f"{found['size']} members; definition: {found['definition']}")
+    table = Table(title="members", title_justify="left")
+    table.add_column("lead")
+    table.add_column("since")
+    for member in page["items"]:
+        table.add_row(member["lead_id"], member["entered_at"])
+    console.print(table)
+
+
+COMMANDS = (enroll, leads, lead, feedback, funnel, journeys, segments, segment)

@@ -38,6 +38,7 @@ from starter.dev.provisioning.test_server import start_time_skipping
 from starter.dev.smtp_sink import SmtpSink, start_sink
 from starter.services.enrollment import start_journey
 from starter.services.events import EventIn, record_event
+from starter.services.journey_signals import journeys_of
 from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
 from workflows import search_attributes
@@ -146,7 +147,10 @@ class SimulationStack:
         timeline = await handle.query(TIMELINE_QUERY, result_type=list[TimelineEntry])
         lifecycle = (await self.lifecycle.status(lead_id)).timeline
         outcome = await self._lead_outcome(lead_id)
-        await self._end_workflows(enrollment.workflow_id, lead_workflow_id(lead_id))
+        # Every workflow of the lead, those its triggers started included.
+        async with self.sessions() as session:
+            journeys = await journeys_of(session, lead_id)
+        await self._end_workflows(enrollment.workflow_id, *journeys, lead_workflow_id(lead_id))
         return SimulationReport(
             journey=definition.name,
             version=definition.version,
@@ -226,6 +230,9 @@ class SimulationStack:
 
     async def _create_lead(self, persona: Persona, properties: dict[str, Any]) -> str:
         lead_id = str(uuid.uuid4())
+        # Created at the simulated time: segments judge a lead's age ("silent for 60 days")
+        # by it, and the simulated clock runs ahead of the wall clock.
+        created_at = await self.env.get_current_time()
         async with self.sessions() as session:
             session.add(
                 Lead(
@@ -234,6 +241,7 @@ class SimulationStack:
                     persona=persona.name,
                     properties=properties,
                     consent_status="confirmed",  # a simulated lead has opted in
+                    created_at=created_at,
                     **persona.sample_lead,
                 )
             )

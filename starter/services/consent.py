@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from ipaddress import ip_address
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ConsentRecord, Lead, as_utc
@@ -25,12 +25,13 @@ from journeys.consent import (
 )
 from journeys.dsl import EventType
 from starter.services.events import EventIn, record_event
+from starter.services.input_model import InputModel
 from starter.services.journey_signals import journeys_of, signal_journeys
 from starter.services.lead_workflow import LeadLifecycle
 from workflows.contracts import CONSENT_SIGNAL, LeadNudge
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(InputModel):
     """How the lead opted in. Without `confirmed`, Nurture runs a double opt-in: a
     confirmation email, and no marketing email before the lead confirms."""
 

@@ -29,6 +29,7 @@ from journeys.consent import (
 from journeys.dsl import JourneyDefinition
 from starter.services.consent import ConsentIn, ConsentOutcome, apply_consent
 from starter.services.errors import LeadConflict
+from starter.services.input_model import InputModel
 from starter.services.lead_workflow import LeadLifecycle
 from workflows import search_attributes
 from workflows.contracts import WORKFLOW_NAME, JourneyInput, LeadNudge, journey_workflow_id
@@ -56,7 +57,7 @@ def deliverable_address(email: str) -> str:
     return f"{local}@{ascii_domain}".lower()
 
 
-class LeadIn(BaseModel):
+class LeadIn(InputModel):
     """A lead as a marketer (or a form) submits it."""
 
     model_config = ConfigDict(
@@ -112,7 +113,7 @@ class LeadIn(BaseModel):
         return value
 
 
-class EnrollmentRequest(BaseModel):
+class EnrollmentRequest(InputModel):
     """`POST /v1/enrollments`: put a lead into a journey."""
 
     model_config = ConfigDict(

@@ -20,6 +20,7 @@ from journeys.dsl import JourneyDefinition
 from starter.services.bulk_rows import MAX_ROWS, ParsedRows, RowError
 from starter.services.consent import ConsentIn
 from starter.services.errors import Problem, Refusal
+from starter.services.input_model import InputModel
 from workflows.enrollment_job import (
     ENROLLMENT_JOB_WORKFLOW,
     EnrollmentJobInput,
@@ -29,7 +30,7 @@ from workflows.enrollment_job import (
 CHUNK_ROWS = 100
 
 
-class EnrollmentJobRequest(BaseModel):
+class EnrollmentJobRequest(InputModel):
     """`POST /v1/enrollment-jobs`: up to 10,000 leads into one journey. Each element of
     `leads` is validated on its own: bad ones are reported, the rest enrolled."""
 

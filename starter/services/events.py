@@ -6,15 +6,17 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from db.models import EngagementEvent, Lead, utcnow
 from db.writes import insert_once
-from journeys.dsl import EventType
+from journeys.dsl import DeclaredEventType
+from journeys.event_types import validate_properties
 from starter.services.errors import InvalidParameter, LeadNotFound
+from starter.services.input_model import InputModel
 from starter.services.journey_signals import journeys_of, signal_journeys
 from starter.services.lead_workflow import LeadLifecycle
 from workflows.contracts import ENGAGEMENT_SIGNAL, EngagementSignal, LeadNudge
@@ -22,7 +24,7 @@ from workflows.contracts import ENGAGEMENT_SIGNAL, EngagementSignal, LeadNudge
 log = logging.getLogger(__name__)
 
 
-class EventIn(BaseModel):
+class EventIn(InputModel):
     """`POST /v1/events`: something a lead did. `event_id` makes retries harmless."""
 
     model_config = ConfigDict(
@@ -39,7 +41,9 @@ class EventIn(BaseModel):
     )
 
     lead_id: uuid.UUID
-    type: EventType
+    type: DeclaredEventType = Field(
+        description="A declared event type: a built-in one or a custom one (journeys/events)."
+    )
     event_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
     occurred_at: AwareDatetime = Field(
         default_factory=lambda: datetime.now(UTC),
@@ -47,7 +51,10 @@ class EventIn(BaseModel):
         "5 minutes ahead of the server's clock.",
     )
     properties: dict[str, str | int | float | bool | None] = Field(
-        default_factory=dict, max_length=50
+        default_factory=dict,
+        max_length=50,
+        description="Small scalars, validated with the type's properties model (a custom "
+        "type refuses unknown ones); stored as validated (dates as ISO strings).",
     )
 
     @field_validator("occurred_at")
@@ -58,6 +65,18 @@ class EventIn(BaseModel):
             return value.astimezone(UTC)
         except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC time
             raise ValueError("the time is out of range once converted to UTC") from None
+
+    @field_validator("properties")
+    @classmethod
+    def _valid_for_the_type(
+        cls, value: dict[str, str | int | float | bool | None], info: ValidationInfo
+    ) -> dict[str, str | int | float | bool | None]:
+        # The type's model (journeys/events) refuses a bad property by name:
+        # loc ["body", "properties", "<name>"]. Without a valid type there is nothing to check.
+        kind = info.data.get("type")
+        if kind is None:
+            return value
+        return validate_properties(kind.value, value)
 
 
 def refuse_future(event: EventIn, now: datetime) -> None:
@@ -134,7 +153,9 @@ async def record_event(
     )
     delivered = await signal_journeys(client, workflow_ids, ENGAGEMENT_SIGNAL, signal)
     if lifecycle is not None:
-        await lifecycle.nudge(lead_id, LeadNudge(cause=f"event {event.type.value}"))
+        await lifecycle.nudge(
+            lead_id, LeadNudge(cause=f"event {event.type.value}", event_id=event.event_id)
+        )
     async with sessions() as session:
         await session.execute(
             update(EngagementEvent)

@@ -17,10 +17,11 @@ from starter.services.consent import ConsentIn
 from starter.services.enrollment import LeadIn, enroll
 from starter.services.errors import Problem, Refusal
 from starter.services.events import EventIn, record_event
+from starter.services.input_model import InputModel
 from starter.services.lead_workflow import LeadLifecycle
 
 
-class FormConsent(BaseModel):
+class FormConsent(InputModel):
     """The consent checkbox as the visitor saw and ticked it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -29,7 +30,7 @@ class FormConsent(BaseModel):
     text_version: str | None = Field(default=None, max_length=64)
 
 
-class FormSubmission(BaseModel):
+class FormSubmission(InputModel):
     """`POST /v1/forms/{form}/submissions`, sent by the website's backend."""
 
     model_config = ConfigDict(

@@ -11,11 +11,12 @@ from db.suppression_list import SuppressionList
 from journeys.consent import ConsentStatus, SuppressionReason
 from starter.services.consent import ConsentIn
 from starter.services.enrollment import LeadIn, record_lead
+from starter.services.input_model import InputModel
 from starter.services.lead_workflow import LeadLifecycle
 from workflows.contracts import LeadNudge
 
 
-class IdentifyRequest(BaseModel):
+class IdentifyRequest(InputModel):
     """`POST /v1/leads`: the lead (as in an enrollment) and, optionally, its consent."""
 
     model_config = ConfigDict(

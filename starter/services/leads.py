@@ -23,6 +23,7 @@ from db.models import (
     SalesFeedbackRecord,
     ScoreRecord,
     StageTransition,
+    TriggerFiring,
     as_utc,
 )
 from db.suppression_list import SuppressionList
@@ -31,6 +32,7 @@ from journeys.scoring import ScoreExplanation
 from starter.services.errors import LeadNotFound
 from starter.services.lead_list import LeadIdentity, lead_facts
 from starter.services.score_explanation import explain_score
+from starter.services.segments import LeadSegment, segments_of
 from workflows import search_attributes
 
 T = TypeVar("T")
@@ -43,6 +45,9 @@ class JourneyView(BaseModel):
     status: str
     current_step: str | None
     enrolled_at: datetime
+    started_by: str | None = Field(
+        default=None, description="The trigger that started the journey (null: an enrollment)"
+    )
 
 
 class EmailView(BaseModel):
@@ -106,9 +111,12 @@ class LeadView(LeadIdentity):
     emails: list[EmailView]
     events: list[EventView]
     timeline: list[TimelineEntry]
+    segments: list[LeadSegment] = Field(default_factory=list)
 
 
-async def _journey_view(client: Client, enrollment: Enrollment) -> JourneyView:
+async def _journey_view(
+    client: Client, enrollment: Enrollment, started_by: dict[str, str]
+) -> JourneyView:
     status, step = "unknown", None
     try:
         description = await client.get_workflow_handle(enrollment.workflow_id).describe()
@@ -125,6 +133,7 @@ async def _journey_view(client: Client, enrollment: Enrollment) -> JourneyView:
         status=status,
         current_step=step,
         enrolled_at=enrollment.enrolled_at,
+        started_by=started_by.get(enrollment.workflow_id),
     )
 
 
@@ -195,6 +204,7 @@ async def read_lead(
         suppressed = await suppressions.reason(session, lead.email)
         score = await explain_score(session, lead, datetime.now(UTC))
         rows = await _lead_rows(session, lead_id)
+        started_by = await _triggers_of(session, lead_id)
     timeline = build_timeline(
         emails=rows.emails,
         events=rows.events,
@@ -211,14 +221,25 @@ async def read_lead(
         score=score,
         stage_transitions=[_transition_view(t) for t in rows.transitions],
         handovers=[_handover_view(h) for h in rows.handovers],
-        journeys=[await _journey_view(client, e) for e in rows.enrollments],
+        journeys=[await _journey_view(client, e, started_by) for e in rows.enrollments],
         emails=[_email_view(e) for e in rows.emails],
         events=[
             EventView(event_id=e.event_id, type=e.type, occurred_at=e.occurred_at)
             for e in rows.events
         ],
         timeline=timeline,
+        segments=await segments_of(sessions, lead_id),
     )
+
+
+async def _triggers_of(session: AsyncSession, lead_id: str) -> dict[str, str]:
+    """Which trigger first started each of the lead's journey workflows."""
+    rows = await session.execute(
+        select(TriggerFiring.workflow_id, TriggerFiring.trigger)
+        .where(TriggerFiring.lead_id == lead_id, TriggerFiring.outcome == "enrolled")
+        .order_by(TriggerFiring.id.desc())
+    )
+    return {workflow_id: trigger for workflow_id, trigger in rows if workflow_id}
 
 
 def _transition_view(t: StageTransition) -> TransitionView:

@@ -24,11 +24,12 @@ from starter.services.errors import (
     Refusal,
     UnknownCrmStatus,
 )
+from starter.services.input_model import InputModel
 from starter.services.lead_workflow import FeedbackConflict, FeedbackUnanswered, LeadLifecycle
 from workflows.contracts import FeedbackResult, LeadNudge, SalesFeedback
 
 
-class SalesFeedbackIn(BaseModel):
+class SalesFeedbackIn(InputModel):
     """`POST /v1/leads/{lead_id}/sales-feedback`: what sales says about a lead."""
 
     model_config = ConfigDict(
@@ -73,7 +74,7 @@ async def _note(sessions: async_sessionmaker, lead_id: str, reason: str | None) 
         return note.id
 
 
-class CrmStatusChange(BaseModel):
+class CrmStatusChange(InputModel):
     """`POST /v1/crm/webhook`: a CRM says a lead's status changed (signed with the secret)."""
 
     model_config = ConfigDict(

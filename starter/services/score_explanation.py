@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import EngagementEvent, Lead, as_utc
 from journeys.accounts import email_domain
-from journeys.dsl import EventType
+from journeys.event_types import event_type_named, is_declared
 from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, score_lead
 from journeys.scoring_models import scoring_model_for
 
@@ -22,14 +22,16 @@ async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> Sco
             EngagementEvent.lead_id == lead.id
         )
     )
+    # Every declared type, built-in or custom, can score; a stored type that is no longer
+    # declared (there should be none: declarations are forever) scores nothing.
     events = [
         ScoredEvent(
-            type=EventType(kind),
+            type=event_type_named(kind),
             occurred_at=as_utc(at) or now,
             url=str((props or {}).get("url") or "")[:2000] or None,
         )
         for kind, at, props in rows
-        if kind in EventType.__members__.values()
+        if is_declared(kind)
     ]
     facts = LeadFacts(
         title=lead.title,

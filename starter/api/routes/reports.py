@@ -10,7 +10,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from journeys.registry import all_journeys
+from journeys.registry import all_journeys, all_triggers
+from journeys.triggers import label
 from reporting.csv_export import csv_lines
 from reporting.funnel import FunnelReport
 from reporting.funnel_svg import funnel_svg
@@ -42,6 +43,7 @@ class JourneySummary(BaseModel):
     steps: int
     emails: list[str]
     reentry: str
+    triggers: list[str] = []
 
 
 JourneyName = Annotated[str, Path(max_length=100, pattern=r"^[a-z0-9-]+$")]
@@ -154,6 +156,7 @@ async def get_journeys(_: MarketingKey) -> list[JourneySummary]:
             steps=len(definition.steps),
             emails=[step.id for step in definition.steps if step.kind == "send_email"],
             reentry=definition.reentry.policy,
+            triggers=[label(t) for t in all_triggers().get(definition.name, ())],
         )
         for definition in sorted(all_journeys().values(), key=lambda d: d.name)
     ]

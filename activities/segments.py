@@ -1,0 +1,304 @@
+"""Real-time segments and triggers: the lead workflow calls this whenever something about
+the lead changed (an event, a score, a stage) and when a time-based condition may flip.
+Memberships and their history are rows; triggers fire once per cause (`trigger_firings`)
+and start their journey as its re-entry policy allows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.contracts import (
+    BACKFILL_SEGMENT_BATCH,
+    SEGMENTS_AND_TRIGGERS,
+    BackfillBatchRequest,
+    BackfillBatchResult,
+    SegmentsAndTriggersRequest,
+    SegmentsAndTriggersResult,
+)
+from activities.leads import lead_facts
+from db.models import (
+    Account,
+    EngagementEvent,
+    Enrollment,
+    Lead,
+    SegmentMembership,
+    SegmentTransition,
+    TriggerFiring,
+    as_utc,
+)
+from journeys.registry import all_triggers, get_journey
+from journeys.segment_rules import SegmentEvent, SegmentFacts, evaluate, lookback
+from journeys.segments import all_segments, get_segment
+from journeys.triggers import Firing, HappenedEvent, SegmentEntry, StageReached, firings
+from starter.services.enrollment import start_journey
+from starter.services.journey_signals import journeys_of, signal_journeys
+from starter.services.lead_workflow import LeadLifecycle
+from workflows.contracts import SEGMENT_LEFT_SIGNAL
+
+log = logging.getLogger(__name__)
+
+
+class SegmentChange:
+    """What a segment transition row records."""
+
+    ENTERED = "entered"
+    LEFT = "left"
+
+
+class SegmentActivities:
+    """Segment membership and triggers, with an injected Temporal handle and sessions."""
+
+    def __init__(self, lifecycle: LeadLifecycle, sessions: async_sessionmaker) -> None:
+        self._lifecycle = lifecycle
+        self._sessions = sessions
+
+    @activity.defn(name=SEGMENTS_AND_TRIGGERS.name)
+    async def segments_and_triggers(
+        self, request: SegmentsAndTriggersRequest
+    ) -> SegmentsAndTriggersResult:
+        """Bring the lead's memberships up to date, tell its journeys about segments it
+        left, and start the journeys whose triggers fire.
+
+        The memberships, their transitions and the firings they cause are written in one
+        transaction; journeys start after it, from the firings still without an outcome,
+        so a crash in between leaves work the retry finds (a firing is never lost, and its
+        unique key means it is never done twice)."""
+        async with self._sessions() as session:
+            lead = await session.get(Lead, request.lead_id)
+            if lead is None or lead.erased_at is not None:
+                return SegmentsAndTriggersResult(erased=True)
+            facts = await segment_facts(session, lead, request.now)
+            change = await _membership_change(session, lead.id, facts, request.now)
+            if change.left:  # before the commit: a retry re-evaluates and signals again
+                await signal_journeys(
+                    self._lifecycle.client,
+                    await journeys_of(session, lead.id),
+                    SEGMENT_LEFT_SIGNAL,
+                    list(change.left),
+                )
+            await _record_transitions(session, lead.id, change, request.now, request.cause)
+            fired = firings(
+                all_triggers(),
+                events=await _events(session, lead.id, request.event_ids),
+                entries=tuple(SegmentEntry(segment=s, at=request.now) for s in change.entered),
+                stages=tuple(StageReached(stage=s.stage, key=s.key) for s in request.stages),
+            )
+            await _record_firings(session, lead.id, fired)
+            await session.commit()
+        started = await self._start_pending(lead.id)
+        return SegmentsAndTriggersResult(
+            entered=change.entered,
+            left=change.left,
+            started=tuple(started),
+            recheck_at=change.recheck_at,
+        )
+
+    @activity.defn(name=BACKFILL_SEGMENT_BATCH.name)
+    async def backfill_segment_batch(self, request: BackfillBatchRequest) -> BackfillBatchResult:
+        """Evaluate one segment for a batch of leads (by id) and bring their memberships up
+        to date. A backfill enters leads quietly: it fires no trigger (a new segment would
+        otherwise start its journey for every existing member at once)."""
+        definition = get_segment(request.segment)
+        async with self._sessions() as session:
+            leads = (
+                (
+                    await session.execute(
+                        select(Lead)
+                        .where(Lead.id > request.after, Lead.erased_at.is_(None))
+                        .order_by(Lead.id)
+                        .limit(request.limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            current = set(
+                (
+                    await session.execute(
+                        select(SegmentMembership.lead_id).where(
+                            SegmentMembership.segment == request.segment,
+                            SegmentMembership.lead_id.in_([lead.id for lead in leads]),
+                        )
+                    )
+                ).scalars()
+            )
+            members = entered = left = 0
+            for lead in leads:
+                facts = await segment_facts(session, lead, request.now)
+                member = evaluate(definition, facts, request.now).member
+                members += member
+                was = lead.id in current
+                if member != was:
+                    change = MembershipChange(
+                        entered=(request.segment,) if member else (),
+                        left=() if member else (request.segment,),
+                        recheck_at=None,
+                    )
+                    await _record_transitions(session, lead.id, change, request.now, "backfill")
+                    entered, left = entered + member, left + (not member)
+            await session.commit()
+        return BackfillBatchResult(
+            evaluated=len(leads), members=members, entered=entered, left=left,
+            last=leads[-1].id if leads else None,
+        )  # fmt: skip
+
+    async def _start_pending(self, lead_id: str) -> list[str]:
+        """Start the journey of every firing of the lead without an outcome yet; the
+        journeys that started now."""
+        started = []
+        async with self._sessions() as session:
+            pending = (
+                await session.execute(
+                    select(TriggerFiring)
+                    .where(TriggerFiring.lead_id == lead_id, TriggerFiring.outcome.is_(None))
+                    .order_by(TriggerFiring.id)
+                )
+            ).scalars()
+            for row in list(pending):
+                result = await start_journey(
+                    self._lifecycle.client,
+                    self._sessions,
+                    task_queue=self._lifecycle.task_queue,
+                    lead_id=lead_id,
+                    definition=get_journey(row.journey),
+                    lifecycle=self._lifecycle,
+                )
+                row.workflow_id, row.outcome = result.workflow_id, result.status
+                await session.commit()
+                log.info("trigger %s of %s: lead %s %s", row.trigger, row.journey, lead_id,
+                         result.status)  # fmt: skip
+                if result.status == "enrolled":
+                    started.append(row.journey)
+        return started
+
+
+async def segment_facts(session: AsyncSession, lead: Lead, now: datetime) -> SegmentFacts:
+    """What segment conditions look at: the lead's fields, its account, its journeys and
+    its events within the longest window any segment uses."""
+    facts: dict[str, Any] = lead_facts(lead)
+    facts |= {
+        "consent_status": lead.consent_status,
+        "topics": [],  # topic subscriptions arrive with the preference center (issue 15)
+        "created_at": as_utc(lead.created_at),
+        "account_score": None,
+        "account_qualified": None,
+    }
+    if lead.account_id is not None:
+        account = await session.get(Account, lead.account_id)
+        if account is not None:
+            facts |= {
+                "account_score": account.score,
+                "account_qualified": account.qualified_at is not None,
+            }
+    journeys = (
+        await session.execute(select(Enrollment.journey).where(Enrollment.lead_id == lead.id))
+    ).scalars()
+    since = now - lookback(tuple(all_segments().values()))
+    rows = await session.execute(
+        select(EngagementEvent.type, EngagementEvent.occurred_at, EngagementEvent.properties)
+        .where(EngagementEvent.lead_id == lead.id, EngagementEvent.occurred_at >= since)
+        .order_by(EngagementEvent.occurred_at.desc())
+    )
+    events = tuple(
+        SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
+        for kind, at, props in rows
+    )
+    return SegmentFacts(
+        lead=facts, journeys_in=frozenset(journeys), journeys_completed=frozenset(),
+        events=events,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """Segments entered and left now, and the earliest recheck any segment asks for."""
+
+    entered: tuple[str, ...]
+    left: tuple[str, ...]
+    recheck_at: datetime | None
+
+
+async def _membership_change(
+    session: AsyncSession, lead_id: str, facts: SegmentFacts, now: datetime
+) -> MembershipChange:
+    current = set(
+        (
+            await session.execute(
+                select(SegmentMembership.segment).where(SegmentMembership.lead_id == lead_id)
+            )
+        ).scalars()
+    )
+    entered, left, rechecks = [], [], []
+    for name, definition in sorted(all_segments().items()):
+        verdict = evaluate(definition, facts, now)
+        if verdict.recheck_at is not None:
+            rechecks.append(verdict.recheck_at)
+        if verdict.member and name not in current:
+            entered.append(name)
+        elif not verdict.member and name in current:
+            left.append(name)
+    return MembershipChange(tuple(entered), tuple(left), min(rechecks, default=None))
+
+
+async def _record_transitions(
+    session: AsyncSession, lead_id: str, change: MembershipChange, now: datetime, cause: str
+) -> None:
+    for name in change.entered:
+        session.add(SegmentMembership(lead_id=lead_id, segment=name, entered_at=now))
+    for name, kind in [(n, SegmentChange.ENTERED) for n in change.entered] + [
+        (n, SegmentChange.LEFT) for n in change.left
+    ]:
+        session.add(SegmentTransition(lead_id=lead_id, segment=name, change=kind, at=now,
+                                      cause=cause[:200]))  # fmt: skip
+    if change.left:
+        await session.execute(
+            delete(SegmentMembership).where(
+                SegmentMembership.lead_id == lead_id, SegmentMembership.segment.in_(change.left)
+            )
+        )
+
+
+async def _record_firings(session: AsyncSession, lead_id: str, fired: list[Firing]) -> None:
+    """Add the firings not recorded before (a repeated event id fires nothing new)."""
+    if not fired:
+        return
+    rows = await session.execute(
+        select(TriggerFiring.journey, TriggerFiring.cause_key).where(
+            TriggerFiring.lead_id == lead_id
+        )
+    )
+    known = {(journey, cause) for journey, cause in rows}
+    for firing in fired:
+        key = (firing.journey, firing.cause_key[:300])
+        if key not in known:
+            known.add(key)
+            session.add(TriggerFiring(journey=firing.journey, lead_id=lead_id,
+                                      cause_key=key[1], trigger=firing.trigger[:200]))  # fmt: skip
+
+
+async def _events(
+    session: AsyncSession, lead_id: str, event_ids: tuple[str, ...]
+) -> tuple[HappenedEvent, ...]:
+    if not event_ids:
+        return ()
+    rows = await session.execute(
+        select(EngagementEvent).where(
+            EngagementEvent.lead_id == lead_id, EngagementEvent.event_id.in_(event_ids)
+        )
+    )
+    return tuple(
+        HappenedEvent(
+            event_id=e.event_id,
+            type=e.type,
+            occurred_at=as_utc(e.occurred_at) or e.received_at,
+            properties=e.properties or {},
+        )
+        for e in rows.scalars()
+    )
