@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import cache
 
 import journeys.catalog
+from journeys.catalog_modules import exposed
 from journeys.dsl import JourneyDefinition
 from journeys.triggers import OnEvent, OnSegmentEntry, OnStage
 
@@ -21,11 +20,7 @@ class UnknownJourneyError(LookupError):
 def all_journeys() -> dict[str, JourneyDefinition]:
     """Every registered journey by name; a journey module exposes `JOURNEY`."""
     found: dict[str, JourneyDefinition] = {}
-    for module_info in pkgutil.iter_modules(journeys.catalog.__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"journeys.catalog.{module_info.name}")
-        definition = getattr(module, "JOURNEY", None)
+    for _, definition in exposed(journeys.catalog, "JOURNEY"):
         if isinstance(definition, JourneyDefinition):
             if definition.name in found:
                 raise ValueError(f"two journey modules define {definition.name!r}")
@@ -46,11 +41,7 @@ def all_triggers() -> dict[str, JourneyTriggers]:
     """Every journey's triggers by journey name (a journey module may expose `TRIGGERS`
     next to its `JOURNEY`); journeys without any are left out."""
     found: dict[str, JourneyTriggers] = {}
-    for module_info in pkgutil.iter_modules(journeys.catalog.__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"journeys.catalog.{module_info.name}")
-        definition = getattr(module, "JOURNEY", None)
+    for module, definition in exposed(journeys.catalog, "JOURNEY"):
         triggers = tuple(getattr(module, "TRIGGERS", ()))
         if isinstance(definition, JourneyDefinition) and triggers:
             found[definition.name] = triggers

@@ -6,11 +6,11 @@ Add a module here and the registry finds it; `tests/test_segment_validation.py` 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
 from collections.abc import Collection
 from functools import cache
 
+from journeys.catalog_modules import exposed
 from journeys.segment_dsl import SegmentDefinition
 from journeys.segment_validation import segment_problems
 
@@ -23,11 +23,7 @@ class UnknownSegmentError(LookupError):
 def all_segments() -> dict[str, SegmentDefinition]:
     """Every registered segment by name; a segment module exposes `SEGMENT`."""
     found: dict[str, SegmentDefinition] = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        definition = getattr(module, "SEGMENT", None)
+    for _, definition in exposed(sys.modules[__name__], "SEGMENT"):
         if isinstance(definition, SegmentDefinition):
             if definition.name in found:
                 raise ValueError(f"two segment modules define {definition.name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -152,6 +152,10 @@ async def segments_of(sessions: async_sessionmaker, lead_id: str) -> list[LeadSe
         return [LeadSegment(segment=s, entered_at=as_utc(at) or at) for s, at in rows]
 
 
+# A query needs a worker: without one, answer 503 soon rather than hold the request.
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
 class BackfillStarted(BaseModel):
     """A backfill of the segment's current version: its workflow, and whether this request
     started it (`started`) or found it running (`running`)."""
@@ -186,7 +190,9 @@ async def backfill_progress(client: Client, name: str) -> BackfillProgress:
     definition = _segment(name)
     handle = client.get_workflow_handle(segment_backfill_workflow_id(name, definition.version))
     try:
-        progress = await handle.query(BACKFILL_PROGRESS_QUERY, result_type=BackfillProgress)
+        progress = await handle.query(
+            BACKFILL_PROGRESS_QUERY, result_type=BackfillProgress, rpc_timeout=QUERY_TIMEOUT
+        )
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
