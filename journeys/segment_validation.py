@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from journeys.event_types import declared_event_types
+from journeys.problems import DefinitionProblems
 from journeys.segment_dsl import (
     DEFER_SEGMENT_CHECK,
     AnyCondition,
@@ -34,16 +35,12 @@ from journeys.segment_dsl import (
 _CONDITION: TypeAdapter[AnyCondition] = TypeAdapter(SegmentCondition)
 
 
-class SegmentValidationError(ValueError):
+class SegmentValidationError(DefinitionProblems):
     """A segment has problems; `problems` lists each, and the message names them all."""
 
     def __init__(self, segment: str, problems: list[str]) -> None:
         self.segment = segment
-        self.problems = problems
-        super().__init__(
-            f"segment {segment!r} has {len(problems)} problem(s):\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__("segment", segment, problems)
 
 
 def reference_problems(

@@ -12,6 +12,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from pydantic import ValidationError
 
 from journeys.dsl import DEFER_GRAPH_CHECK, JourneyDefinition, graph_problems
+from journeys.problems import DefinitionProblems
 from journeys.rendering import (
     TEMPLATE_DIR,
     TEMPLATE_PARTS,
@@ -23,16 +24,12 @@ from journeys.rendering import (
 _BUILTINS = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "self", "super"}
 
 
-class JourneyValidationError(ValueError):
+class JourneyValidationError(DefinitionProblems):
     """A journey has problems; `problems` lists each, and the message names them all."""
 
     def __init__(self, journey: str, problems: list[str]) -> None:
         self.journey = journey
-        self.problems = problems
-        super().__init__(
-            f"journey {journey!r} has {len(problems)} problem(s):\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__("journey", journey, problems)
 
 
 def _source_problems(name: str, source: str) -> list[str]:

@@ -7,6 +7,7 @@ see each other's journeys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 import uuid
@@ -16,13 +17,16 @@ from email.message import EmailMessage
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
+from db.models import Enrollment
 from starter.api.app import create_app
 from starter.dev.provisioning.postgres import ensure_database
 from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
@@ -31,6 +35,7 @@ from starter.dev.smtp_sink import SmtpSink, free_port, start_sink
 from starter.settings import Settings
 from starter.worker_wiring import build_worker
 from workflows import search_attributes
+from workflows.contracts import lead_workflow_id
 
 # The browser fixture (`page`) for the pages a person uses.
 pytest_plugins = ["tests.browser"]
@@ -215,3 +220,21 @@ async def simulation(
         overrides={"NURTURE_QUIET_HOURS": "", "NURTURE_FREQUENCY_CAP": ""},
     ) as stack:
         yield stack
+
+
+@pytest.fixture
+async def leads(simulation: SimulationStack) -> AsyncIterator[list[str]]:
+    """Leads a test creates; their workflows are ended afterwards, so that their timers don't
+    keep the shared time-skipping server's clock busy in later tests."""
+    created: list[str] = []
+    yield created
+    async with simulation.sessions() as session:
+        journeys = (
+            await session.execute(
+                select(Enrollment.workflow_id).where(Enrollment.lead_id.in_(created))
+            )
+        ).scalars()
+        workflow_ids = [*journeys, *(lead_workflow_id(lead_id) for lead_id in created)]
+    for workflow_id in workflow_ids:
+        with contextlib.suppress(RPCError):
+            await simulation.client.get_workflow_handle(workflow_id).terminate("test over")

@@ -3,40 +3,18 @@ PostgreSQL and SMTP sink: SLA escalation, cool-down after a rejection, score dec
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
-from temporalio.service import RPCError
 
-from db.models import Enrollment, ScoreRecord
+from db.models import ScoreRecord
 from starter.dev.simulation import SimulationStack
 from starter.services.events import EventIn, record_event
 from tests.lifecycle_helpers import create_confirmed_lead, decider, handovers_of, lead_row
-from workflows.contracts import LeadStatus, SalesFeedback, lead_workflow_id
+from workflows.contracts import LeadStatus, SalesFeedback
 
 KIM = "kim@sales.nurture.example"
-
-
-@pytest.fixture
-async def leads(simulation: SimulationStack) -> AsyncIterator[list[str]]:
-    """Leads a test creates; their workflows are ended afterwards, so that their timers don't
-    keep the shared time-skipping server's clock busy in later tests."""
-    created: list[str] = []
-    yield created
-    async with simulation.sessions() as session:
-        journeys = (
-            await session.execute(
-                select(Enrollment.workflow_id).where(Enrollment.lead_id.in_(created))
-            )
-        ).scalars()
-        workflow_ids = [*journeys, *(lead_workflow_id(lead_id) for lead_id in created)]
-    for workflow_id in workflow_ids:
-        with contextlib.suppress(RPCError):
-            await simulation.client.get_workflow_handle(workflow_id).terminate("test over")
 
 
 async def new_lead(simulation: SimulationStack, leads: list[str], **extra: str | None) -> str:

@@ -4,16 +4,12 @@ the lead's workflow set — and a journey with an exit on that segment ends (iss
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
-from temporalio.service import RPCError
 
-from db.models import Enrollment, SegmentMembership, SegmentTransition
+from db.models import SegmentMembership, SegmentTransition
 from starter.dev.simulation import SimulationStack
 from starter.services.events import EventIn, record_event
 from tests.conftest import new_email
@@ -22,25 +18,7 @@ from workflows.contracts import (
     PROGRESS_QUERY,
     JourneyProgress,
     journey_workflow_id,
-    lead_workflow_id,
 )
-
-
-@pytest.fixture
-async def leads(simulation: SimulationStack) -> AsyncIterator[list[str]]:
-    """Leads a test creates; their workflows end afterwards (the shared clock stays free)."""
-    created: list[str] = []
-    yield created
-    async with simulation.sessions() as session:
-        journeys = (
-            await session.execute(
-                select(Enrollment.workflow_id).where(Enrollment.lead_id.in_(created))
-            )
-        ).scalars()
-        workflow_ids = [*journeys, *(lead_workflow_id(lead_id) for lead_id in created)]
-    for workflow_id in workflow_ids:
-        with contextlib.suppress(RPCError):
-            await simulation.client.get_workflow_handle(workflow_id).terminate("test over")
 
 
 async def _pricing_view(simulation: SimulationStack, lead_id: str) -> None:
