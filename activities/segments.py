@@ -36,7 +36,16 @@ from db.models import (
 from journeys.registry import all_triggers, get_journey
 from journeys.segment_rules import SegmentEvent, SegmentFacts, evaluate, lookback
 from journeys.segments import all_segments, get_segment
-from journeys.triggers import Firing, HappenedEvent, SegmentEntry, StageReached, firings
+from journeys.timezones import lead_zone
+from journeys.triggers import (
+    Firing,
+    HappenedEvent,
+    LeadDates,
+    SegmentEntry,
+    StageReached,
+    firings,
+    next_date_moment,
+)
 from starter.services.enrollment import start_journey
 from starter.services.journey_signals import journeys_of, signal_journeys
 from starter.services.lead_workflow import LeadLifecycle
@@ -55,9 +64,12 @@ class SegmentChange:
 class SegmentActivities:
     """Segment membership and triggers, with an injected Temporal handle and sessions."""
 
-    def __init__(self, lifecycle: LeadLifecycle, sessions: async_sessionmaker) -> None:
+    def __init__(
+        self, lifecycle: LeadLifecycle, sessions: async_sessionmaker, default_timezone: str = "UTC"
+    ) -> None:
         self._lifecycle = lifecycle
         self._sessions = sessions
+        self._default_timezone = default_timezone
 
     @activity.defn(name=SEGMENTS_AND_TRIGGERS.name)
     async def segments_and_triggers(
@@ -84,20 +96,27 @@ class SegmentActivities:
                     list(change.left),
                 )
             await _record_transitions(session, lead.id, change, request.now, request.cause)
+            dates = LeadDates(
+                properties=lead.properties or {},
+                zone=lead_zone(lead.timezone, lead.country, self._default_timezone).key,
+                now=request.now,
+            )
             fired = firings(
                 all_triggers(),
                 events=await _events(session, lead.id, request.event_ids),
                 entries=tuple(SegmentEntry(segment=s, at=request.now) for s in change.entered),
                 stages=tuple(StageReached(stage=s.stage, key=s.key) for s in request.stages),
+                dates=dates,
             )
             await _record_firings(session, lead.id, fired)
             await session.commit()
         started = await self._start_pending(lead.id)
+        moments = [change.recheck_at, next_date_moment(all_triggers(), dates)]
         return SegmentsAndTriggersResult(
             entered=change.entered,
             left=change.left,
             started=tuple(started),
-            recheck_at=change.recheck_at,
+            recheck_at=min((m for m in moments if m is not None), default=None),
         )
 
     @activity.defn(name=BACKFILL_SEGMENT_BATCH.name)

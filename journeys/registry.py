@@ -7,9 +7,9 @@ from functools import cache
 import journeys.catalog
 from journeys.catalog_modules import exposed
 from journeys.dsl import JourneyDefinition
-from journeys.triggers import OnEvent, OnSegmentEntry, OnStage
+from journeys.triggers import AnyTrigger
 
-JourneyTriggers = tuple[OnEvent | OnSegmentEntry | OnStage, ...]
+JourneyTriggers = tuple[AnyTrigger, ...]
 
 
 class UnknownJourneyError(LookupError):

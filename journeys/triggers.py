@@ -10,8 +10,9 @@ a crashed worker starts nothing twice. The journey's re-entry policy still appli
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,7 +70,21 @@ class OnStage(_Model):
     stage: LifecycleStage
 
 
-Trigger = Annotated[OnEvent | OnSegmentEntry | OnStage, Field(discriminator="kind")]
+class OnDate(_Model):
+    """Start on a date in the lead's properties, at a local hour in the lead's timezone:
+    `every_year` (a birthday, an anniversary: the month and day each year; 29 February is
+    28 February in other years) or once; `offset` moves it (`-30 days`: a month before a
+    `renewal_date`). A lead whose date is missing or unreadable never fires."""
+
+    kind: Literal["date"] = "date"
+    property: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    every_year: bool = False
+    offset: timedelta = timedelta(0)
+    at_hour: int = Field(default=9, ge=0, le=23)
+
+
+AnyTrigger = OnEvent | OnSegmentEntry | OnStage | OnDate
+Trigger = Annotated[AnyTrigger, Field(discriminator="kind")]
 
 
 def on_event(type: str, *where: EventFilter) -> OnEvent:
@@ -94,7 +109,15 @@ def where(
     return EventFilter.model_validate({"property": property, "op": op, "value": value})
 
 
-def label(trigger: OnEvent | OnSegmentEntry | OnStage) -> str:
+def on_date(
+    property: str, *, every_year: bool = False, offset: timedelta = timedelta(0), at_hour: int = 9
+) -> OnDate:
+    """A trigger on a date property, e.g. `on_date("birthday", every_year=True)` or
+    `on_date("renewal_date", offset=-timedelta(days=30))`."""
+    return OnDate(property=property, every_year=every_year, offset=offset, at_hour=at_hour)
+
+
+def label(trigger: AnyTrigger) -> str:
     """How a trigger is named in timelines and firings: `event:trial_started`,
     `segment_entry:pricing-visitors`, `stage:mql`."""
     match trigger:
@@ -104,6 +127,8 @@ def label(trigger: OnEvent | OnSegmentEntry | OnStage) -> str:
             return f"segment_entry:{segment}"
         case OnStage(stage=stage):
             return f"stage:{stage.value}"
+        case OnDate(property=name):
+            return f"date:{name}"
 
 
 class HappenedEvent(_Model):
@@ -138,17 +163,22 @@ class Firing(_Model):
 
 
 def firings(
-    triggers: Mapping[str, tuple[OnEvent | OnSegmentEntry | OnStage, ...]],
+    triggers: Mapping[str, tuple[AnyTrigger, ...]],
     *,
     events: tuple[HappenedEvent, ...] = (),
     entries: tuple[SegmentEntry, ...] = (),
     stages: tuple[StageReached, ...] = (),
+    dates: LeadDates | None = None,
 ) -> list[Firing]:
-    """Every (journey, cause) that fires for what happened, in a stable order."""
+    """Every (journey, cause) that fires for what happened, in a stable order; with
+    `dates`, the date triggers whose moment has come (within `DATE_GRACE` of it)."""
     found: list[Firing] = []
     for journey, declared in sorted(triggers.items()):
         for trigger in declared:
-            found += _matches(journey, trigger, events, entries, stages)
+            if isinstance(trigger, OnDate):
+                found += _date_firings(journey, trigger, dates)
+            else:
+                found += _matches(journey, trigger, events, entries, stages)
     return found
 
 
@@ -183,3 +213,88 @@ def _matches(
                 for s in stages
                 if s.stage == trigger.stage
             ]
+
+
+# A date trigger fires when its moment has come, but not for a moment long past: a lead
+# imported with last month's renewal date gets no reminder for it.
+DATE_GRACE = timedelta(days=1)
+
+
+class LeadDates(_Model):
+    """What date triggers read: the lead's properties, its zone and the time now."""
+
+    properties: dict[str, Any]
+    zone: str = "UTC"
+    now: datetime
+
+
+def occurrences(trigger: OnDate, dates: LeadDates) -> tuple[datetime | None, datetime | None]:
+    """The latest moment of `trigger` at or before now, and the next one after now (None
+    where there is none: no readable date, or a one-off that has passed)."""
+    day = _date_of(dates.properties.get(trigger.property))
+    if day is None:
+        return None, None
+    zone = ZoneInfo(dates.zone)
+    if not trigger.every_year:
+        moment = _at(day, trigger, zone)
+        return (moment, None) if moment <= dates.now else (None, moment)
+    year = dates.now.astimezone(zone).year
+    candidates = [
+        _at(_in_year(day, y), trigger, zone) for y in (year - 1, year, year + 1, year + 2)
+    ]
+    past = [c for c in candidates if c <= dates.now]
+    future = [c for c in candidates if c > dates.now]
+    return (max(past) if past else None), (min(future) if future else None)
+
+
+def next_date_moment(
+    triggers: Mapping[str, tuple[AnyTrigger, ...]], dates: LeadDates
+) -> datetime | None:
+    """The earliest moment after now that any date trigger will fire for this lead."""
+    moments = [
+        occurrences(t, dates)[1]
+        for declared in triggers.values()
+        for t in declared
+        if isinstance(t, OnDate)
+    ]
+    return min((m for m in moments if m is not None), default=None)
+
+
+def _date_firings(journey: str, trigger: OnDate, dates: LeadDates | None) -> list[Firing]:
+    if dates is None:
+        return []
+    moment, _ = occurrences(trigger, dates)
+    if moment is None or dates.now - moment > DATE_GRACE:
+        return []
+    return [
+        Firing(
+            journey=journey,
+            trigger=label(trigger),
+            cause_key=f"date:{trigger.property}:{moment.date().isoformat()}",
+        )
+    ]
+
+
+def _date_of(raw: object) -> date | None:
+    if isinstance(raw, datetime):
+        return raw.date()
+    if isinstance(raw, date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _in_year(day: date, year: int) -> date:
+    try:
+        return day.replace(year=year)
+    except ValueError:  # 29 February in a common year
+        return date(year, 2, 28)
+
+
+def _at(day: date, trigger: OnDate, zone: ZoneInfo) -> datetime:
+    local = datetime.combine(day, time(trigger.at_hour), tzinfo=zone) + trigger.offset
+    return local.astimezone(UTC)

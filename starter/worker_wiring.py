@@ -88,7 +88,7 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
-    segments = SegmentActivities(lifecycle, sessions)
+    segments = SegmentActivities(lifecycle, sessions, settings.default_timezone)
     jobs = EnrollmentJobActivities(
         lifecycle,
         sessions,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from journeys.dsl import LifecycleStage
 from journeys.triggers import (
     HappenedEvent,
+    LeadDates,
     SegmentEntry,
     StageReached,
     firings,
+    occurrences,
+    on_date,
     on_event,
     on_segment_entry,
     on_stage,
@@ -73,3 +76,67 @@ def test_a_stage_trigger_fires_for_that_stage_only() -> None:
 def test_a_filter_on_a_missing_property_does_not_hold() -> None:
     assert not where("plan", "eq", "pro").matches({})
     assert where("plan", "exists", True).matches({"plan": "pro"})
+
+
+def _dates(now: datetime, zone: str = "Europe/Berlin", **properties: object) -> LeadDates:
+    return LeadDates(properties=properties, zone=zone, now=now)
+
+
+def test_a_yearly_date_fires_at_the_local_hour_on_the_day() -> None:
+    trigger = on_date("birthday", every_year=True, at_hour=9)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+    _, upcoming = occurrences(trigger, _dates(now, birthday="1990-12-24"))
+
+    assert upcoming == datetime(2026, 12, 24, 8, tzinfo=UTC)  # 09:00 in Berlin (CET)
+
+
+def test_a_yearly_date_that_has_passed_this_year_comes_again_next_year() -> None:
+    trigger = on_date("birthday", every_year=True)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    last, upcoming = occurrences(trigger, _dates(now, zone="UTC", birthday="1990-03-02"))
+
+    assert (last, upcoming) == (
+        datetime(2026, 3, 2, 9, tzinfo=UTC),
+        datetime(2027, 3, 2, 9, tzinfo=UTC),
+    )
+
+
+def test_the_29th_of_february_is_the_28th_in_a_common_year() -> None:
+    trigger = on_date("birthday", every_year=True)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    _, upcoming = occurrences(trigger, _dates(now, zone="UTC", birthday="2000-02-29"))
+
+    assert upcoming == datetime(2027, 2, 28, 9, tzinfo=UTC)
+
+
+def test_an_offset_moves_a_one_off_date_before_it() -> None:
+    trigger = on_date("renewal_date", offset=-timedelta(days=30))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    _, upcoming = occurrences(trigger, _dates(now, zone="UTC", renewal_date="2027-03-31"))
+
+    assert upcoming == datetime(2027, 3, 1, 9, tzinfo=UTC)
+
+
+def test_a_date_fires_once_on_its_moment_and_not_for_one_long_past() -> None:
+    triggers = {"renewal-reminder": (on_date("renewal_date", offset=-timedelta(days=30)),)}
+    moment = datetime(2027, 3, 1, 9, tzinfo=UTC)
+
+    due = firings(triggers, dates=_dates(moment, zone="UTC", renewal_date="2027-03-31"))
+    stale = firings(
+        triggers, dates=_dates(moment + timedelta(days=3), zone="UTC", renewal_date="2027-03-31")
+    )
+
+    assert [f.cause_key for f in due] == ["date:renewal_date:2027-03-01"]
+    assert stale == []
+
+
+def test_a_missing_or_unreadable_date_never_fires() -> None:
+    trigger = on_date("birthday", every_year=True)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    assert occurrences(trigger, _dates(now)) == (None, None)
+    assert occurrences(trigger, _dates(now, birthday="soon")) == (None, None)
