@@ -412,3 +412,25 @@ class BackfillBatchResult(_Contract):
 BACKFILL_SEGMENT_BATCH = ActivityRef(
     "backfill_segment_batch", BackfillBatchRequest, BackfillBatchResult
 )
+
+
+class EnrollSegmentPageRequest(_Contract):
+    """Enroll the next `limit` members of `segment` (after lead id `after`) into `journey`,
+    once per `occurrence` (the scheduled run)."""
+
+    journey: str
+    segment: str
+    occurrence: str = Field(max_length=200)
+    after: str = ""
+    limit: int = Field(default=200, ge=1, le=2000)
+
+
+class EnrollSegmentPageResult(_Contract):
+    members: int
+    enrolled: int
+    last: str | None
+
+
+ENROLL_SEGMENT_PAGE = ActivityRef(
+    "enroll_segment_page", EnrollSegmentPageRequest, EnrollSegmentPageResult
+)

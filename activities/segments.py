@@ -16,9 +16,12 @@ from temporalio import activity
 
 from activities.contracts import (
     BACKFILL_SEGMENT_BATCH,
+    ENROLL_SEGMENT_PAGE,
     SEGMENTS_AND_TRIGGERS,
     BackfillBatchRequest,
     BackfillBatchResult,
+    EnrollSegmentPageRequest,
+    EnrollSegmentPageResult,
     SegmentsAndTriggersRequest,
     SegmentsAndTriggersResult,
 )
@@ -167,6 +170,42 @@ class SegmentActivities:
             evaluated=len(leads), members=members, entered=entered, left=left,
             last=leads[-1].id if leads else None,
         )  # fmt: skip
+
+    @activity.defn(name=ENROLL_SEGMENT_PAGE.name)
+    async def enroll_segment_page(
+        self, request: EnrollSegmentPageRequest
+    ) -> EnrollSegmentPageResult:
+        """A scheduled trigger's page of segment members: each gets a firing for this
+        occurrence (once, however often the page is retried) and its journey started."""
+        firing = Firing(
+            journey=request.journey,
+            trigger=f"schedule:{request.segment}",
+            cause_key=f"schedule:{request.occurrence}",
+        )
+        async with self._sessions() as session:
+            members = list(
+                (
+                    await session.execute(
+                        select(SegmentMembership.lead_id)
+                        .where(
+                            SegmentMembership.segment == request.segment,
+                            SegmentMembership.lead_id > request.after,
+                        )
+                        .order_by(SegmentMembership.lead_id)
+                        .limit(request.limit)
+                    )
+                ).scalars()
+            )
+            for lead_id in members:
+                await _record_firings(session, lead_id, [firing])
+            await session.commit()
+        enrolled = 0
+        for lead_id in members:
+            enrolled += len(await self._start_pending(lead_id))
+            activity.heartbeat(lead_id)
+        return EnrollSegmentPageResult(
+            members=len(members), enrolled=enrolled, last=members[-1] if members else None
+        )
 
     async def _start_pending(self, lead_id: str) -> list[str]:
         """Start the journey of every firing of the lead without an outcome yet; the

@@ -30,12 +30,14 @@ from db.migrate import upgrade_to_head
 from db.suppression_list import SuppressionList
 from starter.dev.provisioning.temporal import register_search_attributes, temporal_address
 from starter.services.lead_workflow import LeadLifecycle
+from starter.services.schedules import sync_schedules
 from starter.settings import Settings, SettingsError, load_settings
 from starter.temporal_client import connect
 from workflows import search_attributes
 from workflows.enrollment_job import EnrollmentJobWorkflow
 from workflows.journey import JourneyWorkflow
 from workflows.lead import LeadWorkflow
+from workflows.scheduled_enrollment import ScheduledEnrollmentWorkflow
 from workflows.segment_backfill import SegmentBackfillWorkflow
 
 log = logging.getLogger("nurture.worker")
@@ -98,7 +100,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[JourneyWorkflow, LeadWorkflow, EnrollmentJobWorkflow, SegmentBackfillWorkflow],
+        workflows=[
+            JourneyWorkflow,
+            LeadWorkflow,
+            EnrollmentJobWorkflow,
+            SegmentBackfillWorkflow,
+            ScheduledEnrollmentWorkflow,
+        ],
         activities=[
             email.send_email,
             email.notify_owner,
@@ -119,6 +127,7 @@ def build_worker(
             jobs.finish_enrollment_job,
             segments.segments_and_triggers,
             segments.backfill_segment_batch,
+            segments.enroll_segment_page,
         ],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),
@@ -146,6 +155,7 @@ async def run(settings: Settings) -> None:
                 client, settings.temporal_namespace, search_attributes.ALL
             )
             worker = build_worker(client, settings, session_factory(engine))
+            await sync_schedules(client, settings.task_queue)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):

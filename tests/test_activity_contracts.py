@@ -53,6 +53,7 @@ NAMES = {
     "finish_enrollment_job",
     "segments_and_triggers",
     "backfill_segment_batch",
+    "enroll_segment_page",
 }
 
 REFS = {value.name: value for value in vars(contracts).values() if isinstance(value, ActivityRef)}

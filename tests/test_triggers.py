@@ -20,9 +20,12 @@ from db.models import Lead, SegmentMembership, SegmentTransition, TriggerFiring
 from journeys.segment_rules import evaluate
 from journeys.segments import get_segment
 from starter.dev.smtp_sink import SmtpSink
+from starter.services.schedules import sync_schedules
+from starter.settings import Settings
 from tests.conftest import new_email
 from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually
 from tests.test_sales_loop import make_mql
+from workflows.scheduled_enrollment import trigger_schedule_id
 from workflows.segment_backfill import segment_backfill_workflow_id
 
 
@@ -217,3 +220,38 @@ async def test_a_backfill_reports_the_size_a_direct_evaluation_gives(
             direct += evaluate(get_segment("pricing-visitors"), facts, now).member
     assert progress.json()["members"] == direct
     assert progress.json()["evaluated"] >= direct
+
+
+async def test_a_scheduled_trigger_enrolls_the_segment_members_when_its_schedule_runs(
+    api: httpx.AsyncClient,
+    worker: Worker,
+    sessions: async_sessionmaker,
+    temporal_client: Client,
+    settings: Settings,
+) -> None:
+    lead_id = await create_confirmed_lead(sessions, {"email": new_email("scheduled")})
+    await _pricing_views(api, lead_id, ["pv-1", "pv-2", "pv-3"])
+    await eventually(lambda: _memberships(sessions, lead_id), lambda m: "pricing-visitors" in m)
+
+    kept = await sync_schedules(temporal_client, settings.task_queue)
+    schedule = temporal_client.get_schedule_handle(
+        trigger_schedule_id("weekly-live-demo", "pricing-visitors")
+    )
+    description = await schedule.describe()
+    await schedule.trigger()  # as on a Monday at 09:00 in Berlin
+
+    async def fired() -> list[tuple[str, str | None]]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(TriggerFiring.trigger, TriggerFiring.outcome).where(
+                    TriggerFiring.lead_id == lead_id, TriggerFiring.journey == "weekly-live-demo"
+                )
+            )
+            return [(trigger, outcome) for trigger, outcome in rows]
+
+    assert await eventually(fired, lambda f: bool(f) and all(o for _, o in f), within=60) == [
+        ("schedule:pricing-visitors", "enrolled")
+    ]
+    assert schedule.id in kept
+    assert description.schedule.spec.time_zone_name == "Europe/Berlin"
+    await schedule.delete()
