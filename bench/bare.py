@@ -5,6 +5,8 @@
   with the request a journey would send (sleeping/timer/CPU baseline: the same activities,
   none of the journey interpreter, lead workflow or scoring).
 - `BareHandover`: waits for a signal, then one activity POSTs to the CRM (latency baseline).
+- `BareTrigger`: waits for a signal, then runs the engine's `send_email` activity once with
+  the request the triggered journey's first step sends (event → segment → email baseline).
 
 `python -m bench.bare ADDRESS TASK_QUEUE` runs the worker (settings from the environment,
 like the engine's worker).
@@ -38,6 +40,26 @@ async def bare_post(url: str) -> int:
         return response.status_code
 
 
+async def _send_email(lead_id: str, step_id: str, template: str, answer: bool = False) -> str:
+    """The engine's `send_email` activity, with the request a journey's step would send."""
+    request = SendEmailRequest(
+        lead_id=lead_id,
+        workflow_id=workflow.info().workflow_id,
+        step_id=step_id,
+        template=template,
+        idempotency_key=f"{workflow.info().workflow_id}:{step_id}",
+        now=workflow.now(),
+        answer=answer,
+    )
+    result = await workflow.execute_activity(
+        SEND_EMAIL.name,
+        request,
+        result_type=SendEmailResult,
+        start_to_close_timeout=timedelta(seconds=60),
+    )
+    return result.status
+
+
 @workflow.defn(name="BareWorkflow")
 class BareWorkflow:
     @workflow.run
@@ -52,21 +74,7 @@ class BareSleeper:
     @workflow.run
     async def run(self, lead_id: str, until: datetime) -> str:
         await workflow.sleep(max(timedelta(0), until - workflow.now()))
-        request = SendEmailRequest(
-            lead_id=lead_id,
-            workflow_id=workflow.info().workflow_id,
-            step_id="hello",
-            template="welcome",
-            idempotency_key=f"{workflow.info().workflow_id}:hello",
-            now=workflow.now(),
-        )
-        result = await workflow.execute_activity(
-            SEND_EMAIL.name,
-            request,
-            result_type=SendEmailResult,
-            start_to_close_timeout=timedelta(seconds=60),
-        )
-        return result.status
+        return await _send_email(lead_id, "hello", "welcome")
 
 
 @workflow.defn(name="BareHandover")
@@ -86,6 +94,24 @@ class BareHandover:
         )
 
 
+@workflow.defn(name="BareTrigger")
+class BareTrigger:
+    """A lead's trigger stripped to its minimum: a signal, then the journey's first email."""
+
+    def __init__(self) -> None:
+        self._fired = False
+
+    @workflow.signal(name="fire")
+    def fire(self) -> None:
+        self._fired = True
+
+    @workflow.run
+    async def run(self, lead_id: str) -> str:
+        await workflow.wait_condition(lambda: self._fired)
+        # pricing-follow-up's first step: an answer to the lead's action (sent at once).
+        return await _send_email(lead_id, "follow_up", "pricing_follow_up", answer=True)
+
+
 async def main(address: str, task_queue: str) -> None:
     from db.engine import create_engine_for, session_factory
     from starter.settings import load_settings
@@ -101,7 +127,7 @@ async def main(address: str, task_queue: str) -> None:
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BareWorkflow, BareSleeper, BareHandover],
+        workflows=[BareWorkflow, BareSleeper, BareHandover, BareTrigger],
         activities=[bare_effect, bare_post, email.send_email],
         workflow_runner=workflow_runner(),
         max_cached_workflows=settings.worker_max_cached_workflows,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from datetime import UTC, datetime
 
 import httpx
@@ -24,6 +25,7 @@ from starter.services.schedules import sync_schedules
 from starter.settings import Settings
 from tests.conftest import new_email
 from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually
+from tests.test_handover_crash import start_worker
 from tests.test_sales_loop import make_mql
 from workflows.scheduled_enrollment import trigger_schedule_id
 from workflows.segment_backfill import segment_backfill_workflow_id
@@ -255,3 +257,33 @@ async def test_a_scheduled_trigger_enrolls_the_segment_members_when_its_schedule
     assert schedule.id in kept
     assert description.schedule.spec.time_zone_name == "Europe/Berlin"
     await schedule.delete()
+
+
+async def test_the_follow_up_goes_out_once_when_the_worker_is_killed_and_events_repeat(
+    api: httpx.AsyncClient, sessions: async_sessionmaker, smtp: SmtpSink, settings: Settings
+) -> None:
+    email = new_email("pricing-kill")
+    lead_id = await create_confirmed_lead(sessions, {"email": email})
+    worker = await start_worker(settings, "http://127.0.0.1:9/unused")
+    try:
+        await _pricing_views(api, lead_id, ["pv-1", "pv-2", "pv-3"])
+        await asyncio.sleep(random.uniform(0.05, 0.6))  # somewhere in segments and triggers
+        worker.kill()
+        await worker.wait()
+        worker = await start_worker(settings, "http://127.0.0.1:9/unused")
+        await _pricing_views(api, lead_id, ["pv-1", "pv-2", "pv-3"])  # the client retries
+        await smtp.wait_for(email, 1, within=60)
+        await asyncio.sleep(2)  # room for a second email, were there one
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.wait(), 60)
+
+    subjects = [m["Subject"] for m in smtp.to(email)]
+    assert len(subjects) == 1 and "pricing" in subjects[0].lower()
+    async with sessions() as session:
+        fired = (
+            await session.execute(
+                select(TriggerFiring.journey).where(TriggerFiring.lead_id == lead_id)
+            )
+        ).scalars()
+        assert list(fired) == ["pricing-follow-up"]
