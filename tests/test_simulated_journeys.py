@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from db.models import CrmHandover, Lead
@@ -154,3 +155,26 @@ async def test_recycled_nurture_hands_over_again_on_a_demo_request(
         )
     assert sent(report) == ["recycled_checkin", "recycled_education", "recycled_case_study"]
     assert len(handovers) == 1 and report.stage == "mql"
+
+
+def test_a_simulated_event_takes_properties_validated_like_the_api() -> None:
+    [event] = parse_events("1d:page_view{url=/pricing;referrer=ad}")
+
+    assert (event.type, event.properties) == ("page_view", {"url": "/pricing", "referrer": "ad"})
+    with pytest.raises(ValueError, match="plan"):
+        parse_events("2d:trial_started{plna=pro}")
+
+
+async def test_a_simulation_shows_segment_entries_exits_and_the_journeys_they_start(
+    simulation: SimulationStack,
+) -> None:
+    views = ",".join(["1d:page_view{url=/pricing}"] * 3)
+
+    report = await simulation.run(
+        get_journey("whitepaper-nurture"), persona=DECIDER, days=12, events=parse_events(views)
+    )
+
+    lifecycle = [entry.what for entry in report.lifecycle]
+    assert "entered segment pricing-visitors" in lifecycle
+    assert "trigger started pricing-follow-up" in lifecycle
+    assert "left segment pricing-visitors" in lifecycle

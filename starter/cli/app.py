@@ -91,7 +91,10 @@ def simulate(
     days: Annotated[float, typer.Option(min=0.01, max=3650, help="Simulated days to run.")] = 90,
     events: Annotated[
         str,
-        typer.Option(help='Engagement to play, e.g. "3d:email_click,10d:download,36h:page_view".'),
+        typer.Option(
+            help='Events to play, e.g. "3d:email_click,36h:page_view{url=/pricing}"; segment '
+            "entries and exits and the journeys their triggers start show on the timeline."
+        ),
     ] = "",
     prop: Annotated[
         list[str] | None,

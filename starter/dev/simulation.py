@@ -22,6 +22,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -31,7 +32,7 @@ from temporalio.testing import WorkflowEnvironment
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.models import CrmHandover, Lead
-from journeys.dsl import EventType, JourneyDefinition, Wait
+from journeys.dsl import JourneyDefinition, Wait
 from journeys.personas import Persona
 from starter.dev.provisioning.temporal import register_search_attributes
 from starter.dev.provisioning.test_server import start_time_skipping
@@ -44,7 +45,7 @@ from starter.settings import Settings
 from workflows import search_attributes
 from workflows.contracts import TIMELINE_QUERY, TimelineEntry, lead_workflow_id
 
-_EVENT_SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)([dhm])\s*:\s*([a-z_]+)\s*$")
+_EVENT_SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)([dhm])\s*:\s*([a-z_]+)\s*(?:\{([^{}]*)\})?\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
@@ -53,24 +54,61 @@ class SimulatedEvent:
     """An engagement event `after` the enrollment."""
 
     after: timedelta
-    type: EventType
+    type: str
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 def parse_events(spec: str) -> list[SimulatedEvent]:
-    """Parse `3d:email_click,10d:download,36h:page_view`; errors name the bad piece."""
+    """Parse `3d:email_click,10d:download,36h:page_view{url=/pricing}`: a time after the
+    enrollment, a declared event type and optional properties; errors name the bad piece
+    (and a custom type's bad property)."""
     events = []
-    for piece in filter(str.strip, spec.split(",")):
+    for piece in _pieces(spec):
         match = _EVENT_SPEC.match(piece)
         if not match:
-            raise ValueError(f"{piece.strip()!r}: expected <number><d|h|m>:<event type>")
-        amount, unit, kind = match.groups()
+            raise ValueError(
+                f"{piece.strip()!r}: expected <number><d|h|m>:<event type>[{{key=value;…}}]"
+            )
+        amount, unit, kind, raw = match.groups()
+        properties = _properties(piece, raw or "")
         try:
-            event_type = EventType(kind)
-        except ValueError:
-            known = ", ".join(e.value for e in EventType)
-            raise ValueError(f"{piece.strip()!r}: unknown event type (known: {known})") from None
-        events.append(SimulatedEvent(timedelta(**{_UNITS[unit]: float(amount)}), event_type))
+            checked = EventIn.model_validate(
+                {"lead_id": uuid.UUID(int=0), "type": kind, "event_id": "x",
+                 "properties": properties}
+            )  # fmt: skip
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"{piece.strip()!r}: {where}: {first['msg']}") from None
+        events.append(
+            SimulatedEvent(
+                timedelta(**{_UNITS[unit]: float(amount)}), checked.type.value, properties
+            )
+        )
     return sorted(events, key=lambda e: e.after)
+
+
+def _pieces(spec: str) -> list[str]:
+    """Split at commas outside `{…}`."""
+    pieces, depth, current = [], 0, ""
+    for char in spec:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            pieces.append(current)
+            current = ""
+        else:
+            current += char
+    return [p for p in [*pieces, current] if p.strip()]
+
+
+def _properties(piece: str, raw: str) -> dict[str, str]:
+    properties = {}
+    for pair in filter(str.strip, raw.split(";")):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{piece.strip()!r}: properties are key=value, separated by ;")
+        properties[key.strip()] = value.strip()
+    return properties
 
 
 @dataclass
@@ -183,18 +221,19 @@ class SimulationStack:
             result = await record_event(
                 self.client,
                 self.sessions,
-                EventIn(
-                    lead_id=uuid.UUID(lead_id),
-                    type=event.type,
-                    event_id=f"sim-{number}",
-                    occurred_at=await self.env.get_current_time(),
+                EventIn.model_validate(
+                    {
+                        "lead_id": uuid.UUID(lead_id),
+                        "type": event.type,
+                        "event_id": f"sim-{number}",
+                        "occurred_at": await self.env.get_current_time(),
+                        "properties": event.properties,
+                    }
                 ),
                 self.lifecycle,
             )
             if workflow_id not in result.delivered_to:
-                notes.append(
-                    f"{event.type.value} at +{event.after} arrived after the journey ended"
-                )
+                notes.append(f"{event.type} at +{event.after} arrived after the journey ended")
         return elapsed
 
     async def _end_workflows(self, *workflow_ids: str) -> None:
