@@ -434,3 +434,15 @@ class EnrollSegmentPageResult(_Contract):
 ENROLL_SEGMENT_PAGE = ActivityRef(
     "enroll_segment_page", EnrollSegmentPageRequest, EnrollSegmentPageResult
 )
+
+
+class JourneyFinishedRequest(_Contract):
+    """The lead's run of `journey` (workflow `workflow_id`) ended at `at`."""
+
+    lead_id: str
+    journey: str
+    workflow_id: str
+    at: datetime
+
+
+JOURNEY_FINISHED = ActivityRef("journey_finished", JourneyFinishedRequest, type(None))

@@ -13,14 +13,23 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import (
     CHANGE_STAGE,
     ENROLL_IN_JOURNEY,
+    JOURNEY_FINISHED,
     REQUEST_HANDOVER,
     ChangeStageRequest,
     ChangeStageResult,
     EnrollInJourneyRequest,
+    JourneyFinishedRequest,
     RequestHandoverRequest,
 )
 from activities.leads import load_lead
-from db.models import CrmHandover, FeedbackNote, Lead, SalesFeedbackRecord, StageTransition
+from db.models import (
+    CrmHandover,
+    Enrollment,
+    FeedbackNote,
+    Lead,
+    SalesFeedbackRecord,
+    StageTransition,
+)
 from db.writes import insert_once
 from journeys.dsl import LifecycleStage
 from journeys.handover import STATUS_AFTER_FEEDBACK, HandoverStatus
@@ -39,6 +48,24 @@ class LifecycleActivities:
     def __init__(self, lifecycle: LeadLifecycle, sessions: async_sessionmaker) -> None:
         self._lifecycle = lifecycle
         self._sessions = sessions
+
+    @activity.defn(name=JOURNEY_FINISHED.name)
+    async def journey_finished(self, request: JourneyFinishedRequest) -> None:
+        """Record that the lead's run of a journey ended (once), then tell its lifecycle:
+        segments on journey membership change."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(Enrollment)
+                .where(
+                    Enrollment.workflow_id == request.workflow_id,
+                    Enrollment.completed_at.is_(None),
+                )
+                .values(completed_at=request.at)
+            )
+            await session.commit()
+        await self._lifecycle.nudge(
+            request.lead_id, LeadNudge(cause=f"journey {request.journey} ended"[:200])
+        )
 
     @activity.defn(name=CHANGE_STAGE.name)
     async def change_stage(self, request: ChangeStageRequest) -> ChangeStageResult:

@@ -255,9 +255,11 @@ async def segment_facts(session: AsyncSession, lead: Lead, now: datetime) -> Seg
                 "account_score": account.score,
                 "account_qualified": account.qualified_at is not None,
             }
-    journeys = (
-        await session.execute(select(Enrollment.journey).where(Enrollment.lead_id == lead.id))
-    ).scalars()
+    enrollments = (
+        await session.execute(
+            select(Enrollment.journey, Enrollment.completed_at).where(Enrollment.lead_id == lead.id)
+        )
+    ).all()
     since = now - lookback(tuple(all_segments().values()))
     rows = await session.execute(
         select(EngagementEvent.type, EngagementEvent.occurred_at, EngagementEvent.properties)
@@ -269,9 +271,11 @@ async def segment_facts(session: AsyncSession, lead: Lead, now: datetime) -> Seg
         for kind, at, props in rows
     )
     return SegmentFacts(
-        lead=facts, journeys_in=frozenset(journeys), journeys_completed=frozenset(),
+        lead=facts,
+        journeys_in=frozenset(j for j, done in enrollments if done is None),
+        journeys_completed=frozenset(j for j, done in enrollments if done is not None),
         events=events,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)

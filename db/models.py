@@ -243,6 +243,8 @@ class Enrollment(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
     entries: Mapped[int] = mapped_column(default=1, server_default="1")
     last_enrolled_at: Mapped[datetime | None]
+    # When the current run ended (None: running); segments' `in_journey` read it.
+    completed_at: Mapped[datetime | None]
 
 
 class SegmentMembership(Base):

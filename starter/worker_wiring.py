@@ -121,6 +121,7 @@ def build_worker(
             crm.hand_over_account,
             scoring.score_lead,
             stages.change_stage,
+            stages.journey_finished,
             stages.enroll_in_journey,
             stages.request_handover,
             jobs.enroll_job_chunk,

@@ -54,6 +54,7 @@ NAMES = {
     "segments_and_triggers",
     "backfill_segment_batch",
     "enroll_segment_page",
+    "journey_finished",
 }
 
 REFS = {value.name: value for value in vars(contracts).values() if isinstance(value, ActivityRef)}

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from db.models import CrmHandover, Lead
+from db.models import CrmHandover, Enrollment, Lead
 from journeys.personas import PERSONAS
 from journeys.registry import get_journey
 from starter.dev.simulation import SimulationReport, SimulationStack, parse_events
@@ -178,3 +178,21 @@ async def test_a_simulation_shows_segment_entries_exits_and_the_journeys_they_st
     assert "entered segment pricing-visitors" in lifecycle
     assert "trigger started pricing-follow-up" in lifecycle
     assert "left segment pricing-visitors" in lifecycle
+
+
+async def test_a_finished_journey_is_recorded_as_completed(simulation: SimulationStack) -> None:
+    report = await simulation.run(
+        get_journey("form-reminder"), persona=DECIDER, days=1,
+        events=parse_events("30m:form_submit"),
+    )  # fmt: skip
+
+    async with simulation.sessions() as session:
+        completed = (
+            await session.execute(
+                select(Enrollment.completed_at).where(
+                    Enrollment.lead_id == report.lead_id, Enrollment.journey == "form-reminder"
+                )
+            )
+        ).scalar_one()
+    assert completed is not None
+    assert report.offset(completed) < timedelta(hours=1)

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         CHECK_CONDITIONS,
         CHOOSE_BRANCH,
         HAND_OVER,
+        JOURNEY_FINISHED,
         NOTIFY_OWNER,
         REQUEST_HANDOVER,
         RESOLVE_WAIT,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         CheckConditionsRequest,
         ChooseBranchRequest,
         HandOverRequest,
+        JourneyFinishedRequest,
         NotifyOwnerRequest,
         RequestHandoverRequest,
         ResolveWaitRequest,
@@ -80,6 +82,8 @@ ResultT = TypeVar("ResultT")
 # Patch ids (see docs/journeys.md): journeys started before a change replay the old commands.
 HANDOVER_VIA_LIFECYCLE = "handover-via-lead-workflow"
 ANSWERS_AT_ONCE = "answers-at-once"
+# The end of a run is recorded in the database (segments read journey membership).
+COMPLETION_RECORDED = "journey-completion-recorded"
 
 
 class _ContinueAsNew(Exception):
@@ -124,13 +128,13 @@ class JourneyWorkflow:
             except _ContinueAsNew:
                 return await self._continue_as_new()
             if next_step is None:
-                return self._finish(step.id)
+                return await self._finish(step.id)
             step_id = next_step
             self._state.current_step, self._state.entered = step_id, False
             if self._should_continue_as_new():
                 return await self._continue_as_new()
         self._note(f"exit goal reached: {self._state.exit_goal}")
-        return self._finish(self._state.current_step or step_id)
+        return await self._finish(self._state.current_step or step_id)
 
     async def _execute(self, step: AnyStep) -> str | None:
         """Run one step; the id of the next one, or None at the end. One handler per kind."""
@@ -451,7 +455,19 @@ class JourneyWorkflow:
             )
         )
 
-    def _finish(self, step_id: str) -> JourneyOutcome:
+    async def _finish(self, step_id: str) -> JourneyOutcome:
+        if workflow.patched(COMPLETION_RECORDED):
+            # Segments may ask whether the lead is in, or has completed, this journey.
+            info = workflow.info()
+            await self._activity(
+                JOURNEY_FINISHED,
+                JourneyFinishedRequest(
+                    lead_id=self._input.lead_id,
+                    journey=self._definition.name,
+                    workflow_id=info.workflow_id,
+                    at=workflow.now(),
+                ),
+            )
         self._finished = True
         self._note("journey ended")
         return JourneyOutcome(

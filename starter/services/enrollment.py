@@ -266,6 +266,7 @@ async def _record_entry(
         if run_id is not None and enrollment.run_id != run_id:
             enrollment.run_id = run_id
             enrollment.entries += 1
+            enrollment.completed_at = None
             enrollment.journey_version = definition.version
             enrollment.last_enrolled_at = datetime.now(UTC)
             await session.commit()
