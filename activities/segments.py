@@ -152,9 +152,9 @@ class SegmentActivities:
                 ).scalars()
             )
             members = entered = left = 0
+            facts_of = await segment_facts_of(session, list(leads), request.now)
             for lead in leads:
-                facts = await segment_facts(session, lead, request.now)
-                member = evaluate(definition, facts, request.now).member
+                member = evaluate(definition, facts_of[lead.id], request.now).member
                 members += member
                 was = lead.id in current
                 if member != was:
@@ -240,42 +240,66 @@ class SegmentActivities:
 async def segment_facts(session: AsyncSession, lead: Lead, now: datetime) -> SegmentFacts:
     """What segment conditions look at: the lead's fields, its account, its journeys and
     its events within the longest window any segment uses."""
+    return (await segment_facts_of(session, [lead], now))[lead.id]
+
+
+async def segment_facts_of(
+    session: AsyncSession, leads: list[Lead], now: datetime
+) -> dict[str, SegmentFacts]:
+    """`segment_facts` for many leads in four queries (leads, accounts, enrollments, events),
+    whatever their number: a backfill's batch costs what one lead costs, four times."""
+    ids = [lead.id for lead in leads]
+    account_ids = {lead.account_id for lead in leads if lead.account_id is not None}
+    accounts = {
+        account.id: account
+        for account in (
+            await session.execute(select(Account).where(Account.id.in_(account_ids)))
+        ).scalars()
+    } if account_ids else {}  # fmt: skip
+    journeys: dict[str, list[tuple[str, datetime | None]]] = {i: [] for i in ids}
+    rows = await session.execute(
+        select(Enrollment.lead_id, Enrollment.journey, Enrollment.completed_at).where(
+            Enrollment.lead_id.in_(ids)
+        )
+    )
+    for lead_id, journey, completed in rows:
+        journeys[lead_id].append((journey, completed))
+    events: dict[str, list[SegmentEvent]] = {i: [] for i in ids}
+    since = now - lookback(tuple(all_segments().values()))
+    event_rows = await session.execute(
+        select(
+            EngagementEvent.lead_id,
+            EngagementEvent.type,
+            EngagementEvent.occurred_at,
+            EngagementEvent.properties,
+        )
+        .where(EngagementEvent.lead_id.in_(ids), EngagementEvent.occurred_at >= since)
+        .order_by(EngagementEvent.occurred_at.desc())
+    )
+    for lead_id, kind, at, props in event_rows:
+        events[lead_id].append(
+            SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
+        )
+    return {
+        lead.id: SegmentFacts(
+            lead=_lead_facts(lead, accounts.get(lead.account_id or "")),
+            journeys_in=frozenset(j for j, done in journeys[lead.id] if done is None),
+            journeys_completed=frozenset(j for j, done in journeys[lead.id] if done is not None),
+            events=tuple(events[lead.id]),
+        )
+        for lead in leads
+    }
+
+
+def _lead_facts(lead: Lead, account: Account | None) -> dict[str, Any]:
     facts: dict[str, Any] = lead_facts(lead)
-    facts |= {
+    return facts | {
         "consent_status": lead.consent_status,
         "topics": [],  # topic subscriptions arrive with the preference center (issue 15)
         "created_at": as_utc(lead.created_at),
-        "account_score": None,
-        "account_qualified": None,
+        "account_score": account.score if account else None,
+        "account_qualified": (account.qualified_at is not None) if account else None,
     }
-    if lead.account_id is not None:
-        account = await session.get(Account, lead.account_id)
-        if account is not None:
-            facts |= {
-                "account_score": account.score,
-                "account_qualified": account.qualified_at is not None,
-            }
-    enrollments = (
-        await session.execute(
-            select(Enrollment.journey, Enrollment.completed_at).where(Enrollment.lead_id == lead.id)
-        )
-    ).all()
-    since = now - lookback(tuple(all_segments().values()))
-    rows = await session.execute(
-        select(EngagementEvent.type, EngagementEvent.occurred_at, EngagementEvent.properties)
-        .where(EngagementEvent.lead_id == lead.id, EngagementEvent.occurred_at >= since)
-        .order_by(EngagementEvent.occurred_at.desc())
-    )
-    events = tuple(
-        SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
-        for kind, at, props in rows
-    )
-    return SegmentFacts(
-        lead=facts,
-        journeys_in=frozenset(j for j, done in enrollments if done is None),
-        journeys_completed=frozenset(j for j, done in enrollments if done is not None),
-        events=events,
-    )
 
 
 @dataclass(frozen=True)
