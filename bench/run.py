@@ -51,7 +51,7 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
@@ -850,6 +850,7 @@ async def backfill(stack: Stack, count: int) -> dict[str, Any]:
             ]  # fmt: skip
             await session.execute(insert(EngagementEvent), rows)
         await session.commit()
+    await _vacuum(stack)
     leads = await _lead_count(stack)
     meter = stack.cpu_meter()
     meter.start()
@@ -878,6 +879,16 @@ async def backfill(stack: Stack, count: int) -> dict[str, Any]:
         "leads_per_s": round((progress.get("evaluated") or 0) / took, 1),
         "cpu_seconds": cpu,
     }
+
+
+async def _vacuum(stack: Stack) -> None:
+    """VACUUM ANALYZE the tables the backfill reads and writes, so that it starts on a
+    database at rest: without it, autovacuum (woken by the bulk insert and an earlier run's
+    deletes) ran in the middle of a 100,000-lead backfill, which took 30 s instead of 22."""
+    async with stack.sessions() as session:
+        connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        for table in (Lead, EngagementEvent, SegmentMembership, SegmentTransition):
+            await connection.execute(text(f"VACUUM ANALYZE {table.__tablename__}"))
 
 
 async def _remove_leads(stack: Stack, ids: list[str]) -> None:
