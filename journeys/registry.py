@@ -7,7 +7,7 @@ from functools import cache
 import journeys.catalog
 from journeys.catalog_modules import exposed
 from journeys.dsl import JourneyDefinition
-from journeys.triggers import AnyTrigger
+from journeys.triggers import AnyTrigger, OnForm
 
 JourneyTriggers = tuple[AnyTrigger, ...]
 
@@ -46,3 +46,11 @@ def all_triggers() -> dict[str, JourneyTriggers]:
         if isinstance(definition, JourneyDefinition) and triggers:
             found[definition.name] = triggers
     return found
+
+
+def journey_of_form(form: str) -> str | None:
+    """The journey whose `on_form` trigger names `form` (None: none does)."""
+    for journey, triggers in sorted(all_triggers().items()):
+        if any(isinstance(t, OnForm) and t.form == form for t in triggers):
+            return journey
+    return None

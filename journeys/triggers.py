@@ -104,7 +104,16 @@ class OnSchedule(_Model):
         return value
 
 
-AnyTrigger = OnEvent | OnSegmentEntry | OnStage | OnDate | OnSchedule
+class OnForm(_Model):
+    """Start when a website form is submitted (`journeys/forms.py`): the submission's API
+    call enrolls the lead and answers with the enrollment, so this trigger is fired there,
+    synchronously, and recorded like the others (once per submission id)."""
+
+    kind: Literal["form"] = "form"
+    form: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+
+
+AnyTrigger = OnEvent | OnSegmentEntry | OnStage | OnDate | OnSchedule | OnForm
 Trigger = Annotated[AnyTrigger, Field(discriminator="kind")]
 
 
@@ -144,6 +153,11 @@ def on_schedule(cron: str, timezone: str = "UTC", *, segment: str) -> OnSchedule
     return OnSchedule(cron=cron, timezone=timezone, segment=segment)
 
 
+def on_form(form: str) -> OnForm:
+    """A trigger on a form's submission, e.g. `on_form("whitepaper-download")`."""
+    return OnForm(form=form)
+
+
 def label(trigger: AnyTrigger) -> str:
     """How a trigger is named in timelines and firings: `event:trial_started`,
     `segment_entry:pricing-visitors`, `stage:mql`."""
@@ -158,6 +172,8 @@ def label(trigger: AnyTrigger) -> str:
             return f"date:{name}"
         case OnSchedule(segment=segment):
             return f"schedule:{segment}"
+        case OnForm(form=form):
+            return f"form:{form}"
 
 
 class HappenedEvent(_Model):
@@ -204,8 +220,8 @@ def firings(
     found: list[Firing] = []
     for journey, declared in sorted(triggers.items()):
         for trigger in declared:
-            if isinstance(trigger, OnSchedule):
-                continue  # a Temporal Schedule fires these, for a whole segment at once
+            if isinstance(trigger, OnSchedule | OnForm):
+                continue  # fired by a Temporal Schedule, or by the form submission itself
             if isinstance(trigger, OnDate):
                 found += _date_firings(journey, trigger, dates)
             else:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from journeys.dsl import LifecycleStage
+from journeys.forms import FORMS
+from journeys.registry import all_triggers
+from journeys.segments import all_segments
 from journeys.triggers import (
     HappenedEvent,
     LeadDates,
+    OnForm,
+    OnSchedule,
+    OnSegmentEntry,
     SegmentEntry,
     StageReached,
     firings,
@@ -140,3 +146,22 @@ def test_a_missing_or_unreadable_date_never_fires() -> None:
 
     assert occurrences(trigger, _dates(now)) == (None, None)
     assert occurrences(trigger, _dates(now, birthday="soon")) == (None, None)
+
+
+def test_every_form_is_the_trigger_of_exactly_one_journey() -> None:
+    for name in FORMS:
+        declaring = [
+            journey
+            for journey, triggers in all_triggers().items()
+            if any(isinstance(t, OnForm) and t.form == name for t in triggers)
+        ]
+        assert len(declaring) == 1, (name, declaring)
+
+
+def test_a_journey_triggers_only_on_declared_forms_segments_and_events() -> None:
+    for journey, triggers in all_triggers().items():
+        for trigger in triggers:
+            if isinstance(trigger, OnForm):
+                assert trigger.form in FORMS, (journey, trigger)
+            if isinstance(trigger, OnSegmentEntry | OnSchedule):
+                assert trigger.segment in all_segments(), (journey, trigger)

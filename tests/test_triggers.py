@@ -287,3 +287,20 @@ async def test_the_follow_up_goes_out_once_when_the_worker_is_killed_and_events_
             )
         ).scalars()
         assert list(fired) == ["pricing-follow-up"]
+
+
+async def test_a_form_submission_starts_the_journey_that_declares_the_form(
+    api: httpx.AsyncClient, worker: Worker
+) -> None:
+    response = await api.post(
+        "/v1/forms/whitepaper-download/submissions",
+        json={"submission_id": "wp-trigger-1", "lead": {"email": new_email("form-trigger")},
+              "consent": {"marketing": True, "text_version": "2026-11"}},
+    )  # fmt: skip
+    assert response.status_code == 202, response.text
+    lead = (await api.get(f"/v1/leads/{response.json()['lead_id']}")).json()
+
+    assert response.json()["journey"] == "whitepaper-nurture"
+    assert [(j["journey"], j["started_by"]) for j in lead["journeys"]] == [
+        ("whitepaper-nurture", "form:whitepaper-download")
+    ]

@@ -33,5 +33,6 @@ JOURNEY = define_journey(
     reentry={"policy": "periodic", "every": timedelta(days=7)},
 )
 
-# A form started and not submitted within the hour (the journey waits for the submit).
-TRIGGERS = (on_event(EventType.FORM_START),)
+# A form started (the built-in `form_start`, or the declared `form_started` that names its
+# form) and not submitted within the hour: the journey itself waits for the submit.
+TRIGGERS = (on_event(EventType.FORM_START), on_event("form_started"))

@@ -7,6 +7,7 @@ lead registers; its title, optionally, `webinar_title`.
 from datetime import timedelta
 
 from journeys.dsl import End, EventType, ExitGoal, SendEmail, Wait, WaitForEvent
+from journeys.triggers import on_form
 from journeys.validation import define_journey
 
 JOURNEY = define_journey(
@@ -43,3 +44,6 @@ JOURNEY = define_journey(
     exit_goals=(ExitGoal(name="unsubscribed", on_event=EventType.UNSUBSCRIBE),),
     reentry={"policy": "always"},
 )
+
+# A submission of the website form `webinar-signup` enrolls here (journeys/forms.py).
+TRIGGERS = (on_form("webinar-signup"),)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from journeys.dsl import End, EventType, SendEmail, WaitForEvent
+from journeys.triggers import on_form
 from journeys.validation import define_journey
 
 JOURNEY = define_journey(
@@ -24,3 +25,6 @@ JOURNEY = define_journey(
         End(id="done"),
     ),
 )
+
+# A submission of the website form `contact` enrolls here (journeys/forms.py).
+TRIGGERS = (on_form("contact"),)

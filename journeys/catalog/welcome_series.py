@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from journeys.dsl import End, EventType, ExitGoal, SendEmail, SendWindow, Wait, WaitForEvent
+from journeys.triggers import on_form
 from journeys.validation import define_journey
 
 BUSINESS_HOURS = SendWindow(start_hour=9, end_hour=17, weekdays=(0, 1, 2, 3, 4))
@@ -33,3 +34,6 @@ JOURNEY = define_journey(
         ExitGoal(name="unsubscribed", on_event=EventType.UNSUBSCRIBE),
     ),
 )
+
+# A submission of the website form `newsletter` enrolls here (journeys/forms.py).
+TRIGGERS = (on_form("newsletter"),)

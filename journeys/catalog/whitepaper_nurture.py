@@ -22,6 +22,7 @@ from journeys.dsl import (
     Wait,
     WaitForEvent,
 )
+from journeys.triggers import on_form
 from journeys.validation import define_journey
 
 JOURNEY = define_journey(
@@ -83,3 +84,6 @@ JOURNEY = define_journey(
         ExitGoal(name="became-customer", on_stage=LifecycleStage.CUSTOMER),
     ),
 )
+
+# A submission of the website form `whitepaper-download` enrolls here (journeys/forms.py).
+TRIGGERS = (on_form("whitepaper-download"),)

@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
+from db.models import TriggerFiring
 from db.suppression_list import SuppressionList
+from db.writes import insert_once
 from journeys.consent import ClaimSource, ConsentAction, ConsentStatus, SuppressionReason
 from journeys.forms import FORMS, FormDefinition
 from journeys.registry import get_journey
 from starter.services.consent import ConsentIn
-from starter.services.enrollment import LeadIn, enroll
+from starter.services.enrollment import EnrollmentResult, LeadIn, enroll
 from starter.services.errors import Problem, Refusal
 from starter.services.events import EventIn, record_event
 from starter.services.input_model import InputModel
@@ -118,6 +120,28 @@ def form_named(name: str) -> FormDefinition:
         raise UnknownForm(name) from None
 
 
+async def _record_firing(
+    sessions: async_sessionmaker,
+    form: FormDefinition,
+    submission: FormSubmission,
+    enrollment: EnrollmentResult,
+) -> None:
+    """The journey's `on_form` trigger fired for this submission (once per submission id):
+    the lead view then says which trigger started the journey."""
+    async with sessions() as session:
+        await insert_once(
+            session,
+            TriggerFiring(
+                journey=form.journey,
+                lead_id=enrollment.lead_id,
+                cause_key=f"form:{form.name}:{submission.submission_id or 'no-id'}"[:300],
+                trigger=f"form:{form.name}",
+                workflow_id=enrollment.workflow_id,
+                outcome=enrollment.status,
+            ),
+        )
+
+
 async def submit_form(
     client: Client,
     sessions: async_sessionmaker,
@@ -157,6 +181,7 @@ async def submit_form(
     event_id = await _record_submission(
         client, sessions, lifecycle, form, submission, enrollment.lead_id
     )
+    await _record_firing(sessions, form, submission, enrollment)
     return FormSubmissionResult(
         form=form.name,
         lead_id=enrollment.lead_id,
