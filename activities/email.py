@@ -73,6 +73,11 @@ class EmailActivities:
         self._tokens = LinkTokens(settings.require_secret_key())
         self._suppressions = SuppressionList(settings.require_secret_key())
 
+    def _return_path(self, outbox_id: int) -> str | None:
+        """The message's own envelope sender when a bounce domain is set (VERP)."""
+        domain = self._settings.bounce_domain
+        return self._tokens.return_path(outbox_id, domain) if domain else None
+
     @property
     def _base(self) -> str:
         return self._settings.public_base_url.rstrip("/")
@@ -339,7 +344,10 @@ class EmailActivities:
             await self._confirmations.confirm(key, outbox_id, rendered.subject, now)
 
         try:
-            await deliver(self._settings, message, commit=commit, revert=revert, confirm=confirm)
+            await deliver(
+                self._settings, message, commit=commit, revert=revert, confirm=confirm,
+                envelope_from=self._return_path(outbox_id),
+            )  # fmt: skip
         except UnicodeError as failure:
             # An address (stored before the API refused such addresses) that SMTP without
             # SMTPUTF8 can't carry: no retry heals it. Recorded, visible, never retried.

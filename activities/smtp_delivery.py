@@ -27,6 +27,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
 from aiosmtplib.protocol import SMTPProtocol
 
+from activities.dkim_signing import signer_for
 from db.commit_point import CommitOutcomeUnknown, SocketWrite, WriteFailedAfterCommit
 from starter.settings import Settings
 
@@ -97,6 +98,7 @@ async def deliver(
     commit: Callable[[Callable[[], None]], Awaitable[None]],
     revert: Callable[[], Awaitable[None]],
     confirm: Callable[[], Awaitable[None]],
+    envelope_from: str | None = None,
 ) -> None:
     """Send `message`; after the body, `commit(send_dot)` records it as sent and calls
     `send_dot` as its COMMIT goes out (`db.commit_point.commit_then`). `revert` undoes
@@ -107,6 +109,11 @@ async def deliver(
     body = message.as_bytes(policy=WIRE_POLICY)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
+    signer = signer_for(
+        settings.dkim_domain, settings.dkim_selector, settings.dkim_private_key_file
+    )
+    if signer is not None:
+        body = signer.sign(body)
     body = _LINE_START_DOT.sub(b"..", body)
     client = aiosmtplib.SMTP(
         hostname=settings.smtp_host,
@@ -118,7 +125,7 @@ async def deliver(
         if settings.smtp_username and settings.smtp_password:
             await client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
         try:
-            await client.mail(aiosmtplib.email.extract_sender(message) or sender)
+            await client.mail(envelope_from or aiosmtplib.email.extract_sender(message) or sender)
             await client.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as exc:
             if 500 <= exc.code < 600:

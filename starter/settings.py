@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     mail_from: str = Field(
         default="Nurture <nurture@localhost>", alias="MAIL_FROM", pattern=r"^[^\r\n]*@[^\r\n]*$"
     )
+    bounce_domain: str | None = Field(
+        default=None,
+        alias="NURTURE_BOUNCE_DOMAIN",
+        pattern=r"^[A-Za-z0-9.-]{1,253}$",
+        description="Envelope sender bounce+<signed token>@<this domain> (VERP): a bounce "
+        "names the message it is about. Unset: the From address.",
+    )
+    dkim_domain: str | None = Field(default=None, alias="DKIM_DOMAIN", pattern=r"^[A-Za-z0-9.-]+$")
+    dkim_selector: str | None = Field(
+        default=None, alias="DKIM_SELECTOR", pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
     postal_address: str = Field(
         default="Nurture Inc., 1 Example Street, Springfield",
         alias="MAIL_POSTAL_ADDRESS",
@@ -184,6 +196,10 @@ class Settings(BaseSettings):
         "secret_key",
         "crm_webhook_url",
         "crm_webhook_secret",
+        "bounce_domain",
+        "dkim_domain",
+        "dkim_selector",
+        "dkim_private_key_file",
         mode="before",
     )
     @classmethod
@@ -253,6 +269,15 @@ class Settings(BaseSettings):
     def _webhook_adapter_has_a_target(self) -> Settings:
         if self.crm_adapter == "webhook" and not (self.crm_webhook_url and self.crm_webhook_secret):
             raise ValueError("CRM_ADAPTER=webhook needs CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET")
+        return self
+
+    @model_validator(mode="after")
+    def _dkim_is_all_or_nothing(self) -> Settings:
+        given = [self.dkim_domain, self.dkim_selector, self.dkim_private_key_file]
+        if any(given) and not all(given):
+            raise ValueError(
+                "DKIM signing needs DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE together"
+            )
         return self
 
     @field_validator("send_days")

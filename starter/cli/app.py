@@ -135,6 +135,32 @@ def simulate(
     _exit_without_finalizing(0)
 
 
+@app.command("dns-records")
+def dns_records() -> None:
+    """Print the DNS records to publish for the configured sender: SPF, DKIM, DMARC, and the
+    MX of the bounce domain."""
+    from email.utils import parseaddr
+
+    from activities.dkim_signing import public_key_record
+
+    settings = _settings()
+    sender_domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "example.com"
+    rows = [
+        (sender_domain, "TXT", "v=spf1 mx a ~all  (add your relay's include:…)"),
+        (f"_dmarc.{sender_domain}", "TXT",
+         f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{sender_domain}; adkim=r; aspf=r"),
+    ]  # fmt: skip
+    if settings.dkim_domain and settings.dkim_selector and settings.dkim_private_key_file:
+        record = public_key_record(settings.dkim_private_key_file.read_bytes())
+        rows.append((f"{settings.dkim_selector}._domainkey.{settings.dkim_domain}", "TXT", record))
+    else:
+        typer.echo("(no DKIM record: set DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE)")
+    if settings.bounce_domain:
+        rows.append((settings.bounce_domain, "MX", "10 <the host that receives bounces>"))
+    for name, kind, value in rows:
+        typer.echo(f"{name}\t{kind}\t{value}")
+
+
 def _properties(items: list[str]) -> dict[str, str]:
     """`KEY=VALUE` options as a dict."""
     properties = {}

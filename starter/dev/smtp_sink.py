@@ -20,6 +20,8 @@ class SmtpSink:
     messages: list[EmailMessage] = field(default_factory=list)
     # (recipients, the bytes exactly as the client sent them): for checks on the wire form.
     raw: list[tuple[list[str], bytes]] = field(default_factory=list)
+    # (recipients, the envelope sender): where bounces of each message would go.
+    envelopes: list[tuple[list[str], str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -36,12 +38,18 @@ class SmtpSink:
         with self._lock:
             self.messages.append(message)
             self.raw.append((list(envelope.rcpt_tos), envelope.original_content or b""))
+            self.envelopes.append((list(envelope.rcpt_tos), envelope.mail_from or ""))
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
         """Messages addressed to `address`, in the order they arrived."""
         with self._lock:
             return [m for m in self.messages if m["To"] == address]
+
+    def senders_to(self, address: str) -> list[str]:
+        """The envelope senders (MAIL FROM) of the messages to `address`."""
+        with self._lock:
+            return [sender for rcpts, sender in self.envelopes if address in rcpts]
 
     def raw_to(self, address: str) -> list[bytes]:
         """The raw bytes of the messages to `address`, as received."""

@@ -8,6 +8,10 @@ has its own salt, so a token made for one purpose is refused by every other.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +22,10 @@ from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 CONFIRMATION_MAX_AGE_SECONDS = 14 * 24 * 3600
 # Longest token any endpoint accepts: anything longer is refused before it is parsed.
 MAX_TOKEN_LENGTH = 300
+
+
+# `bounce+<outbox id>-<16 base32 characters>` (case-insensitive: some MTAs lower-case).
+_RETURN_PATH = re.compile(r"bounce\+([0-9]{1,18})-([a-z2-7]{16})", re.IGNORECASE)
 
 
 class TokenInvalid(ValueError):
@@ -105,3 +113,25 @@ class LinkTokens:
         ):
             raise TokenInvalid("no such link")
         return value[0], datetime.fromtimestamp(value[1] / 1000, UTC)
+
+    def return_path(self, outbox_id: int, domain: str) -> str:
+        """The envelope sender of outbox row `outbox_id` (VERP): `bounce+<id>-<mac>@domain`,
+        short enough for a local part (64 characters) and verifiable without a lookup."""
+        return f"bounce+{outbox_id}-{self._return_mac(outbox_id)}@{domain}"
+
+    def read_return_path(self, address: str) -> int:
+        """The outbox row a bounce's recipient names; `TokenInvalid` unless it verifies."""
+        local = address.strip().strip("<>").partition("@")[0]
+        found = _RETURN_PATH.fullmatch(local)
+        if found is None:
+            raise TokenInvalid("not a return path")
+        outbox_id = int(found.group(1))
+        if not hmac.compare_digest(found.group(2).lower(), self._return_mac(outbox_id)):
+            raise TokenInvalid("return path does not verify")
+        return outbox_id
+
+    def _return_mac(self, outbox_id: int) -> str:
+        digest = hmac.new(
+            self.secret.encode(), f"nurture.return-path:{outbox_id}".encode(), hashlib.sha256
+        ).digest()
+        return base64.b32encode(digest[:10]).decode().lower()  # 16 characters, 80 bits
