@@ -446,3 +446,19 @@ class JourneyFinishedRequest(_Contract):
 
 
 JOURNEY_FINISHED = ActivityRef("journey_finished", JourneyFinishedRequest, type(None))
+
+
+class ProcessInboundRequest(_Contract):
+    """Classify and act on inbound message `inbound_id` (stored by the listener), once."""
+
+    inbound_id: int
+
+
+class ProcessInboundResult(_Contract):
+    """What the message was and what was done about it."""
+
+    kind: str
+    action: str
+
+
+PROCESS_INBOUND = ActivityRef("process_inbound", ProcessInboundRequest, ProcessInboundResult)

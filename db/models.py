@@ -12,7 +12,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from journeys.handover import HandoverStatus
@@ -288,6 +297,28 @@ class TriggerFiring(Base):
     fired_at: Mapped[datetime] = mapped_column(default=utcnow)
     workflow_id: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str | None] = mapped_column(String(30))  # enrolled, already_enrolled
+
+
+class InboundMessage(Base):
+    """A message that came back (a bounce, a complaint, an automatic or a human reply),
+    stored as received before the listener answered 250, so nothing is lost if processing
+    fails; processed once by its workflow. Holds personal data: erased with the lead."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # Message-ID (or a digest of the content when there is none): a redelivery is one row.
+    message_key: Mapped[str] = mapped_column(String(300), unique=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default="received")  # InboundStatus
+    kind: Mapped[str | None] = mapped_column(String(20))  # journeys.inbound_mail.InboundKind
+    outbox_id: Mapped[int | None] = mapped_column(index=True)
+    lead_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    processed_at: Mapped[datetime | None]
 
 
 class EngagementEvent(Base):

@@ -21,6 +21,7 @@ import workflows
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
 from activities.enrollment_jobs import EnrollmentJobActivities
+from activities.inbound import InboundActivities
 from activities.leads import LeadActivities
 from activities.lifecycle import LifecycleActivities
 from activities.scoring import ScoringActivities
@@ -35,6 +36,7 @@ from starter.settings import Settings, SettingsError, load_settings
 from starter.temporal_client import connect
 from workflows import search_attributes
 from workflows.enrollment_job import EnrollmentJobWorkflow
+from workflows.inbound_message import InboundMessageWorkflow
 from workflows.journey import JourneyWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.scheduled_enrollment import ScheduledEnrollmentWorkflow
@@ -90,6 +92,7 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
+    inbound = InboundActivities(settings.require_secret_key(), sessions)
     segments = SegmentActivities(lifecycle, sessions, settings.default_timezone)
     jobs = EnrollmentJobActivities(
         lifecycle,
@@ -106,6 +109,7 @@ def build_worker(
             EnrollmentJobWorkflow,
             SegmentBackfillWorkflow,
             ScheduledEnrollmentWorkflow,
+            InboundMessageWorkflow,
         ],
         activities=[
             email.send_email,
@@ -122,6 +126,7 @@ def build_worker(
             scoring.score_lead,
             stages.change_stage,
             stages.journey_finished,
+            inbound.process_inbound,
             stages.enroll_in_journey,
             stages.request_handover,
             jobs.enroll_job_chunk,

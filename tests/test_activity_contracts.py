@@ -55,6 +55,7 @@ NAMES = {
     "backfill_segment_batch",
     "enroll_segment_page",
     "journey_finished",
+    "process_inbound",
 }
 
 REFS = {value.name: value for value in vars(contracts).values() if isinstance(value, ActivityRef)}

@@ -135,6 +135,21 @@ def simulate(
     _exit_without_finalizing(0)
 
 
+@app.command()
+def inbound(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (25 for an MX).")] = 2525,
+) -> None:
+    """Take bounces, complaints and replies over SMTP for NURTURE_BOUNCE_DOMAIN: stored
+    before the 250, then processed by a workflow each (docs/deliverability.md)."""
+    import logging
+
+    from starter.inbound.service import run_listener
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(run_listener(_settings(), host, port))
+
+
 @app.command("dns-records")
 def dns_records() -> None:
     """Print the DNS records to publish for the configured sender: SPF, DKIM, DMARC, and the

@@ -28,6 +28,7 @@ from db.models import (
     EngagementEvent,
     Enrollment,
     FeedbackNote,
+    InboundMessage,
     Lead,
     OutboxEmail,
     SalesFeedbackRecord,
@@ -125,6 +126,12 @@ async def _anonymise_activity(session: AsyncSession, lead_id: str) -> None:
     )
     await session.execute(
         update(OutboxEmail).where(OutboxEmail.lead_id == lead_id).values(subject=None)
+    )
+    # Bounces and replies quote the address and the person's words: only the fact stays.
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.lead_id == lead_id)
+        .values(raw=b"", recipients=[], envelope_from="", details={"erased": True})
     )
     await session.execute(
         update(ConsentRecord)

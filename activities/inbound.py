@@ -1,0 +1,132 @@
+"""Acting on what came back (issue 16): a permanent bounce or a complaint suppresses the
+address, with the report's evidence; automatic and human replies are recorded. Which
+message a report is about comes from the return path it was sent to (VERP), never from
+the report's own claims: a forged report names nothing and changes nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.contracts import PROCESS_INBOUND, ProcessInboundRequest, ProcessInboundResult
+from db.models import ConsentRecord, InboundMessage, Lead, OutboxEmail, utcnow
+from db.suppression_list import SuppressionList
+from journeys.consent import ConsentAction, ConsentStatus, SuppressionReason
+from journeys.inbound_mail import Classification, InboundKind, classify
+from journeys.outbox import OutboxStatus
+from starter.services.link_tokens import LinkTokens, TokenInvalid
+
+log = logging.getLogger(__name__)
+
+
+class InboundStatus:
+    """Where an inbound row stands (`inbound_messages.status`)."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    QUARANTINED = "quarantined"
+
+
+class InboundActivities:
+    """Inbound processing with an injected key and sessions."""
+
+    def __init__(self, secret_key: str, sessions: async_sessionmaker) -> None:
+        self._tokens = LinkTokens(secret_key)
+        self._suppressions = SuppressionList(secret_key)
+        self._sessions = sessions
+
+    @activity.defn(name=PROCESS_INBOUND.name)
+    async def process_inbound(self, request: ProcessInboundRequest) -> ProcessInboundResult:
+        """Classify the stored message and act on it, in one transaction with marking it
+        processed (a retry finds it processed and does nothing again)."""
+        async with self._sessions() as session:
+            row = await session.get(InboundMessage, request.inbound_id, with_for_update=True)
+            if row is None:
+                return ProcessInboundResult(kind="missing", action="no such message")
+            if row.status != InboundStatus.RECEIVED:
+                return ProcessInboundResult(kind=row.kind or "", action="already processed")
+            found = classify(row.raw)
+            outbox = await self._outbox_of(session, row.recipients)
+            lead = await session.get(Lead, outbox.lead_id) if outbox else None
+            action = await self._act(session, found, outbox, lead)
+            row.kind, row.processed_at = found.kind.value, utcnow()
+            row.outbox_id = outbox.id if outbox else None
+            row.lead_id = lead.id if lead and lead.erased_at is None else None
+            row.status = (
+                InboundStatus.QUARANTINED
+                if found.kind == InboundKind.UNPARSEABLE
+                else InboundStatus.PROCESSED
+            )
+            row.details = _evidence(found) | {"action": action}
+            if lead is not None and lead.erased_at is not None:
+                row.raw, row.recipients, row.details = b"", [], {"action": action}
+            await session.commit()
+        log.info("inbound %s: %s, %s", request.inbound_id, found.kind.value, action)
+        return ProcessInboundResult(kind=found.kind.value, action=action)
+
+    async def _outbox_of(self, session: AsyncSession, recipients: list[str]) -> OutboxEmail | None:
+        for address in recipients:
+            try:
+                outbox_id = self._tokens.read_return_path(address)
+            except TokenInvalid:
+                continue
+            return await session.get(OutboxEmail, outbox_id)
+        return None
+
+    async def _act(
+        self,
+        session: AsyncSession,
+        found: Classification,
+        outbox: OutboxEmail | None,
+        lead: Lead | None,
+    ) -> str:
+        if outbox is None or lead is None:
+            return "names no message of ours: nothing changed"
+        if lead.erased_at is not None:
+            return "the lead is erased: nothing changed, nothing kept"
+        if found.kind == InboundKind.BOUNCE and found.permanent_failure:
+            outbox.status = OutboxStatus.BOUNCED
+            await self._suppress(session, lead, ConsentStatus.BOUNCED, _bounce_evidence(found))
+            return "permanent bounce: address suppressed"
+        if found.kind == InboundKind.BOUNCE:
+            return "transient bounce: counted"
+        if found.kind == InboundKind.COMPLAINT:
+            await self._suppress(session, lead, ConsentStatus.COMPLAINED, "complaint (ARF)")
+            return "complaint: unsubscribed and suppressed"
+        if found.kind == InboundKind.AUTO_REPLY:
+            return "automatic reply: noted"
+        if found.kind == InboundKind.REPLY:
+            return "reply: noted"
+        return "unparseable: quarantined"
+
+    async def _suppress(
+        self, session: AsyncSession, lead: Lead, status: ConsentStatus, evidence: str
+    ) -> None:
+        reason = SuppressionReason(status.value)
+        lead.consent_status = status.value
+        if lead.email:
+            await self._suppressions.renew(session, lead.email, reason)
+        action = (
+            ConsentAction.BOUNCED if status == ConsentStatus.BOUNCED else ConsentAction.COMPLAINED
+        )
+        session.add(ConsentRecord(lead_id=lead.id, action=action.value, source=evidence[:200]))
+
+
+def _bounce_evidence(found: Classification) -> str:
+    status = next((s for s in found.statuses if s.permanent), None)
+    if status is None:
+        return "bounce (DSN)"
+    return f"DSN {status.status} {status.diagnostic}".strip()
+
+
+def _evidence(found: Classification) -> dict[str, object]:
+    return {
+        "subject": found.subject,
+        "statuses": [
+            {"status": s.status, "action": s.action, "diagnostic": s.diagnostic}
+            for s in found.statuses
+        ],
+        "reason": found.reason,
+    }

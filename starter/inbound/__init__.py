@@ -1,0 +1,1 @@
+"""starter/inbound: the SMTP listener that takes bounces, complaints and replies."""
