@@ -35,8 +35,10 @@ from db.models import (
     SegmentTransition,
     TriggerFiring,
     as_utc,
+    utcnow,
 )
-from journeys.registry import all_triggers, get_journey
+from db.writes import insert_ignoring_conflict
+from journeys.registry import UnknownJourneyError, all_triggers, get_journey
 from journeys.segment_rules import SegmentEvent, SegmentFacts, evaluate, lookback
 from journeys.segments import all_segments, get_segment
 from journeys.timezones import lead_zone
@@ -86,7 +88,9 @@ class SegmentActivities:
         so a crash in between leaves work the retry finds (a firing is never lost, and its
         unique key means it is never done twice)."""
         async with self._sessions() as session:
-            lead = await session.get(Lead, request.lead_id)
+            # Locked: one evaluation of a lead at a time (a timed-out attempt still running
+            # and its retry would otherwise both write memberships and firings).
+            lead = await session.get(Lead, request.lead_id, with_for_update=True)
             if lead is None or lead.erased_at is not None:
                 return SegmentsAndTriggersResult(erased=True)
             facts = await segment_facts(session, lead, request.now)
@@ -187,9 +191,11 @@ class SegmentActivities:
                 (
                     await session.execute(
                         select(SegmentMembership.lead_id)
+                        .join(Lead, Lead.id == SegmentMembership.lead_id)
                         .where(
                             SegmentMembership.segment == request.segment,
                             SegmentMembership.lead_id > request.after,
+                            Lead.erased_at.is_(None),  # an erased lead is started nowhere
                         )
                         .order_by(SegmentMembership.lead_id)
                         .limit(request.limit)
@@ -208,33 +214,46 @@ class SegmentActivities:
         )
 
     async def _start_pending(self, lead_id: str) -> list[str]:
-        """Start the journey of every firing of the lead without an outcome yet; the
-        journeys that started now."""
-        started = []
-        async with self._sessions() as session:
-            pending = (
-                await session.execute(
-                    select(TriggerFiring)
-                    .where(TriggerFiring.lead_id == lead_id, TriggerFiring.outcome.is_(None))
-                    .order_by(TriggerFiring.id)
-                )
-            ).scalars()
-            for row in list(pending):
-                result = await start_journey(
-                    self._lifecycle.client,
-                    self._sessions,
-                    task_queue=self._lifecycle.task_queue,
-                    lead_id=lead_id,
-                    definition=get_journey(row.journey),
-                    lifecycle=self._lifecycle,
-                )
-                row.workflow_id, row.outcome = result.workflow_id, result.status
+        """Start the journey of every firing of the lead without an outcome yet, each
+        claimed (`FOR UPDATE SKIP LOCKED`) until its outcome is written, so that two
+        attempts at once (a timed-out one still running, a scheduled page) never start one
+        firing twice; the journeys that started now."""
+        started: list[str] = []
+        while True:
+            async with self._sessions() as session:
+                row = (
+                    await session.execute(
+                        select(TriggerFiring)
+                        .where(TriggerFiring.lead_id == lead_id, TriggerFiring.outcome.is_(None))
+                        .order_by(TriggerFiring.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalar_one_or_none()
+                if row is None:
+                    return started
+                row.outcome = await self._start(lead_id, row)
                 await session.commit()
-                log.info("trigger %s of %s: lead %s %s", row.trigger, row.journey, lead_id,
-                         result.status)  # fmt: skip
-                if result.status == "enrolled":
+                if row.outcome == "enrolled":
                     started.append(row.journey)
-        return started
+
+    async def _start(self, lead_id: str, row: TriggerFiring) -> str:
+        try:
+            definition = get_journey(row.journey)
+        except UnknownJourneyError:  # the journey was removed since it fired
+            return "journey_gone"
+        result = await start_journey(
+            self._lifecycle.client,
+            self._sessions,
+            task_queue=self._lifecycle.task_queue,
+            lead_id=lead_id,
+            definition=definition,
+            lifecycle=self._lifecycle,
+        )
+        row.workflow_id = result.workflow_id
+        log.info("trigger %s of %s: lead %s %s", row.trigger, row.journey, lead_id,
+                 result.status)  # fmt: skip
+        return result.status
 
 
 async def segment_facts(session: AsyncSession, lead: Lead, now: datetime) -> SegmentFacts:
@@ -365,8 +384,13 @@ async def _record_firings(session: AsyncSession, lead_id: str, fired: list[Firin
         key = (firing.journey, firing.cause_key[:300])
         if key not in known:
             known.add(key)
-            session.add(TriggerFiring(journey=firing.journey, lead_id=lead_id,
-                                      cause_key=key[1], trigger=firing.trigger[:200]))  # fmt: skip
+            # ON CONFLICT DO NOTHING: a concurrent attempt recording it too is no failure.
+            await insert_ignoring_conflict(
+                session,
+                TriggerFiring,
+                {"journey": firing.journey, "lead_id": lead_id, "cause_key": key[1],
+                 "trigger": firing.trigger[:200], "fired_at": utcnow()},
+            )  # fmt: skip
 
 
 async def _events(

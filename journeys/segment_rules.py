@@ -229,10 +229,13 @@ def _date_within(condition: DateWithin, lead: dict[str, Any], now: datetime) -> 
     moment = parse_moment((lead.get("properties") or {}).get(condition.property))
     if moment is None:
         return False, None
-    if condition.direction == "ahead":
-        start, end = moment - condition.within, moment
-    else:
-        start, end = moment, moment + condition.within
+    try:
+        if condition.direction == "ahead":
+            start, end = moment - condition.within, moment
+        else:
+            start, end = moment, moment + condition.within
+    except OverflowError:  # a date at the calendar's edge: no occasion, never in range
+        return False, None
 
     def value_at(t: datetime) -> bool:
         return start <= t < end

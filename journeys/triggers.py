@@ -265,6 +265,9 @@ def _matches(
 # A date trigger fires when its moment has come, but not for a moment long past: a lead
 # imported with last month's renewal date gets no reminder for it.
 DATE_GRACE = timedelta(days=1)
+# A one-off date further ahead than this sets no timer (a lead workflow would sleep for
+# centuries on a typo such as 9999-12-31); it is seen again when the lead next changes.
+HORIZON = timedelta(days=5 * 366)
 
 
 class LeadDates(_Model):
@@ -284,11 +287,12 @@ def occurrences(trigger: OnDate, dates: LeadDates) -> tuple[datetime | None, dat
     zone = ZoneInfo(dates.zone)
     if not trigger.every_year:
         moment = _at(day, trigger, zone)
+        if moment is None or moment > dates.now + HORIZON:
+            return None, None
         return (moment, None) if moment <= dates.now else (None, moment)
     year = dates.now.astimezone(zone).year
-    candidates = [
-        _at(_in_year(day, y), trigger, zone) for y in (year - 1, year, year + 1, year + 2)
-    ]
+    moments = [_at(_in_year(day, y), trigger, zone) for y in (year - 1, year, year + 1, year + 2)]
+    candidates = [m for m in moments if m is not None]
     past = [c for c in candidates if c <= dates.now]
     future = [c for c in candidates if c > dates.now]
     return (max(past) if past else None), (min(future) if future else None)
@@ -317,9 +321,14 @@ def _date_firings(journey: str, trigger: OnDate, dates: LeadDates | None) -> lis
         Firing(
             journey=journey,
             trigger=label(trigger),
-            cause_key=f"date:{trigger.property}:{moment.date().isoformat()}",
+            # The local date: the same occasion whatever zone the lead is judged in.
+            cause_key=f"date:{trigger.property}:{_local_day(moment, dates.zone)}",
         )
     ]
+
+
+def _local_day(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def _date_of(raw: object) -> date | None:
@@ -342,6 +351,11 @@ def _in_year(day: date, year: int) -> date:
         return date(year, 2, 28)
 
 
-def _at(day: date, trigger: OnDate, zone: ZoneInfo) -> datetime:
-    local = datetime.combine(day, time(trigger.at_hour), tzinfo=zone) + trigger.offset
-    return local.astimezone(UTC)
+def _at(day: date, trigger: OnDate, zone: ZoneInfo) -> datetime | None:
+    """The moment in UTC; None for a date at the calendar's edge (year 1 or 9999), which
+    can't be a real occasion and must not stall the lead's workflow."""
+    try:
+        local = datetime.combine(day, time(trigger.at_hour), tzinfo=zone) + trigger.offset
+        return local.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None

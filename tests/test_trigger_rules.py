@@ -165,3 +165,24 @@ def test_a_journey_triggers_only_on_declared_forms_segments_and_events() -> None
                 assert trigger.form in FORMS, (journey, trigger)
             if isinstance(trigger, OnSegmentEntry | OnSchedule):
                 assert trigger.segment in all_segments(), (journey, trigger)
+
+
+def test_a_date_at_the_calendars_edge_never_fires_and_never_fails() -> None:
+    trigger = on_date("renewal_date", offset=-timedelta(days=30))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    for edge in ("0001-01-01", "9999-12-31"):
+        assert occurrences(trigger, _dates(now, zone="Pacific/Auckland", renewal_date=edge)) == (
+            None,
+            None,
+        )
+
+
+def test_a_date_firing_is_keyed_by_the_local_day_whatever_the_zone() -> None:
+    triggers = {"birthday-greeting": (on_date("birthday", every_year=True, at_hour=9),)}
+    now = datetime(2025, 5, 10, 10, tzinfo=UTC)
+    utc = firings(triggers, dates=_dates(now, "UTC", birthday="1990-05-10"))
+    auckland = firings(triggers, dates=_dates(now, "Pacific/Auckland", birthday="1990-05-10"))
+
+    assert [f.cause_key for f in utc] == [f.cause_key for f in auckland]
+    assert [f.cause_key for f in utc] == ["date:birthday:2025-05-10"]

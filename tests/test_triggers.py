@@ -21,12 +21,14 @@ from db.models import Lead, SegmentMembership, SegmentTransition, TriggerFiring
 from journeys.segment_rules import evaluate
 from journeys.segments import get_segment
 from starter.dev.smtp_sink import SmtpSink
+from starter.services.lead_workflow import upgrade_lead_workflows
 from starter.services.schedules import sync_schedules
 from starter.settings import Settings
 from tests.conftest import new_email
 from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually
 from tests.test_handover_crash import start_worker
 from tests.test_sales_loop import make_mql
+from workflows.contracts import lead_workflow_id
 from workflows.scheduled_enrollment import trigger_schedule_id
 from workflows.segment_backfill import segment_backfill_workflow_id
 
@@ -237,7 +239,7 @@ async def test_a_scheduled_trigger_enrolls_the_segment_members_when_its_schedule
 
     kept = await sync_schedules(temporal_client, settings.task_queue)
     schedule = temporal_client.get_schedule_handle(
-        trigger_schedule_id("weekly-live-demo", "pricing-visitors")
+        trigger_schedule_id(settings.task_queue, "weekly-live-demo", "pricing-visitors")
     )
     description = await schedule.describe()
     await schedule.trigger()  # as on a Monday at 09:00 in Berlin
@@ -304,3 +306,21 @@ async def test_a_form_submission_starts_the_journey_that_declares_the_form(
     assert [(j["journey"], j["started_by"]) for j in lead["journeys"]] == [
         ("whitepaper-nurture", "form:whitepaper-download")
     ]
+
+
+async def test_upgrading_lead_workflows_continues_each_on_the_current_code(
+    api: httpx.AsyncClient, worker: Worker, sessions: async_sessionmaker, temporal_client: Client
+) -> None:
+    lead_id = (await api.post("/v1/leads", json={"lead": {"email": new_email("upgrade")}})).json()[
+        "lead_id"
+    ]
+    handle = temporal_client.get_workflow_handle(lead_workflow_id(lead_id))
+    first = await eventually(handle.describe, lambda d: d.status is not None)
+
+    asked = await upgrade_lead_workflows(temporal_client)
+
+    later = await eventually(
+        lambda: temporal_client.get_workflow_handle(lead_workflow_id(lead_id)).describe(),
+        lambda d: d.run_id != first.run_id,
+    )
+    assert asked >= 1 and later.status is not None and later.status.name == "RUNNING"

@@ -119,6 +119,8 @@ class JourneyOutcome(BaseModel):
 
 LEAD_WORKFLOW_NAME = "LeadWorkflow"
 LEAD_NUDGE_SIGNAL = "lead_changed"
+# Continue as new, to run the current code (after a deploy that added patched behaviour).
+UPGRADE_SIGNAL = "upgrade"
 SALES_FEEDBACK_UPDATE = "sales_feedback"
 SALES_FEEDBACK_SIGNAL = "sales_feedback_signal"
 LEAD_STATUS_QUERY = "lead_status"

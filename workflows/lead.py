@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         SALES_FEEDBACK_SIGNAL,
         SALES_FEEDBACK_UPDATE,
         TIMELINE_ENTRIES_KEPT,
+        UPGRADE_SIGNAL,
         DoubleOptInPhase,
         FeedbackResult,
         LeadInput,
@@ -117,6 +118,11 @@ class LeadWorkflow:
         self._published: tuple[object, ...] | None = None
         # Stages reached since segments and triggers last ran (their triggers fire).
         self._stages_reached: list[StageReachedRef] = []
+        # Score, stage or consent changed since segments were last evaluated.
+        self._changed_since_segments = False
+        # Asked to continue as new (`UPGRADE_SIGNAL`): a run that began before a patch
+        # picks the patched code up in its next run.
+        self._upgrade_requested = False
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -124,11 +130,15 @@ class LeadWorkflow:
     async def run(self, input: LeadInput) -> None:
         async with self._lock:
             await self._rescore("lifecycle started")
+            if workflow.patched(SEGMENTS_AND_TRIGGERS_PATCH):
+                # Every run starts with its segments current and its next recheck set (a
+                # lead upgraded onto this code has never been evaluated).
+                await self._segments_and_triggers([], workflow.now(), force=True)
         while not self._erased:
             await self._sleep_until_something_happens()
             async with self._lock:
                 await self._act()
-            if workflow.info().is_continue_as_new_suggested():
+            if workflow.info().is_continue_as_new_suggested() or self._upgrade_requested:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     LeadInput(
@@ -151,6 +161,7 @@ class LeadWorkflow:
                     bool(self._state.pending)
                     or bool(self._state.feedback_queue)
                     or workflow.info().is_continue_as_new_suggested()
+                    or self._upgrade_requested
                 ),
                 timeout=timeout,
             )
@@ -206,13 +217,18 @@ class LeadWorkflow:
         if workflow.patched(SEGMENTS_AND_TRIGGERS_PATCH):
             await self._segments_and_triggers(nudges, now)
 
-    async def _segments_and_triggers(self, nudges: list[LeadNudge], now: datetime) -> None:
-        """Re-evaluate the lead's segments and fire triggers when something changed or a
-        time-based segment condition may have flipped."""
+    async def _segments_and_triggers(
+        self, nudges: list[LeadNudge], now: datetime, *, force: bool = False
+    ) -> None:
+        """Re-evaluate the lead's segments and fire triggers when something changed (an
+        event, a score, a stage, consent) or a time-based segment condition may have
+        flipped."""
         s = self._state
         recheck_due = s.segments_recheck_at is not None and s.segments_recheck_at <= now
-        if not (nudges or self._stages_reached or recheck_due) or self._erased:
+        changed = nudges or self._stages_reached or self._changed_since_segments
+        if not (force or changed or recheck_due) or self._erased:
             return
+        self._changed_since_segments = False
         cause = nudges[0].cause if nudges else ("stage change" if self._stages_reached
                                                  else "segment window passed")  # fmt: skip
         result = await self._activity(
@@ -246,6 +262,12 @@ class LeadWorkflow:
             self._note("lead erased: lifecycle ends")
             return
         s = self._state
+        if (result.total, result.stage, result.consent_status) != (
+            s.score,
+            s.stage,
+            s.consent_status,
+        ):
+            self._changed_since_segments = True
         if result.total != s.score:
             self._note(f"score {s.score} → {result.total} ({cause})")
         s.score, s.fit, s.behaviour, s.qualifies = (
@@ -668,6 +690,12 @@ class LeadWorkflow:
     def lead_changed(self, nudge: LeadNudge) -> None:
         """Something changed (an event, a journey's request): rescore and act on it."""
         self._state.pending.append(nudge)
+
+    @workflow.signal(name=UPGRADE_SIGNAL)
+    def upgrade(self) -> None:
+        """Continue as new at the next step boundary, so this lead runs the current code
+        (`nurture leads upgrade` sends it to every lead workflow after a deploy)."""
+        self._upgrade_requested = True
 
     @workflow.query(name=LEAD_STATUS_QUERY)
     def status(self) -> LeadStatus:

@@ -18,9 +18,10 @@ with workflow.unsafe.imports_passed_through():
 SCHEDULED_ENROLLMENT_WORKFLOW = "ScheduledEnrollmentWorkflow"
 
 
-def trigger_schedule_id(journey: str, segment: str) -> str:
-    """The Temporal Schedule of a journey's scheduled trigger on `segment`."""
-    return f"nurture-trigger:{journey}:{segment}"
+def trigger_schedule_id(task_queue: str, journey: str, segment: str) -> str:
+    """The Temporal Schedule of a journey's scheduled trigger on `segment`, for the
+    deployment working `task_queue` (another deployment on the namespace has its own)."""
+    return f"nurture-trigger:{task_queue}:{journey}:{segment}"
 
 
 class ScheduledEnrollmentInput(BaseModel):

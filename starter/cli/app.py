@@ -150,6 +150,25 @@ def inbound(
     asyncio.run(run_listener(_settings(), host, port))
 
 
+@app.command("upgrade-leads")
+def upgrade_leads() -> None:
+    """After a deploy: every running lead workflow continues as new on the deployed code
+    (segments, triggers and date timers start for leads whose workflows began before)."""
+    from starter.dev.provisioning.temporal import settings_address
+    from starter.services.lead_workflow import upgrade_lead_workflows
+    from starter.temporal_client import connect
+
+    settings = _settings()
+
+    async def upgrade() -> int:
+        async with settings_address(settings) as address:
+            client = await connect(address, settings.temporal_namespace)
+            return await upgrade_lead_workflows(client)
+
+    typer.echo(f"{asyncio.run(upgrade())} lead workflows asked to continue on the new code")
+    _exit_without_finalizing(0)
+
+
 @app.command("dns-records")
 def dns_records() -> None:
     """Print the DNS records to publish for the configured sender: SPF, DKIM, DMARC, and the

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -32,7 +32,9 @@ from db.models import (
     Lead,
     OutboxEmail,
     SalesFeedbackRecord,
+    SegmentMembership,
     StageTransition,
+    TriggerFiring,
     utcnow,
 )
 from db.suppression_list import SuppressionList
@@ -126,6 +128,13 @@ async def _anonymise_activity(session: AsyncSession, lead_id: str) -> None:
     )
     await session.execute(
         update(OutboxEmail).where(OutboxEmail.lead_id == lead_id).values(subject=None)
+    )
+    # Out of every segment, and nothing left to start for it.
+    await session.execute(delete(SegmentMembership).where(SegmentMembership.lead_id == lead_id))
+    await session.execute(
+        delete(TriggerFiring).where(
+            TriggerFiring.lead_id == lead_id, TriggerFiring.outcome.is_(None)
+        )
     )
     # Bounces and replies quote the address and the person's words: only the fact stays.
     await session.execute(

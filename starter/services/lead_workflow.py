@@ -14,6 +14,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.contracts import (
     LEAD_NUDGE_SIGNAL,
@@ -21,6 +22,7 @@ from workflows.contracts import (
     LEAD_WORKFLOW_NAME,
     SALES_FEEDBACK_SIGNAL,
     SALES_FEEDBACK_UPDATE,
+    UPGRADE_SIGNAL,
     FeedbackResult,
     LeadInput,
     LeadNudge,
@@ -102,3 +104,18 @@ class LeadLifecycle:
         """The lead workflow's view: stage, score, owner, SLA phase, timeline."""
         handle = self.client.get_workflow_handle(lead_workflow_id(lead_id))
         return await handle.query(LEAD_STATUS_QUERY, result_type=LeadStatus)
+
+
+async def upgrade_lead_workflows(client: Client) -> int:
+    """Ask every running lead workflow to continue as new (`UPGRADE_SIGNAL`), so that each
+    runs the deployed code from its next step; how many were asked."""
+    query = f"WorkflowType = '{LEAD_WORKFLOW_NAME}' AND ExecutionStatus = 'Running'"
+    asked = 0
+    async for found in client.list_workflows(query):
+        try:
+            await client.get_workflow_handle(found.id).signal(UPGRADE_SIGNAL)
+            asked += 1
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # ended meanwhile
+                raise
+    return asked
