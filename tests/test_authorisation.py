@@ -65,6 +65,7 @@ TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/v1/segments/{name}/members"): MARKETING_ONLY,
     ("POST", "/v1/segments/{name}/backfill"): MARKETING_ONLY,
     ("GET", "/v1/segments/{name}/backfill"): MARKETING_ONLY,
+    ("GET", "/v1/inbound"): ADMIN_ONLY,
     ("POST", "/v1/crm/webhook"): {role: SIGNED for role in KEYS},
     ("GET", "/t/c/{token}"): ANYONE,
     ("GET", "/t/o/{token}.gif"): ANYONE,

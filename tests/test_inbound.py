@@ -218,3 +218,28 @@ async def test_a_bounce_for_an_erased_lead_changes_nothing_and_keeps_no_personal
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)
         assert lead is not None and lead.consent_status == "erased"
+
+
+async def test_the_api_lists_what_came_back_to_admins_without_the_bytes(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+) -> None:
+    email = new_email("listed")
+    return_path = await _sent_to(settings, sessions, email)
+    await _deliver(listener, return_path, _report("postfix_bounce.eml", return_path))
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    lead_id = (await _lead(sessions, email)).id
+
+    listed = await eventually(
+        lambda: api.get("/v1/inbound", params={"status": "processed"}, headers=admin),
+        lambda r: any(m["lead_id"] == lead_id for m in r.json()),
+    )
+
+    [entry] = [m for m in listed.json() if m["lead_id"] == lead_id]
+    assert entry["kind"] == "bounce" and "raw" not in entry
+    assert entry["details"]["statuses"][0]["status"] == "5.1.1"
+    assert (await api.get("/v1/inbound")).status_code == 403  # a marketing key

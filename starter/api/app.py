@@ -23,6 +23,7 @@ from starter.api.routes import (
     events,
     forms,
     health,
+    inbound,
     inbox,
     leads,
     reports,
@@ -52,6 +53,7 @@ ROUTERS = (
     email_links,
     signup,
     inbox,
+    inbound,
 )
 
 
