@@ -239,7 +239,7 @@ def test_the_default_timezone_is_a_setting_and_must_be_a_real_zone(
 def night_settings(smtp: SmtpSink) -> Settings:
     return Settings(
         SMTP_HOST="127.0.0.1",
-        SMTP_PORT=smtp.port,  # type: ignore[attr-defined]
+        SMTP_PORT=smtp.port,  # type: ignore[attr-defined]  # set by the smtp fixture
         MAIL_FROM="Nurture Test <hello@nurture.example>",
         PUBLIC_BASE_URL="http://nurture.example",
         NURTURE_SECRET_KEY=secrets.token_urlsafe(32),

@@ -159,7 +159,7 @@ def test_a_journey_may_wait_for_a_custom_event() -> None:
         exit_goals=(ExitGoal(name="renewing", on_event="renewal_due"),),
     )
 
-    [outcome] = journey.steps[0].outcomes  # type: ignore[union-attr]
+    [outcome] = journey.steps[0].outcomes  # type: ignore[union-attr]  # the first step is a wait
     assert outcome.events == ("trial_started", EventType.DEMO_REQUEST)
     assert isinstance(outcome.events[1], EventType)
     assert journey.model_dump(mode="json")["steps"][0]["outcomes"][0]["events"] == [
