@@ -16,6 +16,9 @@ from db.suppression_list import SuppressionList
 from journeys.consent import ConsentAction, ConsentStatus, SuppressionReason
 from journeys.inbound_mail import Classification, InboundKind, classify
 from journeys.outbox import OutboxStatus
+from starter.services.errors import LeadNotFound
+from starter.services.events import EventIn, record_event
+from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import LinkTokens, TokenInvalid
 
 log = logging.getLogger(__name__)
@@ -32,10 +35,13 @@ class InboundStatus:
 class InboundActivities:
     """Inbound processing with an injected key and sessions."""
 
-    def __init__(self, secret_key: str, sessions: async_sessionmaker) -> None:
+    def __init__(
+        self, secret_key: str, sessions: async_sessionmaker, lifecycle: LeadLifecycle
+    ) -> None:
         self._tokens = LinkTokens(secret_key)
         self._suppressions = SuppressionList(secret_key)
         self._sessions = sessions
+        self._lifecycle = lifecycle
 
     @activity.defn(name=PROCESS_INBOUND.name)
     async def process_inbound(self, request: ProcessInboundRequest) -> ProcessInboundResult:
@@ -62,9 +68,25 @@ class InboundActivities:
             row.details = _evidence(found) | {"action": action}
             if lead is not None and lead.erased_at is not None:
                 row.raw, row.recipients, row.details = b"", [], {"action": action}
+            if found.kind == InboundKind.REPLY and lead is not None and outbox is not None:
+                # Before the commit: a retry after a crash records it again, and the event's
+                # id (the inbound row's) makes that the same event.
+                await self._record_reply(request.inbound_id, lead.id, outbox.id)
             await session.commit()
         log.info("inbound %s: %s, %s", request.inbound_id, found.kind.value, action)
         return ProcessInboundResult(kind=found.kind.value, action=action)
+
+    async def _record_reply(self, inbound_id: int, lead_id: str, outbox_id: int) -> None:
+        """A person's reply is engagement: an `email_reply` event (scored, signalled to the
+        lead's journeys, usable as an exit goal or in a segment)."""
+        event = EventIn.model_validate(
+            {"lead_id": lead_id, "type": "email_reply", "event_id": f"reply:{inbound_id}",
+             "properties": {"outbox_id": outbox_id}}
+        )  # fmt: skip
+        try:
+            await record_event(self._lifecycle.client, self._sessions, event, self._lifecycle)
+        except LeadNotFound:  # erased meanwhile
+            return
 
     async def _outbox_of(self, session: AsyncSession, recipients: list[str]) -> OutboxEmail | None:
         for address in recipients:
@@ -98,7 +120,7 @@ class InboundActivities:
         if found.kind == InboundKind.AUTO_REPLY:
             return "automatic reply: noted"
         if found.kind == InboundKind.REPLY:
-            return "reply: noted"
+            return "reply: recorded as an email_reply event"
         return "unparseable: quarantined"
 
     async def _suppress(

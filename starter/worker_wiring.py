@@ -92,7 +92,7 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
-    inbound = InboundActivities(settings.require_secret_key(), sessions)
+    inbound = InboundActivities(settings.require_secret_key(), sessions, lifecycle)
     segments = SegmentActivities(lifecycle, sessions, settings.default_timezone)
     jobs = EnrollmentJobActivities(
         lifecycle,

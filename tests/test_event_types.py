@@ -30,7 +30,7 @@ from journeys.scoring import LeadFacts, ScoredEvent, score_lead
 from journeys.scoring_models import PRACTITIONER
 from workflows.contracts import EngagementSignal
 
-CUSTOM = ("trial_started", "form_started", "cart_abandoned", "renewal_due")
+CUSTOM = ("trial_started", "form_started", "cart_abandoned", "renewal_due", "email_reply")
 
 
 class Nothing(BaseModel):

@@ -21,7 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities
-from db.models import ConsentRecord, InboundMessage, Lead, OutboxEmail
+from db.models import ConsentRecord, EngagementEvent, InboundMessage, Lead, OutboxEmail
 from journeys.inbound_mail import InboundKind, classify
 from starter.dev.smtp_sink import free_port
 from starter.inbound.listener import InboundHandler, serve
@@ -243,3 +243,29 @@ async def test_the_api_lists_what_came_back_to_admins_without_the_bytes(
     assert entry["kind"] == "bounce" and "raw" not in entry
     assert entry["details"]["statuses"][0]["status"] == "5.1.1"
     assert (await api.get("/v1/inbound")).status_code == 403  # a marketing key
+
+
+async def test_a_persons_reply_becomes_an_email_reply_event_of_the_lead(
+    settings: Settings, sessions: async_sessionmaker, worker: Worker, listener: int
+) -> None:
+    email = new_email("reply")
+    return_path = await _sent_to(settings, sessions, email)
+    lead_id = (await _lead(sessions, email)).id
+    reply = (
+        f"From: Margaret <{email}>\r\nTo: {return_path}\r\nSubject: Re: Welcome\r\n"
+        f"Message-ID: <{uuid.uuid4()}@example.org>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nThanks, that sounds interesting.\r\n"
+    ).encode()
+
+    await _deliver(listener, return_path, reply)
+
+    async def replies() -> list[str]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(EngagementEvent.type).where(
+                    EngagementEvent.lead_id == lead_id, EngagementEvent.type == "email_reply"
+                )
+            )
+            return list(rows.scalars())
+
+    assert await eventually(replies, bool) == ["email_reply"]

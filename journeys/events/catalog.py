@@ -52,6 +52,13 @@ class RenewalDue(CustomProperties):
     renewal_date: date
 
 
+class EmailReply(CustomProperties):
+    """A person answered one of our emails: which outbox row (the reply came to its return
+    path); the words stay in the inbound message, not in the event."""
+
+    outbox_id: int | None = Field(default=None, ge=1)
+
+
 TRIAL_STARTED = declare_event_type(
     "trial_started", TrialStarted, "The lead started a product trial."
 )
@@ -65,4 +72,10 @@ CART_ABANDONED = declare_event_type(
 )
 RENEWAL_DUE = declare_event_type(
     "renewal_due", RenewalDue, "A customer's contract comes up for renewal."
+)
+EMAIL_REPLY = declare_event_type(
+    "email_reply",
+    EmailReply,
+    "The lead answered an email (the inbound listener saw a human reply): engagement, an "
+    "exit goal or a segment condition like any other event.",
 )
