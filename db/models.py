@@ -260,6 +260,11 @@ class SegmentMembership(Base):
     """A lead in a segment now (a row per member), kept by the lead's workflow."""
 
     __tablename__ = "segment_memberships"
+    # Members by page: by entry (the API), by lead id (a scheduled trigger's pages).
+    __table_args__ = (
+        Index("ix_segment_memberships_segment_entered", "segment", "entered_at", "lead_id"),
+        Index("ix_segment_memberships_segment_lead", "segment", "lead_id"),
+    )
 
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), primary_key=True)
     segment: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
