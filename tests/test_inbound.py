@@ -75,6 +75,15 @@ async def _deliver(port: int, return_path: str, raw: bytes) -> None:
         await client.sendmail("", [return_path], raw)
 
 
+async def _stored(sessions: async_sessionmaker, message_id: str) -> list[InboundMessage]:
+    """The inbound rows of the message with this Message-ID."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(InboundMessage).where(InboundMessage.message_key == f"<{message_id}>")
+        )
+        return list(rows.scalars())
+
+
 async def _lead(sessions: async_sessionmaker, email: str) -> Lead:
     async with sessions() as session:
         found = (await session.execute(select(Lead).where(Lead.email == email))).scalar_one()
@@ -143,14 +152,10 @@ async def test_a_forged_bounce_suppresses_nobody(
 
     await _deliver(listener, forged, _report("postfix_bounce.eml", forged, message_id))
 
-    async def stored() -> list[InboundMessage]:
-        async with sessions() as session:
-            rows = await session.execute(
-                select(InboundMessage).where(InboundMessage.message_key == f"<{message_id}>")
-            )
-            return list(rows.scalars())
-
-    [row] = await eventually(stored, lambda rows: bool(rows) and rows[0].status == "processed")
+    [row] = await eventually(
+        lambda: _stored(sessions, message_id),
+        lambda rows: bool(rows) and rows[0].status == "processed",
+    )
     assert row.outbox_id is None and row.details["action"].startswith("names no message")
     assert (await _lead(sessions, email)).consent_status == "confirmed"
 
@@ -167,16 +172,7 @@ async def test_a_message_delivered_twice_is_stored_and_processed_once(
     await _deliver(listener, return_path, raw)
     await asyncio.sleep(1)
 
-    async with sessions() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(InboundMessage).where(InboundMessage.message_key == f"<{message_id}>")
-                )
-            )
-            .scalars()
-            .all()
-        )
+    rows = await _stored(sessions, message_id)
     assert len(rows) == 1
 
 
@@ -206,14 +202,10 @@ async def test_a_bounce_for_an_erased_lead_changes_nothing_and_keeps_no_personal
 
     await _deliver(listener, return_path, _report("postfix_bounce.eml", return_path, message_id))
 
-    async def stored() -> list[InboundMessage]:
-        async with sessions() as session:
-            rows = await session.execute(
-                select(InboundMessage).where(InboundMessage.message_key == f"<{message_id}>")
-            )
-            return list(rows.scalars())
-
-    [row] = await eventually(stored, lambda rows: bool(rows) and rows[0].status == "processed")
+    [row] = await eventually(
+        lambda: _stored(sessions, message_id),
+        lambda rows: bool(rows) and rows[0].status == "processed",
+    )
     assert (row.raw, row.recipients, row.lead_id) == (b"", [], None)
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)
