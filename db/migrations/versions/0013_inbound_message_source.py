@@ -20,18 +20,19 @@ _SOURCES = ("smtp", "ses", "sendgrid", "postmark", "mailgun")
 
 
 def upgrade() -> None:
-    # Rows before this revision all came through the SMTP listener.
-    op.add_column(
-        "inbound_messages",
-        sa.Column("source", sa.String(length=20), nullable=False, server_default="smtp"),
-    )
-    op.create_check_constraint(
-        "ck_inbound_messages_source",
-        "inbound_messages",
-        "source IN (" + ", ".join(f"'{s}'" for s in _SOURCES) + ")",
-    )
+    # Rows before this revision all came through the SMTP listener. Batch mode: SQLite (the
+    # demo database) can't add a constraint to an existing table in place.
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("source", sa.String(length=20), nullable=False, server_default="smtp")
+        )
+        batch_op.create_check_constraint(
+            "ck_inbound_messages_source",
+            "source IN (" + ", ".join(f"'{s}'" for s in _SOURCES) + ")",
+        )
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_inbound_messages_source", "inbound_messages", type_="check")
-    op.drop_column("inbound_messages", "source")
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.drop_constraint("ck_inbound_messages_source", type_="check")
+        batch_op.drop_column("source")
