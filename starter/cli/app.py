@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from typing import Annotated
 
@@ -216,6 +217,7 @@ def provision(
     browser: Annotated[
         bool, typer.Option(help="Find or install Chromium for the browser test.")
     ] = True,
+    mta: Annotated[bool, typer.Option(help="Find or install Postfix for the relay test.")] = True,
 ) -> None:
     """Provision the dev stack for the tests; prints `TEST_DATABASE_URL=…` for the shell."""
     import logging
@@ -238,6 +240,13 @@ def provision(
         from starter.dev.provisioning.browser import ensure_chromium
 
         typer.echo(f"chromium: {ensure_chromium() or 'not found'}", err=True)
+    if mta:
+        from starter.dev.provisioning.postfix import PostfixProvisioningError, ensure_postfix
+
+        try:
+            typer.echo(f"postfix: {ensure_postfix()}", err=True)
+        except (PostfixProvisioningError, OSError, subprocess.CalledProcessError) as exc:
+            typer.echo(f"postfix: not available ({exc})", err=True)
     if postgres:
         try:
             url = ensure_database()

@@ -7,8 +7,9 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from starter.dev.provisioning.debian_packages import apt_install, can_install
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
@@ -29,16 +30,10 @@ def find_chromium() -> Path | None:
 def ensure_chromium() -> Path | None:
     """Chromium's path, installing Debian's package if missing and possible."""
     found = find_chromium()
-    if found is not None or os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if found is not None or not can_install():
         return found
-    log.warning("installing Chromium from Debian packages (for the browser test)…")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        # Output to stderr: stdout of `nurture provision` is read by scripts/test.
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=sys.stderr)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env, stdout=sys.stderr
-        )
+        apt_install(["chromium"])
     except subprocess.CalledProcessError as exc:
         log.warning("could not install Chromium: %s", exc)
     return find_chromium()

@@ -11,11 +11,12 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from starter.dev.provisioning.debian_packages import apt_install, can_install
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,12 @@ def _run(args: list[str], *, cwd: str | None = None) -> subprocess.CompletedProc
 
 
 def _install_postgres() -> None:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not can_install():
         raise PostgresProvisioningError(
             "PostgreSQL is not installed and can't be installed here (needs root and apt-get): "
             "install it, or set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"
         )
-    log.warning("installing PostgreSQL from Debian packages…")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # apt's output goes to stderr: stdout of `nurture provision` is read by scripts/test.
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=sys.stderr)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "postgresql"], check=True, env=env, stdout=sys.stderr
-    )
+    apt_install(["postgresql"])
 
 
 def clusters() -> list[Cluster]:
