@@ -6,12 +6,16 @@ import asyncio
 import os
 import subprocess
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from starter.cli.api_commands import COMMANDS
 from starter.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from starter.dev.provisioning.cluster import LocalCluster
 
 app = typer.Typer(
     help="Nurture: buyer journeys as durable Temporal workflows.",
@@ -292,6 +296,89 @@ def preview(
     except Problem as problem:
         typer.echo(f"nurture preview: {problem.message}", err=True)
         raise typer.Exit(1) from None
+
+
+cluster_app = typer.Typer(
+    help="A local Temporal cluster in the production shape (docs/operations.md): frontend, "
+    "history, matching and worker as four processes on PostgreSQL, with SQL visibility.",
+    invoke_without_command=True,
+)
+app.add_typer(cluster_app, name="cluster")
+
+
+def _local_cluster(state_dir: Path | None, **spec: Any) -> LocalCluster:
+    from starter.dev.provisioning.cluster import (
+        ClusterSpec,
+        LocalCluster,
+        Postgres,
+        default_state_dir,
+        ensure_binaries,
+    )
+    from starter.dev.provisioning.postgres import ensure_database
+
+    folder = state_dir or default_state_dir(_settings().data_dir)
+    postgres = Postgres.from_url(ensure_database())
+    return LocalCluster(ClusterSpec(state_dir=folder, postgres=postgres, **spec), ensure_binaries())
+
+
+@cluster_app.callback()
+def cluster(
+    context: typer.Context,
+    port: Annotated[int, typer.Option(help="The frontend's gRPC port.")] = 7233,
+    shards: Annotated[
+        int, typer.Option(min=1, max=16384, help="History shards (fixed once the database exists).")
+    ] = 4,
+    reset: Annotated[
+        bool, typer.Option(help="Drop Temporal's databases first: every workflow is lost.")
+    ] = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Config, pids and logs [default: $NURTURE_DATA_DIR/cluster]."),
+    ] = None,
+) -> None:
+    """Build (once), set up and start the cluster; prints `TEMPORAL_ADDRESS=…`. Idempotent:
+    running services are left alone."""
+    import logging
+
+    from starter.dev.provisioning.cluster import ClusterError
+    from starter.dev.provisioning.postgres import PostgresProvisioningError
+
+    if context.invoked_subcommand is not None:
+        return
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        local = _local_cluster(
+            state_dir, frontend_port=port, shards=shards, namespace=_settings().temporal_namespace
+        )
+        local.prepare(reset=reset)
+        address = local.start()
+        asyncio.run(local.wait_until_ready())
+    except (ClusterError, PostgresProvisioningError) as exc:
+        typer.echo(f"nurture cluster: {exc}", err=True)
+        raise typer.Exit(1) from None
+    pids = ", ".join(f"{service} {pid}" for service, pid in local.running().items())
+    typer.echo(f"cluster running ({pids}); logs in {local.state_dir}", err=True)
+    typer.echo("stop it with `nurture cluster stop`", err=True)
+    typer.echo(f"TEMPORAL_ADDRESS={address}")
+    _exit_without_finalizing(0)
+
+
+@cluster_app.command("stop")
+def cluster_stop(
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="The cluster's directory [default: $NURTURE_DATA_DIR/cluster]."),
+    ] = None,
+) -> None:
+    """Stop the cluster's four services (SIGTERM, SIGKILL after 30s); its data stays."""
+    from starter.dev.provisioning.cluster import ClusterError
+
+    try:
+        stopped = _local_cluster(state_dir).stop()
+    except ClusterError as exc:
+        typer.echo(f"nurture cluster stop: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no cluster service was running")
 
 
 for _command in COMMANDS:  # the API's clients: enroll, leads, lead, feedback, funnel, journeys
