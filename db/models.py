@@ -97,6 +97,11 @@ class Lead(Base):
     consent_status: Mapped[str] = mapped_column(
         String(20), default="pending", server_default="pending"
     )
+    # An out-of-office reply said the lead is away: no journey email before this moment.
+    mail_held_until: Mapped[datetime | None]
+    # How the lead came to be when not by an enrollment (`out-of-office`: a deputy named
+    # in another lead's auto-reply).
+    source: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]

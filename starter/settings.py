@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from journeys.bounce_policy import SoftBouncePolicy
 from journeys.sales_team import SALES_TEAM
 from journeys.send_policy import SendPolicy
 from journeys.timezones import is_known_timezone
@@ -171,6 +172,13 @@ class Settings(BaseSettings):
         pattern=r"^(|\d{1,3}/\d{1,3}d)$",
         description="At most N marketing emails per D days per lead (N/Dd); empty: no cap.",
     )
+    soft_bounces: str = Field(
+        default="3/7d",
+        alias="NURTURE_SOFT_BOUNCES",
+        pattern=r"^[1-9]\d{0,2}/[1-9]\d{0,2}d$",
+        description="Suppress an address after N messages to it bounced transiently "
+        "(4.x.x) within D days (N/Dd).",
+    )
     default_timezone: str = Field(
         default="UTC",
         alias="NURTURE_DEFAULT_TIMEZONE",
@@ -309,6 +317,12 @@ class Settings(BaseSettings):
             cap_period=timedelta(days=period),
             default_timezone=self.default_timezone,
         )
+
+    @property
+    def soft_bounce_policy(self) -> SoftBouncePolicy:
+        """When transient bounces suppress an address (`NURTURE_SOFT_BOUNCES`)."""
+        count, days = self.soft_bounces.removesuffix("d").split("/")
+        return SoftBouncePolicy(limit=int(count), window=timedelta(days=int(days)))
 
     def require_crm_webhook_secret(self) -> bytes:
         """The CRM webhook secret, or a SettingsError naming CRM_WEBHOOK_SECRET."""
