@@ -18,6 +18,7 @@ its protocol object (pinned to aiosmtplib 5.x in pyproject.toml, covered by the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.policy
 import re
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,23 @@ def _raise_for(response: SMTPResponse) -> None:
     raise aiosmtplib.SMTPResponseException(response.code, response.message)
 
 
+def connect(settings: Settings) -> aiosmtplib.SMTP:
+    """An SMTP client for the configured server (not yet connected: `async with` it, then
+    log in with `log_in`); one connection carries many messages (`send_on`)."""
+    return aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        start_tls=settings.smtp_starttls,
+        timeout=30,
+    )
+
+
+async def log_in(client: aiosmtplib.SMTP, settings: Settings) -> None:
+    """Authenticate when credentials are configured."""
+    if settings.smtp_username and settings.smtp_password:
+        await client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+
+
 async def deliver(
     settings: Settings,
     message: EmailMessage,
@@ -100,12 +118,17 @@ async def deliver(
     confirm: Callable[[], Awaitable[None]],
     envelope_from: str | None = None,
 ) -> None:
-    """Send `message`; after the body, `commit(send_dot)` records it as sent and calls
-    `send_dot` as its COMMIT goes out (`db.commit_point.commit_then`). `revert` undoes
-    that record when the server refuses the message; `confirm` records it again when
-    the COMMIT's outcome was unknown and the server accepted the message."""
-    sender = message["From"]
-    recipient = message["To"]
+    """Send `message` on a connection of its own (`send_on`)."""
+    async with connect(settings) as client:
+        await log_in(client, settings)
+        await send_on(
+            client, settings, message, commit=commit, revert=revert, confirm=confirm,
+            envelope_from=envelope_from,
+        )  # fmt: skip
+
+
+def wire_bytes(settings: Settings, message: EmailMessage) -> bytes:
+    """The message as it goes on the wire: CRLF, DKIM-signed when configured, dot-stuffed."""
     body = message.as_bytes(policy=WIRE_POLICY)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
@@ -114,48 +137,62 @@ async def deliver(
     )
     if signer is not None:
         body = signer.sign(body)
-    body = _LINE_START_DOT.sub(b"..", body)
-    client = aiosmtplib.SMTP(
-        hostname=settings.smtp_host,
-        port=settings.smtp_port,
-        start_tls=settings.smtp_starttls,
-        timeout=30,
-    )
-    async with client:
-        if settings.smtp_username and settings.smtp_password:
-            await client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-        try:
-            await client.mail(envelope_from or aiosmtplib.email.extract_sender(message) or sender)
-            await client.rcpt(recipient)
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise PermanentFailure(exc.code, exc.message) from None
-            raise
-        protocol = client.protocol
-        assert protocol is not None and protocol.transport is not None
-        start = await client.execute_command(b"DATA")
-        if start.code != SMTPStatus.start_input:
-            _raise_for(start)
-        await _written_out(protocol, body)
+    return _LINE_START_DOT.sub(b"..", body)
 
-        protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
-        send_dot = _dot_for(protocol)
 
-        try:
-            await commit(send_dot)
-            outcome_unknown = False
-        except CommitOutcomeUnknown:
-            outcome_unknown = True
-        except WriteFailedAfterCommit:  # recorded as sent, never sent: undo, then retry
-            await revert()
-            raise
-        try:
-            reply = await protocol.read_response(timeout=30)
-        except Exception:
-            await revert()
-            raise
-        if reply.code != SMTPStatus.completed:
-            await revert()
-            _raise_for(reply)
-        if outcome_unknown:
-            await confirm()
+async def send_on(
+    client: aiosmtplib.SMTP,
+    settings: Settings,
+    message: EmailMessage,
+    *,
+    commit: Callable[[Callable[[], None]], Awaitable[None]],
+    revert: Callable[[], Awaitable[None]],
+    confirm: Callable[[], Awaitable[None]],
+    envelope_from: str | None = None,
+) -> None:
+    """Send `message` on the open connection `client`; after the body, `commit(send_dot)`
+    records it as sent and calls `send_dot` as its COMMIT goes out
+    (`db.commit_point.commit_then`). `revert` undoes that record when the server refuses
+    the message; `confirm` records it again when the COMMIT's outcome was unknown and the
+    server accepted the message. A refused envelope leaves the connection reusable (RSET);
+    any other failure may leave it unusable: the caller opens a new one."""
+    sender = message["From"]
+    recipient = message["To"]
+    body = wire_bytes(settings, message)
+    try:
+        await client.mail(envelope_from or aiosmtplib.email.extract_sender(message) or sender)
+        await client.rcpt(recipient)
+    except aiosmtplib.SMTPResponseException as exc:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.rset()  # the connection stays usable for the next message
+        if 500 <= exc.code < 600:
+            raise PermanentFailure(exc.code, exc.message) from None
+        raise
+    protocol = client.protocol
+    assert protocol is not None and protocol.transport is not None
+    start = await client.execute_command(b"DATA")
+    if start.code != SMTPStatus.start_input:
+        _raise_for(start)
+    await _written_out(protocol, body)
+
+    protocol._response_pending = True  # the reply to the dot is expected (aiosmtplib 5)
+    send_dot = _dot_for(protocol)
+
+    try:
+        await commit(send_dot)
+        outcome_unknown = False
+    except CommitOutcomeUnknown:
+        outcome_unknown = True
+    except WriteFailedAfterCommit:  # recorded as sent, never sent: undo, then retry
+        await revert()
+        raise
+    try:
+        reply = await protocol.read_response(timeout=30)
+    except Exception:
+        await revert()
+        raise
+    if reply.code != SMTPStatus.completed:
+        await revert()
+        _raise_for(reply)
+    if outcome_unknown:
+        await confirm()
