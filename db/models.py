@@ -14,6 +14,7 @@ from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -150,6 +151,8 @@ class ConsentRecord(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     text_version: Mapped[str | None] = mapped_column(String(64))
+    # The topic the record is about (journeys.topics); None: all marketing email.
+    topic: Mapped[str | None] = mapped_column(String(64))
 
 
 class ScoreRecord(Base):
@@ -356,7 +359,10 @@ class OutboxEmail(Base):
     """
 
     __tablename__ = "email_outbox"
-    __table_args__ = (Index("ix_email_outbox_lead", "lead_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_email_outbox_lead", "lead_id", "created_at"),
+        Index("ix_email_outbox_lead_topic", "lead_id", "topic", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
@@ -370,6 +376,46 @@ class OutboxEmail(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The topic of a marketing email (journeys.topics); None: not marketing (a
+    # confirmation, a note to a rep) or sent before topics existed.
+    topic: Mapped[str | None] = mapped_column(String(64))
+
+
+class EmailLink(Base):
+    """A link of a sent email: `/t/c/<token>` names (outbox id, position) and redirects to
+    `url`, so no token carries a target. Written with the email's `sent` status; clicks
+    counted here (every click; the engagement event is recorded once per link)."""
+
+    __tablename__ = "email_links"
+
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("email_outbox.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # The template's named link it came from (`links.whitepaper` …), if any.
+    name: Mapped[str | None] = mapped_column(String(40))
+    clicks: Mapped[int] = mapped_column(default=0, server_default="0")
+    first_clicked_at: Mapped[datetime | None]
+    last_clicked_at: Mapped[datetime | None]
+
+
+class TopicSubscription(Base):
+    """A lead's own choice about one topic (journeys.topics). No row: subscribed at any
+    frequency, so a lead with confirmed consent gets every topic until it opts out."""
+
+    __tablename__ = "topic_subscriptions"
+    __table_args__ = (
+        CheckConstraint(
+            "frequency IN ('any', 'weekly', 'monthly')", name="ck_topic_subscriptions_frequency"
+        ),
+    )
+
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscribed: Mapped[bool]
+    # journeys.topics.Frequency
+    frequency: Mapped[str] = mapped_column(String(10), default="any", server_default="any")
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str | None] = mapped_column(String(200))
 
 
 class StageTransition(Base):
