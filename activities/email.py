@@ -33,6 +33,7 @@ from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
 from db.suppression_list import SuppressionList
 from db.writes import insert_once
 from journeys.consent import NO_MARKETING, ConsentAction, ConsentStatus, SuppressionReason
+from journeys.esp_feedback import echo_headers
 from journeys.outbox import OutboxStatus
 from journeys.rendering import (
     LINK_PATHS,
@@ -155,6 +156,12 @@ class EmailActivities:
             headers = {
                 "List-Unsubscribe": f"<{self.unsubscribe_url(lead.id)}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                # The message's signed reference, where the providers whose webhooks we take
+                # echo it back (the return path's local part: it verifies the same way).
+                **echo_headers(
+                    self._tokens.return_path(outbox.id, "").partition("@")[0],
+                    self._settings.esp_webhooks,
+                ),
             }
             return await self._deliver_once(session, outbox, lead, context, headers, now)
 

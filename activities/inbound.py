@@ -14,6 +14,7 @@ from activities.contracts import PROCESS_INBOUND, ProcessInboundRequest, Process
 from db.models import ConsentRecord, InboundMessage, Lead, OutboxEmail, utcnow
 from db.suppression_list import SuppressionList
 from journeys.consent import ConsentAction, ConsentStatus, SuppressionReason
+from journeys.esp_feedback import InboundSource, PayloadInvalid, read_event
 from journeys.inbound_mail import Classification, InboundKind, classify
 from journeys.outbox import OutboxStatus
 from starter.services.errors import LeadNotFound
@@ -53,8 +54,7 @@ class InboundActivities:
                 return ProcessInboundResult(kind="missing", action="no such message")
             if row.status != InboundStatus.RECEIVED:
                 return ProcessInboundResult(kind=row.kind or "", action="already processed")
-            found = classify(row.raw)
-            outbox = await self._outbox_of(session, row.recipients)
+            found, outbox = await self._read(session, row)
             lead = await session.get(Lead, outbox.lead_id) if outbox else None
             action = await self._act(session, found, outbox, lead)
             row.kind, row.processed_at = found.kind.value, utcnow()
@@ -97,6 +97,25 @@ class InboundActivities:
             return await session.get(OutboxEmail, outbox_id)
         return None
 
+    async def _read(
+        self, session: AsyncSession, row: InboundMessage
+    ) -> tuple[Classification, OutboxEmail | None]:
+        """What the row says and which message of ours it is about: a mail by its return
+        path; a provider's event by the signed reference it echoes (the same token), and
+        only when the address it names is the lead's."""
+        if row.source == InboundSource.SMTP:
+            return classify(row.raw), await self._outbox_of(session, row.recipients)
+        try:
+            event = read_event(InboundSource(row.source), row.raw)
+        except PayloadInvalid as exc:  # validated before it was stored: only a bug gets here
+            return Classification(InboundKind.UNPARSEABLE, reason=exc.message[:300]), None
+        outbox = await self._outbox_of(session, list(event.references))
+        lead = await session.get(Lead, outbox.lead_id) if outbox else None
+        if lead is not None and lead.email and event.recipients:
+            if lead.email.lower() not in event.recipients:  # a reference to another address
+                return event.classification, None
+        return event.classification, outbox
+
     async def _act(
         self,
         session: AsyncSession,
@@ -115,12 +134,17 @@ class InboundActivities:
         if found.kind == InboundKind.BOUNCE:
             return "transient bounce: counted"
         if found.kind == InboundKind.COMPLAINT:
-            await self._suppress(session, lead, ConsentStatus.COMPLAINED, "complaint (ARF)")
+            evidence = found.reason or "complaint (ARF)"  # a provider's names the provider
+            await self._suppress(session, lead, ConsentStatus.COMPLAINED, evidence)
             return "complaint: unsubscribed and suppressed"
         if found.kind == InboundKind.AUTO_REPLY:
             return "automatic reply: noted"
         if found.kind == InboundKind.REPLY:
             return "reply: recorded as an email_reply event"
+        if found.kind == InboundKind.DELIVERED:
+            return "delivered: recorded"
+        if found.kind == InboundKind.OTHER:
+            return f"{found.reason or 'provider event'}: recorded, nothing to do"
         return "unparseable: quarantined"
 
     async def _suppress(

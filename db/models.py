@@ -332,6 +332,9 @@ class InboundMessage(Base):
     lead_id: Mapped[str | None] = mapped_column(String(36), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     processed_at: Mapped[datetime | None]
+    # journeys.esp_feedback.InboundSource: the SMTP listener, or which provider's webhook
+    # (then `raw` is the provider's event as JSON, and `message_key` its event id).
+    source: Mapped[str] = mapped_column(String(20), default="smtp", server_default="smtp")
 
 
 class EngagementEvent(Base):

@@ -21,6 +21,9 @@ class InboundKind(StrEnum):
     AUTO_REPLY = "auto_reply"  # out-of-office and other automatic answers
     REPLY = "reply"  # a person answered
     UNPARSEABLE = "unparseable"  # quarantined, never dropped
+    # From an email provider's webhook (journeys/esp_feedback.py): recorded, nothing done.
+    DELIVERED = "delivered"  # the receiving server took the message
+    OTHER = "other"  # an open, a click, a type we don't know
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ missing value fails at start-up with a message that names the variable.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from journeys.bounce_policy import SoftBouncePolicy
+from journeys.esp_feedback import InboundSource
 from journeys.sales_team import SALES_TEAM
 from journeys.send_policy import SendPolicy
 from journeys.timezones import is_known_timezone
@@ -91,6 +93,33 @@ class Settings(BaseSettings):
         default=None, alias="DKIM_SELECTOR", pattern=r"^[A-Za-z0-9._-]+$"
     )
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
+    # Webhooks from an email provider (docs/deliverability.md); each unset = that endpoint off.
+    ses_sns_topic_arns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        alias="SES_SNS_TOPIC_ARNS",
+        description="SNS topics (ARNs, comma-separated) whose SES notifications are taken; "
+        "any AWS account can sign an SNS message, only these topics are ours.",
+    )
+    ses_sns_signing_certificate: Path | None = Field(
+        default=None,
+        alias="SES_SNS_SIGNING_CERTIFICATE",
+        description="A PEM certificate SNS signatures are checked against instead of "
+        "fetching SigningCertURL (tests, air-gapped hosts); the URL rule still applies.",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None,
+        alias="SENDGRID_WEBHOOK_PUBLIC_KEY",
+        description="The Signed Event Webhook's verification key (base64 DER, as shown).",
+    )
+    mailgun_webhook_signing_key: SecretStr | None = Field(
+        default=None, alias="MAILGUN_WEBHOOK_SIGNING_KEY"
+    )
+    postmark_webhook_user: str | None = Field(
+        default=None, alias="POSTMARK_WEBHOOK_USER", pattern=r"^[^:\s]{1,100}$"
+    )
+    postmark_webhook_password: SecretStr | None = Field(
+        default=None, alias="POSTMARK_WEBHOOK_PASSWORD"
+    )
     postal_address: str = Field(
         default="Nurture Inc., 1 Example Street, Springfield",
         alias="MAIL_POSTAL_ADDRESS",
@@ -208,6 +237,11 @@ class Settings(BaseSettings):
         "dkim_domain",
         "dkim_selector",
         "dkim_private_key_file",
+        "ses_sns_signing_certificate",
+        "sendgrid_webhook_public_key",
+        "mailgun_webhook_signing_key",
+        "postmark_webhook_user",
+        "postmark_webhook_password",
         mode="before",
     )
     @classmethod
@@ -287,6 +321,46 @@ class Settings(BaseSettings):
                 "DKIM signing needs DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE together"
             )
         return self
+
+    @field_validator("ses_sns_topic_arns", mode="before")
+    @classmethod
+    def _parse_topic_arns(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        arns = [part.strip() for part in value.split(",") if part.strip()]
+        for arn in arns:
+            if not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}", arn):
+                raise ValueError(f"not an SNS topic ARN: {arn[:100]!r}")
+        return arns
+
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _sendgrid_key_loads(cls, value: str | None) -> str | None:
+        if value is not None:
+            from starter.services.esp_signatures import sendgrid_public_key
+
+            sendgrid_public_key(value)
+        return value
+
+    @model_validator(mode="after")
+    def _postmark_is_user_and_password(self) -> Settings:
+        if bool(self.postmark_webhook_user) != bool(self.postmark_webhook_password):
+            raise ValueError("POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together")
+        password = self.postmark_webhook_password
+        if password is not None and len(password.get_secret_value()) < 16:
+            raise ValueError("POSTMARK_WEBHOOK_PASSWORD must be at least 16 characters")
+        return self
+
+    @property
+    def esp_webhooks(self) -> frozenset[InboundSource]:
+        """The providers whose webhooks are configured (and whose echo headers go out)."""
+        configured = {
+            InboundSource.SES: bool(self.ses_sns_topic_arns),
+            InboundSource.SENDGRID: self.sendgrid_webhook_public_key is not None,
+            InboundSource.MAILGUN: self.mailgun_webhook_signing_key is not None,
+            InboundSource.POSTMARK: self.postmark_webhook_password is not None,
+        }
+        return frozenset(source for source, on in configured.items() if on)
 
     @field_validator("send_days")
     @classmethod

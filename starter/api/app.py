@@ -20,6 +20,7 @@ from starter.api.request_guard import RequestGuard
 from starter.api.routes import (
     email_links,
     enrollments,
+    esp_webhooks,
     events,
     forms,
     health,
@@ -54,6 +55,7 @@ ROUTERS = (
     signup,
     inbox,
     inbound,
+    esp_webhooks,
 )
 
 

@@ -32,7 +32,10 @@ MIB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 1 * MIB
 # Routes that take more: bulk uploads (10,000 rows).
 BODY_LIMITS = {"/v1/enrollment-jobs/csv": 20 * MIB, "/v1/enrollment-jobs": 16 * MIB}
-UNKEYED_V1 = ("/v1/crm/webhook",)  # signed with an HMAC instead
+UNKEYED_V1 = (  # signed instead: the CRM's HMAC, email providers' own schemes
+    "/v1/crm/webhook",
+    *(f"/v1/webhooks/{provider}" for provider in ("ses", "sendgrid", "postmark", "mailgun")),
+)
 # Unknown keys (or inbox sign-ins) per client address and minute before it gets 429.
 FAILED_AUTH_LIMIT = 20
 FAILED_AUTH_WINDOW = 60.0

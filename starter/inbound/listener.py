@@ -12,14 +12,15 @@ import logging
 from email import message_from_bytes, policy
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from db.models import InboundMessage
-from db.writes import insert_once
-from workflows.inbound_message import INBOUND_MESSAGE_WORKFLOW, inbound_workflow_id
+from starter.services.inbound import (
+    Received,
+    hand_over_waiting,
+    start_processing,
+    store_inbound,
+)
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -68,47 +69,27 @@ class InboundHandler:
         return "250 2.0.0 Stored"
 
     async def _store(self, raw: bytes, envelope: Envelope) -> int:
-        key = message_key(raw)
-        async with self._sessions() as session:
-            await insert_once(
-                session,
-                InboundMessage(
-                    message_key=key,
-                    envelope_from=str(envelope.mail_from or "")[:320],
-                    recipients=[str(r)[:320] for r in envelope.rcpt_tos][:50],
+        [inbound_id] = await store_inbound(
+            self._sessions,
+            [
+                Received(
+                    message_key=message_key(raw),
                     raw=raw,
-                ),
-            )
-            found = await session.execute(
-                select(InboundMessage.id).where(InboundMessage.message_key == key)
-            )
-            return int(found.scalar_one())
+                    envelope_from=str(envelope.mail_from or ""),
+                    recipients=[str(r) for r in envelope.rcpt_tos],
+                )
+            ],
+        )
+        return inbound_id
 
     async def start(self, inbound_id: int) -> None:
         """Hand the stored message to its workflow (once: the id is the row's)."""
-        try:
-            await self._client.start_workflow(
-                INBOUND_MESSAGE_WORKFLOW,
-                inbound_id,
-                id=inbound_workflow_id(inbound_id),
-                task_queue=self._task_queue,
-            )
-        except WorkflowAlreadyStartedError:
-            pass
+        await start_processing(self._client, self._task_queue, inbound_id)
 
     async def recover(self) -> int:
-        """Start the workflows of messages stored but never handed over; how many."""
-        async with self._sessions() as session:
-            waiting = list(
-                (
-                    await session.execute(
-                        select(InboundMessage.id).where(InboundMessage.status == "received")
-                    )
-                ).scalars()
-            )
-        for inbound_id in waiting:
-            await self.start(inbound_id)
-        return len(waiting)
+        """Start the workflows of messages stored but never handed over (whichever way
+        they came: the webhooks' too); how many."""
+        return await hand_over_waiting(self._sessions, self._client, self._task_queue)
 
 
 async def serve(handler: InboundHandler, host: str, port: int) -> asyncio.Server:
