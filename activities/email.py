@@ -136,6 +136,13 @@ class EmailActivities:
             # The list too, whatever the status says: it is what outlives an erasure.
             if (held := await self._suppressions.reason(session, lead.email)) is not None:
                 return SendEmailResult(status="skipped", reason=f"address {held.value}")
+            # An out-of-office reply named the day the lead is back: follow-ups wait for it
+            # (an answer to the lead's own action doesn't: the lead is evidently there).
+            back_at = as_utc(lead.mail_held_until)
+            if back_at is not None and back_at > now and not request.answer:
+                return SendEmailResult(
+                    status="deferred", reason="out of office (auto-reply)", retry_at=back_at
+                )
             # An answer to the lead's own action goes at once; a follow-up waits for quiet
             # hours to end (in the lead's zone, else its country's, else the default) and
             # for the frequency cap, which counts answers too.
@@ -183,15 +190,31 @@ class EmailActivities:
     async def notify_owner(self, request: NotifyOwnerRequest) -> None:
         """Email a sales rep about a lead (assignment, SLA reminder, qualified account),
         with the score explanation; once per key, through the same outbox."""
+        await self.tell_rep(
+            request.lead_id, request.template, request.idempotency_key, rep_id=request.rep_id
+        )
+
+    async def tell_rep(
+        self,
+        lead_id: str,
+        template: str,
+        idempotency_key: str,
+        *,
+        rep_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Email `template` (under templates/notifications) about a lead to `rep_id`, else
+        the lead's owner, once per key; `extra` joins the template's context. The rep told
+        (None: the lead has no such rep, or is erased)."""
         async with self._sessions() as session:
-            lead = await session.get(Lead, request.lead_id)
+            lead = await session.get(Lead, lead_id)
             if lead is None or lead.erased_at is not None:
-                return
-            rep_id = request.rep_id or lead.owner
+                return None
+            rep_id = rep_id or lead.owner
             rep = SALES_TEAM.rep(rep_id) if rep_id else None
             if rep is None:
-                log.warning("no sales rep %s: %s not sent", rep_id, request.template)
-                return
+                log.warning("no sales rep %s: %s not sent", rep_id, template)
+                return None
             explanation = await explain_score(session, lead, utcnow())
             account = await session.get(Account, lead.account_id) if lead.account_id else None
             context = self._template_context(lead) | {
@@ -204,18 +227,19 @@ class EmailActivities:
                     else None
                 ),
                 "inbox_url": f"{self._base}/inbox",
+                **(extra or {}),
             }
             outbox, _ = await self._claim(
                 session,
-                request.idempotency_key,
-                lead_id=request.lead_id,
-                workflow_id=f"lead:{request.lead_id}",
-                step_id=request.template,
-                template=f"notifications/{request.template}",
+                idempotency_key,
+                lead_id=lead_id,
+                workflow_id=f"lead:{lead_id}",
+                step_id=template,
+                template=f"notifications/{template}",
             )
-            if outbox.status == OutboxStatus.SENT:
-                return
-            await self._deliver_once(session, outbox, None, context, {}, utcnow(), to=rep.email)
+            if outbox.status != OutboxStatus.SENT:
+                await self._deliver_once(session, outbox, None, context, {}, utcnow(), to=rep.email)
+            return rep.id
 
     @activity.defn(name=SEND_CONFIRMATION.name)
     async def send_confirmation(self, request: ConfirmationRequest) -> SendEmailResult:

@@ -92,7 +92,9 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
-    inbound = InboundActivities(settings.require_secret_key(), sessions, lifecycle)
+    inbound = InboundActivities(
+        settings.require_secret_key(), sessions, lifecycle, settings=settings, notices=email
+    )
     segments = SegmentActivities(lifecycle, sessions, settings.default_timezone)
     jobs = EnrollmentJobActivities(
         lifecycle,
