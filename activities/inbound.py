@@ -37,6 +37,7 @@ from journeys.inbound_mail import Classification, InboundKind, classify
 from journeys.out_of_office import deputy_address, hold_until, reply_text, return_date
 from journeys.outbox import OutboxStatus
 from journeys.timezones import lead_zone
+from starter.services.deliverability import dsn_of, was_transient
 from starter.services.errors import LeadNotFound
 from starter.services.events import EventIn, record_event
 from starter.services.lead_workflow import LeadLifecycle
@@ -224,9 +225,9 @@ class InboundActivities:
             )
         )
         reports = [
-            TransientBounce(outbox_id, as_utc(at) or received, _dsn_action(details))
+            TransientBounce(outbox_id, as_utc(at) or received, dsn_of(details).get("action", ""))
             for outbox_id, at, details in earlier
-            if _was_transient(details)
+            if was_transient(details)
         ]
         this = found.statuses[0] if found.statuses else None
         reports.append(TransientBounce(row.outbox_id, received, this.action if this else ""))
@@ -366,20 +367,6 @@ def _bounce_evidence(found: Classification) -> str:
     if status is None:
         return "bounce (DSN)"
     return f"DSN {status.status} {status.diagnostic}".strip()
-
-
-def _was_transient(details: dict[str, Any]) -> bool:
-    """Whether a stored bounce row was a transient one (rows before the `bounce` detail
-    existed say so in their action)."""
-    if "bounce" in details:
-        return bool(details["bounce"] == "transient")
-    return str(details.get("action", "")).startswith("transient")
-
-
-def _dsn_action(details: dict[str, Any]) -> str:
-    statuses = details.get("statuses") or [{}]
-    first = statuses[0] if isinstance(statuses[0], dict) else {}
-    return str(first.get("action", ""))
 
 
 def _evidence(found: Classification) -> dict[str, object]:

@@ -3,10 +3,21 @@ the real stack — N transient bounces suppress, and the lead view shows each st
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
+from activities.email import EmailActivities
+from db.models import ConsentRecord, OutboxEmail
 from journeys.bounce_policy import (
     DeliverabilityStatus,
     SoftBouncePolicy,
@@ -15,6 +26,16 @@ from journeys.bounce_policy import (
     failed_messages,
     suppress_after_transient,
 )
+from starter.dev.smtp_sink import free_port
+from starter.inbound.listener import InboundHandler, serve
+from starter.services.link_tokens import LinkTokens
+from starter.settings import Settings
+from tests.conftest import ADMIN_KEY, new_email
+from tests.lifecycle_helpers import eventually
+from tests.test_email_activity import make_lead, request
+from tests.test_inbound import BOUNCE_DOMAIN
+from tests.test_inbound import _deliver as deliver
+from tests.test_inbound import _report as report
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 POLICY = SoftBouncePolicy(limit=3, window=timedelta(days=7))
@@ -86,3 +107,149 @@ def test_the_deliverability_status_follows_consent_and_recent_failures(
     consent: str, failures: int, status: DeliverabilityStatus
 ) -> None:
     assert deliverability_status(consent, failures) == status
+
+
+# --- on the real stack --------------------------------------------------------------------
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+async def listener(
+    settings: Settings, sessions: async_sessionmaker, temporal_client: Client
+) -> AsyncIterator[int]:
+    """`nurture inbound` for the bounce domain, handing messages to this test's worker."""
+    handler = InboundHandler(sessions, temporal_client, settings.task_queue, BOUNCE_DOMAIN)
+    port = free_port()
+    async with await serve(handler, "127.0.0.1", port):
+        yield port
+
+
+async def send(settings: Settings, sessions: async_sessionmaker, lead_id: str) -> str:
+    """One journey email to the lead; its return path."""
+    configured = settings.model_copy(update={"bounce_domain": BOUNCE_DOMAIN})
+    key = f"test/{uuid.uuid4()}"
+    await ActivityEnvironment().run(
+        EmailActivities(configured, sessions).send_email, request(lead_id, key)
+    )
+    async with sessions() as session:
+        outbox_id = (
+            await session.execute(select(OutboxEmail.id).where(OutboxEmail.idempotency_key == key))
+        ).scalar_one()
+    return LinkTokens(settings.require_secret_key()).return_path(outbox_id, BOUNCE_DOMAIN)
+
+
+def transient(return_path: str) -> bytes:
+    """Postfix's DSN, made transient: 452 4.2.2, mailbox full."""
+    raw = report("postfix_bounce.eml", return_path)
+    for permanent, temporary in ((b"5.1.1", b"4.2.2"), (b"550", b"452"),
+                                 (b"User unknown", b"Mailbox full")):  # fmt: skip
+        raw = raw.replace(permanent, temporary)
+    return raw
+
+
+async def view(api: httpx.AsyncClient, lead_id: str) -> dict[str, Any]:
+    answer = await api.get(f"/v1/leads/{lead_id}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def status_is(status: str) -> Any:
+    return lambda found: found["deliverability"]["status"] == status
+
+
+async def test_a_lead_nothing_came_back_for_is_active(
+    sessions: async_sessionmaker, api: httpx.AsyncClient
+) -> None:
+    lead_id = await make_lead(sessions, new_email("active"))
+
+    found = await view(api, lead_id)
+
+    assert found["deliverability"] == {
+        "status": "active", "transient_bounces": 0, "mail_held_until": None, "evidence": None
+    }  # fmt: skip
+
+
+async def test_transient_bounces_make_a_lead_soft_bouncing_and_the_third_suppresses_it(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+) -> None:
+    lead_id = await make_lead(sessions, new_email("soft"))
+    paths = [await send(settings, sessions, lead_id) for _ in range(3)]
+
+    await deliver(listener, paths[0], transient(paths[0]))
+    await deliver(listener, paths[1], transient(paths[1]))
+    soft = await eventually(
+        lambda: view(api, lead_id), lambda f: f["deliverability"]["transient_bounces"] == 2
+    )
+    await deliver(listener, paths[2], transient(paths[2]))
+    hard = await eventually(lambda: view(api, lead_id), status_is("bounced"))
+
+    assert soft["deliverability"]["status"] == "soft_bouncing"
+    assert soft["consent_status"] == "confirmed"
+    evidence = soft["deliverability"]["evidence"]
+    assert (evidence["kind"], evidence["status_code"]) == ("bounce", "4.2.2")
+    assert "Mailbox full" in evidence["diagnostic"]
+    assert hard["consent_status"] == "bounced" and hard["suppressed"] == "bounced"
+    assert "address suppressed" in hard["deliverability"]["evidence"]["action"]
+    assert [e["kind"] for e in hard["timeline"]].count("mail") == 3
+    async with sessions() as session:
+        record = (
+            await session.execute(
+                select(ConsentRecord.source).where(
+                    ConsentRecord.lead_id == lead_id, ConsentRecord.action == "bounced"
+                )
+            )
+        ).scalar_one()
+    assert record is not None and "3 transient bounces in 7 d" in record and "4.2.2" in record
+
+
+async def test_two_reports_about_one_message_are_one_transient_bounce(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+) -> None:
+    lead_id = await make_lead(sessions, new_email("one-message"))
+    path = await send(settings, sessions, lead_id)
+
+    for _ in range(3):  # three reports (distinct Message-IDs) about the same message
+        await deliver(listener, path, transient(path))
+
+    found = await eventually(
+        lambda: view(api, lead_id),
+        lambda f: len([e for e in f["timeline"] if e["kind"] == "mail"]) == 3,
+    )
+    assert found["deliverability"]["status"] == "soft_bouncing"
+    assert found["deliverability"]["transient_bounces"] == 1
+    assert found["consent_status"] == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("sample", "status", "code"),
+    [("postfix_bounce.eml", "bounced", "5.1.1"), ("arf_complaint.eml", "complained", None)],
+)
+async def test_the_lead_view_shows_a_bounce_or_a_complaint_with_its_evidence(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+    sample: str,
+    status: str,
+    code: str | None,
+) -> None:
+    lead_id = await make_lead(sessions, new_email(status))
+    path = await send(settings, sessions, lead_id)
+
+    await deliver(listener, path, report(sample, path))
+
+    found = await eventually(lambda: view(api, lead_id), status_is(status))
+    evidence = found["deliverability"]["evidence"]
+    assert evidence["status_code"] == code and evidence["at"]
+    assert evidence["kind"] == ("bounce" if code else "complaint")

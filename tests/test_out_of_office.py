@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -33,7 +34,7 @@ from starter.services.enrollment import start_journey
 from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import LinkTokens
 from starter.settings import Settings
-from tests.conftest import body_text, new_email
+from tests.conftest import ADMIN_KEY, body_text, new_email
 from tests.lifecycle_helpers import eventually
 from tests.test_email_activity import request
 from tests.test_inbound import BOUNCE_DOMAIN
@@ -380,6 +381,38 @@ async def test_a_persons_reply_tells_the_leads_owner_once(
     text = body_text(notice, "plain")
     assert "Thursday" in text and "Welcome to Nurture" not in text
     assert row.details["owner_told"] == REP
+
+
+async def test_the_lead_view_shows_the_hold_and_the_deputy_in_the_timeline(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+) -> None:
+    mailed = await mailed_lead(settings, sessions)
+    written = datetime.now(UTC)
+    back = (written + timedelta(days=5)).date()
+    body = f"Back on {back:%d %B}. Please contact lin.wu@{mailed.domain} meanwhile."
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    await deliver(listener, mailed.return_path, auto_reply(mailed, body, written))
+
+    answer = await eventually(
+        lambda: api.get(f"/v1/leads/{mailed.lead_id}", headers=admin),
+        lambda r: any(e["kind"] == "mail" for e in r.json()["timeline"]),
+    )
+    found = answer.json()
+    [entry] = [e for e in found["timeline"] if e["kind"] == "mail"]
+    assert "held until" in entry["summary"] and "deputy" in entry["summary"]
+    assert entry["details"]["back_on"] == back.isoformat()
+    assert entry["details"]["owner_told"] == REP
+    assert found["deliverability"]["mail_held_until"] is not None
+    assert found["deliverability"]["status"] == "active"  # away is not undeliverable
+    deputy = (
+        await api.get(f"/v1/leads/{entry['details']['deputy_lead_id']}", headers=admin)
+    ).json()
+    assert (deputy["source"], deputy["consent_status"]) == ("out-of-office", "pending")
 
 
 # --- the hold in a running journey, on the time-skipping server ---------------------------

@@ -232,6 +232,7 @@ def lead(
     )
     for line in score["contributions"]:
         console.print(f"  {line['points']:+4d}  {line['kind']}: {line['label']}")
+    console.print(_deliverability_line(view), highlight=False)
     for journey in view["journeys"]:
         console.print(
             f"journey {journey['journey']} ({journey['status']}, at {journey['current_step']})"
@@ -243,6 +244,22 @@ def lead(
     for entry in view["timeline"]:
         table.add_row(entry["at"][:19].replace("T", " "), entry["kind"], entry["summary"])
     console.print(table)
+
+
+def _deliverability_line(view: dict[str, Any]) -> str:
+    """`deliverability soft_bouncing (2 transient bounces) · 4.2.2 … at …` and the hold."""
+    found = view.get("deliverability") or {}
+    line = f"deliverability {found.get('status', '—')}"
+    if found.get("transient_bounces"):
+        line += f" ({found['transient_bounces']} transient bounces)"
+    if evidence := found.get("evidence"):
+        code = " ".join(filter(None, (evidence.get("status_code"), evidence.get("diagnostic"))))
+        line += f" · {evidence['kind']} {code or evidence['action']} at {evidence['at'][:19]}"
+    if held := found.get("mail_held_until"):
+        line += f" · out of office: journey emails held until {held[:16]}"
+    if view.get("source"):
+        line += f" · source {view['source']}"
+    return line
 
 
 def feedback(

@@ -18,6 +18,7 @@ from db.models import (
     CrmHandover,
     EngagementEvent,
     Enrollment,
+    InboundMessage,
     Lead,
     OutboxEmail,
     SalesFeedbackRecord,
@@ -27,8 +28,16 @@ from db.models import (
     as_utc,
 )
 from db.suppression_list import SuppressionList
+from journeys.bounce_policy import SoftBouncePolicy
 from journeys.consent import ConsentStatus, SuppressionReason
 from journeys.scoring import ScoreExplanation
+from starter.services.deliverability import (
+    Deliverability,
+    deliverability_of,
+    inbound_details,
+    inbound_of,
+    inbound_summary,
+)
 from starter.services.errors import LeadNotFound
 from starter.services.lead_list import LeadIdentity, lead_facts
 from starter.services.score_explanation import explain_score
@@ -85,10 +94,11 @@ class HandoverView(BaseModel):
 
 class TimelineEntry(BaseModel):
     """One thing that happened to a lead, in time order across emails, events, score
-    changes, stage transitions, handovers, consent and sales feedback."""
+    changes, stage transitions, handovers, consent, sales feedback and mail that came back
+    (`mail`: bounces, complaints, auto-replies and replies, with what was done)."""
 
     at: datetime
-    kind: Literal["email", "event", "score", "stage", "handover", "consent", "feedback"]
+    kind: Literal["email", "event", "score", "stage", "handover", "consent", "feedback", "mail"]
     summary: str
     details: dict[str, Any] = {}
 
@@ -103,7 +113,11 @@ class LeadView(LeadIdentity):
     )
     owner: str | None
     account_id: str | None
+    source: str | None = Field(
+        default=None, description="How the lead came to be when not by an enrollment"
+    )
     created_at: datetime
+    deliverability: Deliverability
     score: ScoreExplanation
     stage_transitions: list[TransitionView]
     handovers: list[HandoverView]
@@ -196,15 +210,24 @@ async def _lead_rows(session: AsyncSession, lead_id: str) -> _LeadRows:
 
 
 async def read_lead(
-    client: Client, sessions: async_sessionmaker, suppressions: SuppressionList, lead_id: str
+    client: Client,
+    sessions: async_sessionmaker,
+    suppressions: SuppressionList,
+    lead_id: str,
+    soft_bounces: SoftBouncePolicy | None = None,
 ) -> LeadView:
-    """Everything the API shows about one lead."""
+    """Everything the API shows about one lead (`soft_bounces`: the window its
+    deliverability status counts transient bounces in)."""
     async with sessions() as session:
         lead = await _visible_lead(session, lead_id)
         suppressed = await suppressions.reason(session, lead.email)
-        score = await explain_score(session, lead, datetime.now(UTC))
+        now = datetime.now(UTC)
+        score = await explain_score(session, lead, now)
         rows = await _lead_rows(session, lead_id)
         started_by = await _triggers_of(session, lead_id)
+        policy = soft_bounces or SoftBouncePolicy()
+        deliverability = await deliverability_of(session, lead, policy, now)
+        inbound = await inbound_of(session, lead_id)
     timeline = build_timeline(
         emails=rows.emails,
         events=rows.events,
@@ -213,11 +236,14 @@ async def read_lead(
         handovers=rows.handovers,
         consents=rows.consents,
         feedback=rows.feedback,
-    )
+    ) + [_mail_entry(m) for m in inbound]
+    timeline.sort(key=lambda entry: entry.at)
     return LeadView(
         **lead_facts(lead),
         consent_status=lead.consent_status,
         suppressed=suppressed,
+        source=lead.source,
+        deliverability=deliverability,
         score=score,
         stage_transitions=[_transition_view(t) for t in rows.transitions],
         handovers=[_handover_view(h) for h in rows.handovers],
@@ -344,6 +370,15 @@ def _consent_entry(c: ConsentRecord) -> TimelineEntry:
         kind="consent",
         summary=f"consent {c.action}",
         details={"source": c.source, "text_version": c.text_version},
+    )
+
+
+def _mail_entry(m: InboundMessage) -> TimelineEntry:
+    return TimelineEntry(
+        at=as_utc(m.received_at) or m.received_at,
+        kind="mail",
+        summary=inbound_summary(m),
+        details=inbound_details(m),
     )
 
 

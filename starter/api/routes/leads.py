@@ -62,11 +62,14 @@ async def get_lead(
     temporal: Temporal,
     sessions: Sessions,
     suppressions: Suppressions,
+    settings: Config,
 ) -> LeadView:
-    """A lead with its stage, score, journeys (current step) and a timeline of emails,
-    events, score changes, stage transitions, handovers, consent and sales feedback."""
+    """A lead with its stage, score, deliverability (active, soft_bouncing, bounced or
+    complained, with the last report as evidence), journeys (current step) and a timeline
+    of emails, events, score changes, stage transitions, handovers, consent, sales feedback
+    and mail that came back."""
     await ensure_may_see(sessions, holder, lead_id)
-    return await read_lead(temporal, sessions, suppressions, lead_id)
+    return await read_lead(temporal, sessions, suppressions, lead_id, settings.soft_bounce_policy)
 
 
 @router.get("/v1/leads/{lead_id}/score", response_model=ScoreExplanation, responses=_SEEN_BY_REP)
