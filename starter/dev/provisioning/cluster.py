@@ -456,6 +456,13 @@ class LocalCluster:
                 f"{pg.user} ({exc}): the role needs CREATEDB; `nurture provision` sets one up"
             ) from None
 
+    def drop_databases(self) -> None:
+        """Drop both databases (a stopped cluster's: tests clean up their own)."""
+        if running := self.running():
+            raise ClusterError(f"{', '.join(running)} still running: stop the cluster first")
+        self._drop_databases((self.spec.database, self.spec.visibility_database))
+        self._state_file.unlink(missing_ok=True)
+
     def _drop_databases(self, names: tuple[str, ...]) -> None:
         with self.spec.postgres.connect() as connection:
             for name in names:
