@@ -1,0 +1,168 @@
+"""The preference center's use cases: what a lead receives, per topic (journeys.topics),
+and the lead's own changes to it, each recorded as consent evidence (`consent_records`
+with the topic). Only these functions write topic choices, and only the lead's own action
+(the preference page, the one-click unsubscribe of a message) calls them: no import,
+enrollment or API call claiming consent re-subscribes a topic.
+
+Unsubscribing from everything is the existing unsubscribe (`services.consent`): it puts
+the address on the suppression list, which only the lead's own sign-up lifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from db.models import ConsentRecord, Lead, utcnow
+from db.topic_subscriptions import choices_of, set_choice
+from journeys.consent import ConsentStatus
+from journeys.topics import (
+    TOPIC_NAMES,
+    TOPICS,
+    Frequency,
+    Topic,
+    TopicAction,
+    TopicChoice,
+    changes,
+)
+from starter.services.errors import InvalidParameter
+
+
+@dataclass(frozen=True)
+class TopicRow:
+    """A topic as the preference page shows it, with the lead's choice."""
+
+    topic: Topic
+    choice: TopicChoice
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What a lead receives: its consent (only `confirmed` gets marketing email at all)
+    and its choice per topic."""
+
+    lead_id: str
+    consent: ConsentStatus
+    topics: list[TopicRow]
+
+
+async def preferences_of(sessions: async_sessionmaker, lead_id: str) -> Preferences | None:
+    """The lead's preferences (None: no such lead, or erased)."""
+    async with sessions() as session:
+        lead = await session.get(Lead, lead_id)
+        if lead is None or lead.erased_at is not None or lead.email is None:
+            return None
+        chosen = await choices_of(session, lead_id)
+    return Preferences(
+        lead_id,
+        ConsentStatus(lead.consent_status),
+        [TopicRow(topic, chosen[topic.name]) for topic in TOPICS],
+    )
+
+
+def choices_from_form(
+    subscribed: Sequence[str], frequencies: Mapping[str, str]
+) -> dict[str, TopicChoice]:
+    """The choices a submitted preference form states: every declared topic, subscribed
+    when its box is ticked (`subscribed` lists those), at its chosen frequency (absent:
+    any). An unknown topic or frequency is refused, naming the field."""
+    for name in [*subscribed, *frequencies]:
+        if name not in TOPIC_NAMES:
+            raise InvalidParameter(("body", "topic"), f"unknown topic {name[:64]!r}")
+    choices = {}
+    for name in sorted(TOPIC_NAMES):
+        try:
+            frequency = Frequency(frequencies.get(name, Frequency.ANY.value))
+        except ValueError:
+            raise InvalidParameter(
+                ("body", f"frequency-{name}"), "frequency must be any, weekly or monthly"
+            ) from None
+        choices[name] = TopicChoice(name in subscribed, frequency)
+    return choices
+
+
+async def save_choices(
+    sessions: async_sessionmaker,
+    lead_id: str,
+    wanted: Mapping[str, TopicChoice],
+    *,
+    source: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> bool | None:
+    """Apply the lead's own choices (topics not in `wanted` keep theirs), one consent
+    record per change, in one transaction. True if anything changed; None: no such lead.
+    Repeating it changes nothing."""
+    return await _change(
+        sessions, lead_id, lambda _: wanted, source=source, ip=ip, user_agent=user_agent
+    )
+
+
+async def _change(
+    sessions: async_sessionmaker,
+    lead_id: str,
+    decide: Callable[[dict[str, TopicChoice]], Mapping[str, TopicChoice]],
+    *,
+    source: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> bool | None:
+    """Apply what `decide` wants given the lead's current choices (read under the lead's
+    lock), with the evidence."""
+    at = utcnow()
+    async with sessions() as session:
+        # Locked: two submissions at once apply one after the other.
+        lead = await session.get(Lead, lead_id, with_for_update=True)
+        if lead is None or lead.erased_at is not None or lead.email is None:
+            return None
+        current = await choices_of(session, lead_id)
+        changed = False
+        for topic, choice in sorted(decide(current).items()):
+            actions = changes(current[topic], choice)
+            if not actions:
+                continue
+            changed = True
+            await set_choice(session, lead_id, topic, choice, source=source, at=at)
+            for action in actions:
+                session.add(
+                    ConsentRecord(
+                        lead_id=lead_id,
+                        action=action.value,
+                        topic=topic,
+                        at=at,
+                        # The frequency record says which one was chosen.
+                        source=f"{source}: {choice.frequency.value}"
+                        if action is TopicAction.FREQUENCY
+                        else source,
+                        ip=ip,
+                        user_agent=(user_agent or "")[:300] or None,
+                    )
+                )
+        await session.commit()
+    return changed
+
+
+async def unsubscribe_topic(
+    sessions: async_sessionmaker,
+    lead_id: str,
+    topic: str,
+    *,
+    source: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> bool:
+    """The lead leaves one topic (a message's one-click unsubscribe); its frequency
+    choice is kept for if it comes back. True if the lead exists. Idempotent."""
+    if topic not in TOPIC_NAMES:  # a token can't name one, but a removed topic may linger
+        return await preferences_of(sessions, lead_id) is not None
+    done = await _change(
+        sessions,
+        lead_id,
+        lambda current: {topic: TopicChoice(False, current[topic].frequency)},
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+    )
+    return done is not None
