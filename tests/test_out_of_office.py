@@ -34,12 +34,13 @@ from starter.services.enrollment import start_journey
 from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import LinkTokens
 from starter.settings import Settings
-from tests.conftest import ADMIN_KEY, body_text, new_email
+from tests.conftest import ADMIN_KEY, REP_KEYS, body_text, new_email
 from tests.lifecycle_helpers import eventually
 from tests.test_email_activity import request
 from tests.test_inbound import BOUNCE_DOMAIN
 from tests.test_inbound import _deliver as deliver
 from tests.test_inbound import _stored as stored
+from tests.test_page_security import signed_in
 from workflows.contracts import TIMELINE_QUERY, TimelineEntry, journey_workflow_id
 
 # Tuesday 1 December 2026, 10:00 UTC: when the replies below were written.
@@ -400,7 +401,11 @@ async def test_the_lead_view_shows_the_hold_and_the_deputy_in_the_timeline(
 
     answer = await eventually(
         lambda: api.get(f"/v1/leads/{mailed.lead_id}", headers=admin),
-        lambda r: any(e["kind"] == "mail" for e in r.json()["timeline"]),
+        # The view reads the lead, then its mail: wait for a read that saw both committed.
+        lambda r: (
+            r.json()["deliverability"]["mail_held_until"] is not None
+            and any(e["kind"] == "mail" for e in r.json()["timeline"])
+        ),
     )
     found = answer.json()
     [entry] = [e for e in found["timeline"] if e["kind"] == "mail"]
@@ -413,6 +418,31 @@ async def test_the_lead_view_shows_the_hold_and_the_deputy_in_the_timeline(
         await api.get(f"/v1/leads/{entry['details']['deputy_lead_id']}", headers=admin)
     ).json()
     assert (deputy["source"], deputy["consent_status"]) == ("out-of-office", "pending")
+
+
+async def test_the_owner_sees_the_out_of_office_and_the_deputy_in_the_sales_inbox(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api_url: str,
+) -> None:
+    mailed = await mailed_lead(settings, sessions)
+    deputy_email = f"noor.said@{mailed.domain}"
+    body = f"I'm away. Please contact {deputy_email}."
+
+    await deliver(listener, mailed.return_path, auto_reply(mailed, body, datetime.now(UTC)))
+    await eventually(lambda: lead_by_email(sessions, deputy_email), bool)
+
+    kim, sam = await signed_in(api_url, REP_KEYS["kim"]), await signed_in(api_url, REP_KEYS["sam"])
+    try:
+        mine, theirs = (await kim.get("/inbox")).text, (await sam.get("/inbox")).text
+    finally:
+        await kim.aclose()
+        await sam.aclose()
+    assert f'data-lead-id="{mailed.lead_id}" data-kind="auto_reply"' in mine
+    assert deputy_email in mine
+    assert mailed.lead_id not in theirs  # another rep's lead
 
 
 # --- the hold in a running journey, on the time-skipping server ---------------------------

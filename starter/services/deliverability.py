@@ -6,7 +6,7 @@ the rows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -131,3 +131,65 @@ def inbound_details(row: InboundMessage) -> dict[str, Any]:
     people's mail), only the classification's evidence and what was done."""
     keep = ("subject", "statuses", "back_on", "deputy_lead_id", "owner_told", "bounce")
     return {"inbound_id": row.id} | {k: row.details[k] for k in keep if k in row.details}
+
+
+# --- the sales inbox ---------------------------------------------------------------------
+
+# How far back the sales inbox shows replies and out-of-office notices.
+NOTICE_DAYS = 14
+
+
+class MailNotice(BaseModel):
+    """A reply or an out-of-office reply of a rep's lead, as the sales inbox lists it."""
+
+    lead_id: str
+    lead: str  # the lead's name, else its address
+    kind: str  # reply or auto_reply
+    summary: str
+    subject: str | None = None
+    back_on: str | None = None
+    deputy_lead_id: str | None = None
+    deputy: str | None = None
+    at: datetime
+
+
+async def mail_notices(
+    session: AsyncSession, rep: str | None, now: datetime, limit: int = 50
+) -> list[MailNotice]:
+    """The latest replies and out-of-office notices the owner was told about (`rep`'s own;
+    every rep's for None), newest first, from the last `NOTICE_DAYS` days."""
+    rows = await session.execute(
+        select(InboundMessage, Lead)
+        .join(Lead, Lead.id == InboundMessage.lead_id)
+        .where(
+            InboundMessage.kind.in_((InboundKind.REPLY.value, InboundKind.AUTO_REPLY.value)),
+            InboundMessage.received_at >= now - timedelta(days=NOTICE_DAYS),
+            Lead.erased_at.is_(None),
+        )
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(limit * 4)  # only those a rep was told about are shown
+    )
+    found: list[MailNotice] = []
+    for message, lead in rows:
+        told = message.details.get("owner_told")
+        if told is None or (rep is not None and told != rep):
+            continue
+        deputy_id = message.details.get("deputy_lead_id")
+        deputy = await session.get(Lead, deputy_id) if deputy_id else None
+        name = " ".join(filter(None, (lead.first_name, lead.last_name)))
+        found.append(
+            MailNotice(
+                lead_id=lead.id,
+                lead=name or lead.email or lead.id,
+                kind=message.kind or "",
+                summary=inbound_summary(message),
+                subject=message.details.get("subject") or None,
+                back_on=message.details.get("back_on"),
+                deputy_lead_id=deputy_id,
+                deputy=deputy.email if deputy and deputy.erased_at is None else None,
+                at=as_utc(message.received_at) or message.received_at,
+            )
+        )
+        if len(found) == limit:
+            break
+    return found

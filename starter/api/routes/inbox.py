@@ -37,6 +37,7 @@ from starter.api.pages import pages
 from starter.api.paths import LeadId
 from starter.api.problems import STATUS
 from starter.api.request_guard import client_address, same_site
+from starter.services.deliverability import MailNotice, mail_notices
 from starter.services.errors import Problem
 from starter.services.sales import SalesFeedbackIn, give_feedback
 from starter.services.score_explanation import explain_score
@@ -133,6 +134,15 @@ async def _inbox_leads(
         for lead in (await session.execute(query.order_by(Lead.score.desc()))).scalars():
             items.append({"lead": lead, "score": await explain_score(session, lead, now)})
     return items
+
+
+async def _mail_notices(
+    sessions: async_sessionmaker[AsyncSession], holder: ApiKeyHolder
+) -> list[MailNotice]:
+    """Replies and out-of-office notices of the leads `holder` was told about (a rep's
+    own; all for an admin)."""
+    async with sessions() as session:
+        return await mail_notices(session, holder.rep, datetime.now(UTC))
 
 
 def _login_form(settings: Settings, status: int = 200, error: str | None = None) -> HTMLResponse:
@@ -254,7 +264,8 @@ async def logout(request: Request, sessions: Sessions) -> Response:
 async def inbox(
     visitor: Visitor, sessions: Sessions, notice: str | None = None, stage: str | None = None
 ) -> Response:
-    """The signed-in rep's MQLs, each with its score explanation."""
+    """The signed-in rep's MQLs, each with its score explanation, and what their leads
+    wrote back (replies, out-of-office notices with the deputy they name)."""
     if visitor is None:
         return _to_login()
     return _render(
@@ -262,6 +273,7 @@ async def inbox(
         title="Sales inbox",
         who=visitor.holder.rep or "all reps",
         items=await _inbox_leads(sessions, visitor.holder),
+        mail=await _mail_notices(sessions, visitor.holder),
         csrf=visitor.session.csrf,
         notice=notice_text(notice, stage),
     )
