@@ -29,14 +29,15 @@ from activities.contracts import (
 from activities.outbox_confirmation import SendConfirmations, set_outbox
 from activities.smtp_delivery import PermanentFailure, deliver
 from db.commit_point import commit_then
+from db.email_links import store_links
 from db.models import Account, ConsentRecord, Lead, OutboxEmail, as_utc, utcnow
 from db.suppression_list import SuppressionList
+from db.topic_subscriptions import topic_holds
 from db.writes import insert_once
 from journeys.consent import NO_MARKETING, ConsentAction, ConsentStatus, SuppressionReason
 from journeys.esp_feedback import echo_headers
 from journeys.outbox import OutboxStatus
 from journeys.rendering import (
-    LINK_PATHS,
     RenderedEmail,
     TemplateMissingError,
     lead_fields,
@@ -45,8 +46,10 @@ from journeys.rendering import (
 )
 from journeys.sales_team import SALES_TEAM
 from journeys.send_policy import SendPolicy, next_allowed_moment
+from journeys.topics import journey_topic
 from starter.services.link_tokens import LinkTokens
 from starter.services.score_explanation import explain_score
+from starter.services.tracked_mail import MarketingMail
 from starter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class EmailActivities:
         self._confirmations = SendConfirmations(sessions)
         self._tokens = LinkTokens(settings.require_secret_key())
         self._suppressions = SuppressionList(settings.require_secret_key())
+        self._mail = MarketingMail.of(settings)
 
     def _return_path(self, outbox_id: int) -> str | None:
         """The message's own envelope sender when a bounce domain is set (VERP)."""
@@ -84,17 +88,13 @@ class EmailActivities:
         return self._settings.public_base_url.rstrip("/")
 
     def _template_context(self, lead: Lead, outbox_id: int | None = None) -> dict[str, Any]:
-        links = None
-        if outbox_id is not None:  # a real send: every link is a signed, tracked redirect
-            links = {
-                name: f"{self._base}/t/c/{self._tokens.click(outbox_id, name)}"
-                for name in LINK_PATHS
-            }
-            links["unsubscribe"] = self.unsubscribe_url(lead.id)
-            links["pixel"] = f"{self._base}/t/o/{self._tokens.open(outbox_id)}.gif"
+        # A real send: the lead's own pages and the pixel (its links are tracked once
+        # rendered, `_deliver_once(tracked=True)`).
+        links = None if outbox_id is None else self._mail.links(lead.id, outbox_id)
         return template_context(
             lead_fields(lead),
             base_url=self._settings.public_base_url,
+            website_url=self._settings.website_url,
             sender_name=parseaddr(self._settings.mail_from)[0] or "Nurture",
             postal_address=self._settings.postal_address,
             links=links,
@@ -102,7 +102,8 @@ class EmailActivities:
         )
 
     def unsubscribe_url(self, lead_id: str) -> str:
-        return f"{self._base}/u/{self._tokens.unsubscribe(lead_id)}"
+        """Unsubscribe from everything (the footer's link)."""
+        return self._mail.unsubscribe_url(lead_id)
 
     @activity.defn(name=SEND_EMAIL.name)
     async def send_email(self, request: SendEmailRequest) -> SendEmailResult:
@@ -136,6 +137,17 @@ class EmailActivities:
             # The list too, whatever the status says: it is what outlives an erasure.
             if (held := await self._suppressions.reason(session, lead.email)) is not None:
                 return SendEmailResult(status="skipped", reason=f"address {held.value}")
+            # The lead's choice about the journey's topic (its preference page): none of
+            # it, or at most one a week or month (an answer to its own action isn't held).
+            topic = journey_topic(request.workflow_id)
+            holds = await topic_holds(session, [lead.id], topic, now)
+            if lead.id in holds.unsubscribed:
+                return SendEmailResult(status="skipped", reason=f"unsubscribed from {topic}")
+            if (wait := holds.not_before.get(lead.id)) is not None and not request.answer:
+                return SendEmailResult(
+                    status="deferred", reason=f"the lead's frequency for {topic}", retry_at=wait
+                )
+            outbox.topic = topic
             # An out-of-office reply named the day the lead is back: follow-ups wait for it
             # (an answer to the lead's own action doesn't: the lead is evidently there).
             back_at = as_utc(lead.mail_held_until)
@@ -161,8 +173,7 @@ class EmailActivities:
                 )
             context = self._template_context(lead, outbox.id)
             headers = {
-                "List-Unsubscribe": f"<{self.unsubscribe_url(lead.id)}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                **self._mail.headers(lead.id, topic),  # one-click: from this topic only
                 # The message's signed reference, where the providers whose webhooks we take
                 # echo it back (the return path's local part: it verifies the same way).
                 **echo_headers(
@@ -170,7 +181,9 @@ class EmailActivities:
                     self._settings.esp_webhooks,
                 ),
             }
-            return await self._deliver_once(session, outbox, lead, context, headers, now)
+            return await self._deliver_once(
+                session, outbox, lead, context, headers, now, tracked=True
+            )
 
     @property
     def _policy(self) -> SendPolicy:
@@ -349,11 +362,17 @@ class EmailActivities:
         headers: dict[str, str],
         now: datetime,
         to: str | None = None,
+        tracked: bool = False,
     ) -> SendEmailResult:
+        """Render, send and record once; `tracked`: a marketing email, whose links become
+        tracked redirects, stored with its `sent` status."""
         try:
             rendered = render_email(outbox.template, context)
         except TemplateMissingError as exc:
             raise ApplicationError(str(exc), type="TemplateMissing", non_retryable=True) from exc
+        if tracked and lead is not None:
+            rendered, links = self._mail.track(rendered, outbox.id, lead.id)
+            await store_links(session, links)
         recipient = to or (lead.email if lead else None)
         assert recipient is not None
         message = self._message(recipient, outbox.message_id, rendered, headers)

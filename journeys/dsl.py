@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from journeys.events.names import DECLARED_EVENT_TYPE, CustomEventType
+from journeys.topics import JOURNEY_TOPIC, TOPIC_NAMES
 
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DEFER_GRAPH_CHECK = "defer_graph_check"
@@ -359,6 +360,17 @@ class JourneyDefinition(_Model):
     steps: tuple[Step, ...] = Field(min_length=1)
     exit_goals: tuple[ExitGoal, ...] = ()
     reentry: Reentry = Reentry()
+    # The topic its emails belong to (journeys.topics): a lead who opted out of it gets
+    # none of them. Left out of the snapshot (`exclude`), so workflow inputs and versions
+    # stay as they were: the email activity reads it from the registry by journey name.
+    topic: str = Field(default=JOURNEY_TOPIC, exclude=True)
+
+    @model_validator(mode="after")
+    def _topic_is_declared(self) -> JourneyDefinition:
+        if self.topic not in TOPIC_NAMES:
+            known = ", ".join(sorted(TOPIC_NAMES))
+            raise ValueError(f"topic {self.topic!r} is not declared (journeys/topics.py: {known})")
+        return self
 
     @model_validator(mode="after")
     def _graph_is_sound(self, info: ValidationInfo) -> JourneyDefinition:

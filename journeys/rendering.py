@@ -44,6 +44,9 @@ LINK_PATHS = {
     "preferences": "/preferences",
     "stay_subscribed": "/preferences/stay",
 }
+# Named links to Nurture's own pages (on PUBLIC_BASE_URL; for a real send, the lead's signed
+# preference page); every other name is a page of the company's website (WEBSITE_BASE_URL).
+OWN_LINKS = frozenset({"preferences", "stay_subscribed"})
 # Links every email has besides the content links: the one-click unsubscribe page and the
 # open-tracking pixel (empty when not tracked, e.g. in a preview).
 SERVICE_LINKS = ("unsubscribe", "pixel")
@@ -63,12 +66,17 @@ def template_context(
     postal_address: str,
     links: dict[str, str] | None = None,
     stage: str | None = None,
+    website_url: str | None = None,
 ) -> dict[str, Any]:
-    """The variables every email template is rendered with. `links` (tracked, signed URLs
-    for a real send) replaces the plain ones a preview shows; `content` is the content
-    hub's item for the lead's `stage` and persona."""
+    """The variables every email template is rendered with. Named content links are pages
+    of `website_url` (default: `base_url`), Nurture's own pages are on `base_url`; `links`
+    (the lead's own pages for a real send) replaces those; `content` is the content hub's
+    item for the lead's `stage` and persona."""
     base = base_url.rstrip("/")
-    plain = {name: f"{base}{path}" for name, path in LINK_PATHS.items()}
+    site = (website_url or base_url).rstrip("/")
+    plain = {
+        name: f"{base if name in OWN_LINKS else site}{path}" for name, path in LINK_PATHS.items()
+    }
     plain |= {"unsubscribe": f"{base}/preferences", "pixel": ""}
     all_links = plain | (links or {})
     item = recommend(stage, lead.get("persona"))

@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from journeys.dsl import JourneyDefinition, SendEmail
+from reporting.link_clicks import LinkClicks
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class JourneyStats(BaseModel):
     version: str
     steps: list[StepStats]
     ab_tests: list[VariantTest]
+    # Clicks per link of the journey's emails (per template and URL), most clicked first.
+    links: list[LinkClicks] = []
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="http://localhost:8000", alias="PUBLIC_BASE_URL", pattern=r"^https?://[^\s]+$"
     )
+    # The company's website: the templates' named content links (`links.pricing` …) and
+    # relative links resolve against it. Unset: PUBLIC_BASE_URL (the demo). Nurture's own
+    # pages (preferences, unsubscribe, confirmation, tracking) stay on PUBLIC_BASE_URL.
+    website_base_url: str | None = Field(
+        default=None, alias="WEBSITE_BASE_URL", pattern=r"^https?://[^\s]+$"
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         alias="NURTURE_SECRET_KEY",
@@ -242,12 +248,19 @@ class Settings(BaseSettings):
         "mailgun_webhook_signing_key",
         "postmark_webhook_user",
         "postmark_webhook_password",
+        "website_base_url",
         mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         # `FOO=` in an env file or compose file means "not set", not "the empty string".
         return None if value == "" else value
+
+    @property
+    def website_url(self) -> str:
+        """Where named content links resolve (no trailing slash): WEBSITE_BASE_URL, else
+        PUBLIC_BASE_URL."""
+        return (self.website_base_url or self.public_base_url).rstrip("/")
 
     @field_validator("secret_key")
     @classmethod

@@ -73,6 +73,8 @@ TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/u/{token}"): ANYONE,
     ("GET", "/c/{token}"): ANYONE,
     ("POST", "/c/{token}"): ANYONE,
+    ("GET", "/p/{token}"): ANYONE,  # the preference page: its signed token is the credential
+    ("POST", "/p/{token}"): ANYONE,
     ("GET", "/f/{form}"): ANYONE,  # the hosted sign-up form: a person's own act
     ("POST", "/f/{form}"): ANYONE,
     ("GET", "/inbox"): {role: SESSION for role in KEYS},

@@ -60,7 +60,8 @@ async def test_marketing_email_has_one_click_unsubscribe_headers_and_footer(
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<http://nurture\.example/u/[^>]+>", welcome["List-Unsubscribe"])
     text_part = body_text(welcome, "plain")
-    assert "Unsubscribe: http://nurture.example/u/" in text_part
+    assert "Unsubscribe from everything: http://nurture.example/u/" in text_part
+    assert "Choose what you receive: http://nurture.example/p/" in text_part
     assert "Nurture Inc., 1 Example Street" in text_part or "Example Street" in text_part
     assert link(welcome, "/t/c/")  # content links are tracked redirects
     assert link(welcome, "/t/o/").endswith(".gif")  # and there is an open pixel
@@ -87,7 +88,7 @@ async def test_one_click_unsubscribe_works_and_repeating_it_is_harmless(
     email = new_email()
     lead_id = await enroll(api, email)
     [welcome] = await smtp.wait_for(email, 1)
-    url = local(welcome["List-Unsubscribe"].strip("<>"))
+    url = local(link(welcome, "/u/"))  # the footer's: from everything
 
     first = await api.post(url, content=b"List-Unsubscribe=One-Click")
     second = await api.post(url, content=b"List-Unsubscribe=One-Click")
@@ -113,7 +114,7 @@ async def test_no_marketing_email_reaches_an_unsubscribed_lead(
     email = new_email()
     lead_id = await enroll(api, email)
     [welcome] = await smtp.wait_for(email, 1)
-    await api.post(local(welcome["List-Unsubscribe"].strip("<>")))
+    await api.post(local(link(welcome, "/u/")))  # the footer's: from everything
 
     response = await api.post(
         "/v1/enrollments",

@@ -13,6 +13,7 @@ LINKS = {
     "getting_started": "https://nurture.example/start",
     "book_demo": "https://nurture.example/demo",
     "unsubscribe": "https://nurture.example/u/token",
+    "preferences": "https://nurture.example/p/token",  # the footer's preference page
     "pixel": "",
 }
 

@@ -328,6 +328,29 @@ def journeys(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     console.print(table)
 
 
+def clicks(
+    journey: Annotated[str, typer.Argument(help="The journey, e.g. welcome.")],
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Clicks per link of a journey's emails: each URL, the recipients who clicked it and
+    all its clicks."""
+    try:
+        stats = _api(api_url, api_key).get(f"/v1/analytics/journeys/{journey}")
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{journey}: clicks per link", title_justify="left")
+    for column in ("template", "link", "emails", "unique", "total", "rate"):
+        table.add_column(column, justify="left" if column in ("template", "link") else "right")
+    for link in stats.get("links", []):
+        rate = link["click_rate"]
+        table.add_row(
+            link["template"], link["url"], str(link["emails"]), str(link["unique_clicks"]),
+            str(link["total_clicks"]), "" if rate is None else f"{100 * rate:.1f}%",
+        )  # fmt: skip
+    console.print(table)
+
+
 def segments(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """List the segments and how many leads are in each now."""
     try:
@@ -365,4 +388,4 @@ def segment(
     console.print(table)
 
 
-COMMANDS = (enroll, leads, lead, feedback, funnel, journeys, segments, segment)
+COMMANDS = (enroll, leads, lead, feedback, funnel, journeys, clicks, segments, segment)

@@ -10,11 +10,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.email_links import clicks_per_link
 from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition, as_utc
 from journeys.dsl import JourneyDefinition
 from journeys.outbox import OutboxStatus
 from reporting.funnel import FunnelReport, Interval, LeadHistory, funnel
 from reporting.journey_stats import JourneyStats, SentEmail, journey_stats
+from reporting.link_clicks import link_clicks
 from starter.services.errors import InvalidParameter
 
 
@@ -72,9 +74,15 @@ async def funnel_report(sessions: async_sessionmaker, query: FunnelQuery) -> Fun
 async def journey_report(
     sessions: async_sessionmaker, definition: JourneyDefinition
 ) -> JourneyStats:
-    """Sent, opened, clicked and converted per email step of a journey, and its A/B tests."""
+    """Sent, opened, clicked and converted per email step of a journey, its A/B tests,
+    and the clicks per link."""
     async with sessions() as session:
         outbox = await _sent_emails(session, definition)
+        links = await clicks_per_link(
+            session,
+            OutboxEmail.workflow_id.like(f"journey:{definition.name}:%"),
+            OutboxEmail.status == OutboxStatus.SENT,
+        )
         lead_ids = sorted({row.lead_id for row in outbox})
         opened: set[int] = set()
         clicked: set[int] = set()
@@ -95,7 +103,8 @@ async def journey_report(
         )
         for row in outbox
     ]
-    return journey_stats(definition, sent, opened, clicked, mql_at)
+    stats = journey_stats(definition, sent, opened, clicked, mql_at)
+    return stats.model_copy(update={"links": link_clicks(links)})
 
 
 async def _sent_emails(

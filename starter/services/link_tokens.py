@@ -1,9 +1,11 @@
 """Signed, opaque tokens for tracking, unsubscribe and consent links (itsdangerous).
 
-A token carries ids only (an outbox row, a link *name*, a lead); the server looks up what
-they mean. A click token never carries a URL: the redirect target comes from our own link
-table (`journeys.rendering.LINK_PATHS`), so no token can send anyone elsewhere. Each purpose
-has its own salt, so a token made for one purpose is refused by every other.
+A token carries ids only (an outbox row, a link's position or *name*, a lead, a topic);
+the server looks up what they mean. A click token never carries a URL: the redirect target
+comes from the email's stored links (`email_links`, by outbox id and position), or for
+tokens made before those existed from our own link table (`journeys.rendering.LINK_PATHS`),
+so no token can send anyone elsewhere. Each purpose has its own salt, so a token made for
+one purpose is refused by every other.
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ class LinkTokens:
             raise TokenInvalid("no such link")
         return value[0], value[1]
 
+    def link(self, outbox_id: int, position: int) -> str:
+        """A tracked link of a sent email: its target is `email_links` row (outbox, position)."""
+        return self._serializer("link").dumps([outbox_id, position])
+
+    def read_link(self, token: str) -> tuple[int, int]:
+        value = self._load("link", token)
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            raise TokenInvalid("no such link")
+        return value[0], value[1]
+
     def open(self, outbox_id: int) -> str:
         return self._serializer("open").dumps(outbox_id)
 
@@ -72,11 +88,35 @@ class LinkTokens:
             raise TokenInvalid("no such link")
         return value
 
-    def unsubscribe(self, lead_id: str) -> str:
-        return self._serializer("unsubscribe").dumps(lead_id)
+    def unsubscribe(self, lead_id: str, topic: str | None = None) -> str:
+        """An unsubscribe link: from everything (the footer's), or from one topic only (the
+        `List-Unsubscribe` header's one-click unsubscribe)."""
+        serializer = self._serializer("unsubscribe")
+        return serializer.dumps(lead_id if topic is None else [lead_id, topic])
 
     def read_unsubscribe(self, token: str) -> str:
+        """The lead an unsubscribe link is for (either kind)."""
+        return self.read_unsubscribe_from(token)[0]
+
+    def read_unsubscribe_from(self, token: str) -> tuple[str, str | None]:
+        """The lead and the topic it unsubscribes from (None: everything)."""
         value = self._load("unsubscribe", token)
+        if isinstance(value, str):
+            return value, None
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, str) for v in value)
+        ):
+            raise TokenInvalid("no such link")
+        return value[0], value[1]
+
+    def preferences(self, lead_id: str) -> str:
+        """The lead's preference page (`/p/<token>`): the token is its only credential."""
+        return self._serializer("preferences").dumps(lead_id)
+
+    def read_preferences(self, token: str) -> str:
+        value = self._load("preferences", token)
         if not isinstance(value, str):
             raise TokenInvalid("no such link")
         return value

@@ -18,9 +18,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from db.models import OutboxEmail
+from db.email_links import LinkTarget, count_click, link_target
+from db.models import OutboxEmail, utcnow
 from journeys.dsl import EventType
-from journeys.rendering import LINK_PATHS
+from journeys.rendering import LINK_PATHS, OWN_LINKS
+from journeys.topics import UnknownTopicError, get_topic
 from starter.api.deps import Config, Lifecycle, Sessions, State, Suppressions, Temporal, Tokens
 from starter.api.pages import render_page
 from starter.api.recent_keys import RecentKeys
@@ -29,6 +31,7 @@ from starter.services.errors import LeadNotFound
 from starter.services.events import EventIn, record_event
 from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import TokenInvalid
+from starter.services.preferences import unsubscribe_topic
 from starter.settings import Settings
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -36,6 +39,8 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 DOWNLOAD_LINKS = {"whitepaper", "case_study", "webinar_recording"}
 # Request data is hostile: stored capped, and only ever shown escaped.
 UA_MAX, REFERRER_MAX = 200, 300
+# A click event keeps this much of its target URL.
+URL_MAX = 1000
 
 router = APIRouter(include_in_schema=True, tags=["public (signed links)"])
 
@@ -54,7 +59,7 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
 
 
 def _base_url(settings: Settings) -> str:
-    """Where link targets live (no trailing slash)."""
+    """Where Nurture's own pages live (no trailing slash)."""
     return settings.public_base_url.rstrip("/")
 
 
@@ -101,6 +106,17 @@ class _Tracking:
         self.outbox_leads.put(outbox_id, outbox.lead_id)
         return outbox.lead_id
 
+    async def link(self, outbox_id: int, position: int) -> LinkTarget | None:
+        """Where link `position` of the email leads (None: no such link)."""
+        async with self.sessions() as session:
+            return await link_target(session, outbox_id, position)
+
+    async def count(self, outbox_id: int, position: int) -> None:
+        """Count a click on the link (every click, for the per-link analytics)."""
+        async with self.sessions() as session:
+            await count_click(session, outbox_id, position, utcnow())
+            await session.commit()
+
     async def record(self, lead_id: str, kind: EventType, event_id: str,
                      properties: dict[str, str | None]) -> None:  # fmt: skip
         """Record the event (its empty properties left out), unless it already is."""
@@ -144,32 +160,68 @@ async def click(
     tokens: Tokens,
     tracking: Tracking,
 ) -> Response:
-    """A tracked link: redirect to the target our own email named, record the click."""
-    try:
-        outbox_id, link = tokens.read_click(token)
-        path = LINK_PATHS[link]
-    except (TokenInvalid, KeyError):
+    """A tracked link: redirect to the target stored for this link of our email (or, for
+    a link sent before links were stored, our named link's target), record the click."""
+    found = await _click_of(token, settings, tokens, tracking)
+    if found is None:
         return _not_found(settings)
-    lead_id = await tracking.lead_of(outbox_id)
-    if lead_id is None:
-        return _not_found(settings)
-    target = f"{_base_url(settings)}{path}"
     _, user_agent = client_of(request)
     details = {
-        "link": link,
-        "url": target,
+        "link": found.link,
+        "url": found.target[:URL_MAX],
         "user_agent": user_agent,
         "referrer": (request.headers.get("referer") or "")[:REFERRER_MAX],
     }
-    # Redirect first; the event is recorded after the response has gone.
+    # Redirect first; the event is recorded (once per link) and counted after it has gone.
+    event_id = f"{found.outbox_id}-{found.key}"
     background.add_task(
-        tracking.record, lead_id, EventType.EMAIL_CLICK, f"click-{outbox_id}-{link}", details
+        tracking.record, found.lead_id, EventType.EMAIL_CLICK, f"click-{event_id}", details
     )
-    if link in DOWNLOAD_LINKS:
+    if found.link in DOWNLOAD_LINKS:
         background.add_task(
-            tracking.record, lead_id, EventType.DOWNLOAD, f"download-{outbox_id}-{link}", details
+            tracking.record, found.lead_id, EventType.DOWNLOAD, f"download-{event_id}", details
         )
-    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+    if found.position is not None:
+        background.add_task(tracking.count, found.outbox_id, found.position)
+    return RedirectResponse(found.target, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@dataclass(frozen=True)
+class _Click:
+    """A followed link: whose email, where to, which link (its name, else `#<position>`)."""
+
+    outbox_id: int
+    lead_id: str
+    target: str
+    link: str
+    key: str  # in the event id: the position, or an older link's name
+    position: int | None  # None: an older link, not stored
+
+
+async def _click_of(
+    token: str, settings: Settings, tokens: Tokens, tracking: _Tracking
+) -> _Click | None:
+    """What a click token names, or None for a forged one or a link we never sent."""
+    if (stored := _valid(tokens.read_link, token)) is not None:
+        outbox_id, position = stored
+        target = await tracking.link(outbox_id, position)
+        if target is None:
+            return None
+        name = target.name or f"#{position}"
+        return _Click(outbox_id, target.lead_id, target.url, name, str(position), position)
+    # Sent before links were stored: the token names one of our named links.
+    older = _valid(tokens.read_click, token)
+    if older is None or older[1] not in LINK_PATHS:
+        return None
+    outbox_id, name = older
+    lead_id = await tracking.lead_of(outbox_id)
+    if lead_id is None:
+        return None
+    if name in OWN_LINKS:  # the preferences page, now the lead's own
+        url = f"{_base_url(settings)}/p/{tokens.preferences(lead_id)}"
+    else:
+        url = f"{settings.website_url}{LINK_PATHS[name]}"
+    return _Click(outbox_id, lead_id, url, name, name, None)
 
 
 @router.get(
@@ -236,10 +288,27 @@ _CONFIRM = _AskingPage(
 )
 
 
+def _topic_label(topic: str) -> str:
+    try:
+        return get_topic(topic).label
+    except UnknownTopicError:
+        return topic
+
+
 @router.get("/u/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
 async def unsubscribe_page(token: str, settings: Config, tokens: Tokens) -> HTMLResponse:
-    """The unsubscribe page: a button; looking at it changes nothing."""
-    return _UNSUBSCRIBE.answer(settings, token, tokens.read_unsubscribe)
+    """The unsubscribe page: a button; looking at it changes nothing. A message's own
+    link (`List-Unsubscribe`) unsubscribes from its topic, the footer's from everything."""
+    found = _valid(tokens.read_unsubscribe_from, token)
+    if found is None or found[1] is None:
+        return _UNSUBSCRIBE.answer(settings, token, tokens.read_unsubscribe)
+    return _page(
+        settings,
+        title="Unsubscribe",
+        message=f"Do you want to stop receiving these emails from us: {_topic_label(found[1])}?",
+        action=f"/u/{token}",
+        button="Unsubscribe",
+    )
 
 
 @router.post("/u/{token}", response_class=HTMLResponse, responses={404: _INVALID_LINK})
@@ -252,11 +321,27 @@ async def unsubscribe_now(
     sessions: Sessions,
     suppressions: Suppressions,
 ) -> HTMLResponse:
-    """One-click unsubscribe (RFC 8058) or the page's button. Repeating it is harmless."""
-    lead_id = _valid(tokens.read_unsubscribe, token)
-    if lead_id is None:
+    """One-click unsubscribe (RFC 8058) or the page's button: from the message's topic
+    (the `List-Unsubscribe` link), or from everything (the footer's). Repeating it is
+    harmless."""
+    found = _valid(tokens.read_unsubscribe_from, token)
+    if found is None:
         return _not_found(settings)
+    lead_id, topic = found
     ip, user_agent = client_of(request)
+    if topic is not None:
+        if not await unsubscribe_topic(
+            sessions, lead_id, topic,
+            source="one-click unsubscribe", ip=ip, user_agent=user_agent,
+        ):  # fmt: skip
+            return _not_found(settings)
+        return _page(
+            settings,
+            title="You are unsubscribed",
+            message=f"You will not receive these emails from us any more: "
+            f"{_topic_label(topic)}. The link at the bottom of our emails lets you choose "
+            "what else you receive, or unsubscribe from everything.",
+        )
     await unsubscribe(
         lifecycle, sessions, suppressions, lead_id,
         source="one-click unsubscribe", ip=ip, user_agent=user_agent,
