@@ -26,6 +26,15 @@ from journeys.bounce_policy import (
     failed_messages,
     suppress_after_transient,
 )
+from reporting.deliverability import (
+    Feedback,
+    FeedbackKind,
+    SendSource,
+    SendSourceKind,
+    Sent,
+    deliverability_rates,
+    send_source,
+)
 from starter.dev.smtp_sink import free_port
 from starter.inbound.listener import InboundHandler, serve
 from starter.services.link_tokens import LinkTokens
@@ -125,12 +134,15 @@ async def listener(
         yield port
 
 
-async def send(settings: Settings, sessions: async_sessionmaker, lead_id: str) -> str:
-    """One journey email to the lead; its return path."""
+async def send(
+    settings: Settings, sessions: async_sessionmaker, lead_id: str, workflow_id: str = "wf-test"
+) -> str:
+    """One journey email to the lead (from `workflow_id`); its return path."""
     configured = settings.model_copy(update={"bounce_domain": BOUNCE_DOMAIN})
     key = f"test/{uuid.uuid4()}"
     await ActivityEnvironment().run(
-        EmailActivities(configured, sessions).send_email, request(lead_id, key)
+        EmailActivities(configured, sessions).send_email,
+        request(lead_id, key).model_copy(update={"workflow_id": workflow_id}),
     )
     async with sessions() as session:
         outbox_id = (
@@ -253,3 +265,103 @@ async def test_the_lead_view_shows_a_bounce_or_a_complaint_with_its_evidence(
     evidence = found["deliverability"]["evidence"]
     assert evidence["status_code"] == code and evidence["at"]
     assert evidence["kind"] == ("bounce" if code else "complaint")
+
+
+# --- bounce and complaint rates per send source (pure) ------------------------------------
+
+
+def test_a_send_source_is_a_journey_or_a_broadcast_and_internal_mail_is_none() -> None:
+    assert send_source("journey:welcome:0b6f3a51") == SendSource(SendSourceKind.JOURNEY, "welcome")
+    assert send_source("broadcast:b-42") == SendSource(SendSourceKind.BROADCAST, "b-42")
+    assert send_source("lead:0b6f3a51") is None  # a notification to a rep
+    assert send_source("wf-test") is None
+
+
+def sent_by(source: str, count: int, start: int = 0) -> list[Sent]:
+    return [Sent(start + n, f"{source}:lead-{n}") for n in range(count)]
+
+
+def test_a_complaint_rate_at_gmails_threshold_warns() -> None:
+    sent = sent_by("journey:welcome", 300)
+    [rates] = deliverability_rates(sent, [Feedback(7, FeedbackKind.COMPLAINT)])
+
+    assert (rates.sent, rates.complained, rates.complaint_rate) == (300, 1, 0.00333)
+    assert any("Gmail" in w for w in rates.warnings)
+
+
+def test_a_complaint_rate_below_the_threshold_does_not_warn() -> None:
+    [rates] = deliverability_rates(
+        sent_by("journey:welcome", 400), [Feedback(7, FeedbackKind.COMPLAINT)]
+    )
+
+    assert rates.complaint_rate == 0.0025 and rates.warnings == []
+
+
+def test_a_message_counts_once_and_a_permanent_bounce_outranks_a_transient_one() -> None:
+    feedback = [
+        Feedback(1, FeedbackKind.TRANSIENT_BOUNCE),
+        Feedback(1, FeedbackKind.PERMANENT_BOUNCE),
+        Feedback(2, FeedbackKind.TRANSIENT_BOUNCE),
+        Feedback(2, FeedbackKind.TRANSIENT_BOUNCE),
+    ]
+
+    [rates] = deliverability_rates(sent_by("journey:welcome", 10), feedback)
+
+    assert (rates.bounced, rates.soft_bounced, rates.bounce_rate) == (1, 1, 0.1)
+    assert any("bounce rate" in w for w in rates.warnings)
+
+
+def test_rates_are_per_source_journeys_and_broadcasts_alike() -> None:
+    sent = [
+        *sent_by("journey:welcome", 2),
+        *sent_by("broadcast:b-1", 4, start=100),
+        Sent(999, "lead:x"),  # internal mail: not counted
+    ]
+    feedback = [Feedback(100, FeedbackKind.COMPLAINT), Feedback(999, FeedbackKind.COMPLAINT)]
+
+    rates = deliverability_rates(sent, feedback)
+
+    assert [(r.kind, r.name, r.sent, r.complained) for r in rates] == [
+        (SendSourceKind.JOURNEY, "welcome", 2, 0),
+        (SendSourceKind.BROADCAST, "b-1", 4, 1),
+    ]
+
+
+# --- the rates in the analytics API --------------------------------------------------------
+
+
+async def test_the_analytics_show_a_journeys_bounce_and_complaint_rates_with_the_warning(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+) -> None:
+    journey = f"rates-{uuid.uuid4().hex[:8]}"
+    paths = []
+    for n in range(4):
+        lead_id = await make_lead(sessions, new_email(f"rates{n}"))
+        paths.append(
+            await send(settings, sessions, lead_id, workflow_id=f"journey:{journey}:{lead_id}")
+        )
+
+    await deliver(listener, paths[0], report("arf_complaint.eml", paths[0]))
+    await deliver(listener, paths[1], report("postfix_bounce.eml", paths[1]))
+    await deliver(listener, paths[2], transient(paths[2]))
+
+    def settled(answer: httpx.Response) -> bool:
+        found = answer.json()
+        return bool(found) and found[0]["complained"] == 1 and found[0]["soft_bounced"] == 1 \
+            and found[0]["bounced"] == 1  # fmt: skip
+
+    answer = await eventually(
+        lambda: api.get("/v1/analytics/deliverability", params={"name": journey}), settled
+    )
+    [rates] = answer.json()
+    assert (rates["kind"], rates["name"], rates["sent"]) == ("journey", journey, 4)
+    assert (rates["bounce_rate"], rates["soft_bounce_rate"], rates["complaint_rate"]) == (
+        0.25, 0.25, 0.25
+    )  # fmt: skip
+    assert any("0.3%" in w for w in rates["warnings"])
+    refused = await api.get("/v1/analytics/deliverability", params={"kind": "newsletter"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "kind"

@@ -309,6 +309,34 @@ def funnel(
             highlight=False,
         )
         previous = stage
+    try:
+        sources = _api(api_url, api_key).get(
+            "/v1/analytics/deliverability", name=journey, since=since
+        )
+    except ApiUnavailable as exc:
+        raise _fail(exc) from None
+    _print_deliverability(sources)
+
+
+def _print_deliverability(sources: list[dict[str, Any]]) -> None:
+    """Bounce and complaint rates per journey and broadcast, and their warnings."""
+    if not sources:
+        return
+    console.print("[bold]Deliverability[/bold] (per message sent)")
+    console.print(f"{'source':>30} {'sent':>6} {'bounced':>8} {'soft':>6} {'complaints':>11}")
+
+    def share(rate: float | None) -> str:
+        return f"{100 * rate:.2f}%" if rate is not None else "—"
+
+    for source in sources:
+        console.print(
+            f"{source['kind'] + ' ' + source['name']:>30} {source['sent']:>6} "
+            f"{share(source['bounce_rate']):>8} {share(source['soft_bounce_rate']):>6} "
+            f"{share(source['complaint_rate']):>11}",
+            highlight=False,
+        )
+        for warning in source["warnings"]:
+            console.print(f"[bold red]warning[/bold red] {source['name']}: {warning}")
 
 
 def journeys(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:

@@ -5,18 +5,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Row, select
+from sqlalchemy import ColumnElement, Row, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.email_links import clicks_per_link
-from db.models import EngagementEvent, Enrollment, Lead, OutboxEmail, StageTransition, as_utc
+from db.models import (
+    EngagementEvent,
+    Enrollment,
+    InboundMessage,
+    Lead,
+    OutboxEmail,
+    StageTransition,
+    as_utc,
+)
 from journeys.dsl import JourneyDefinition
 from journeys.outbox import OutboxStatus
+from reporting.deliverability import (
+    Feedback,
+    FeedbackKind,
+    SendSourceKind,
+    Sent,
+    SourceRates,
+    deliverability_rates,
+)
 from reporting.funnel import FunnelReport, Interval, LeadHistory, funnel
 from reporting.journey_stats import JourneyStats, SentEmail, journey_stats
 from reporting.link_clicks import link_clicks
+from starter.services.deliverability import was_transient
 from starter.services.errors import InvalidParameter
 
 
@@ -158,3 +176,61 @@ async def _latest_mqls(session: AsyncSession, lead_ids: list[str]) -> dict[str, 
     for lead_id, at in mqls:
         mql_at[lead_id] = as_utc(at)  # the latest MQL wins
     return mql_at
+
+
+class DeliverabilityQuery(BaseModel):
+    """Which messages the bounce and complaint rates count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SendSourceKind | None = Field(default=None, description="Journeys or broadcasts only")
+    name: str | None = Field(
+        default=None, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="One source"
+    )
+    since: AwareDatetime | None = Field(default=None, description="Messages sent at or after")
+
+
+async def deliverability_report(
+    sessions: async_sessionmaker, query: DeliverabilityQuery
+) -> list[SourceRates]:
+    """Bounce and complaint rates per send source (each journey, each broadcast), with a
+    warning where the complaint rate reaches Gmail's 0.3 %."""
+    prefixes = [query.kind] if query.kind else list(SendSourceKind)
+    wanted: list[ColumnElement[bool]] = [
+        OutboxEmail.workflow_id.like(f"{p.value}:{query.name}:%" if query.name else f"{p.value}:%")
+        for p in prefixes
+    ]
+    if query.name:  # a broadcast's rows are named `broadcast:<id>` exactly
+        wanted += [OutboxEmail.workflow_id == f"{p.value}:{query.name}" for p in prefixes]
+    sent_query = select(OutboxEmail.id, OutboxEmail.workflow_id).where(
+        or_(*wanted),
+        # A message that bounced later was sent all the same.
+        OutboxEmail.status.in_((OutboxStatus.SENT, OutboxStatus.BOUNCED)),
+    )
+    if query.since is not None:
+        sent_query = sent_query.where(OutboxEmail.sent_at >= query.since)
+    async with sessions() as session:
+        sent = [
+            Sent(outbox_id, workflow_id)
+            for outbox_id, workflow_id in await session.execute(sent_query)
+        ]
+        reports = await session.execute(
+            select(InboundMessage.outbox_id, InboundMessage.kind, InboundMessage.details).where(
+                InboundMessage.outbox_id.is_not(None),
+                InboundMessage.kind.in_(("bounce", "complaint")),
+            )
+        )
+        feedback = [
+            Feedback(outbox_id, _feedback_kind(kind, details))
+            for outbox_id, kind, details in reports
+            if outbox_id is not None
+        ]
+    return deliverability_rates(sent, feedback)
+
+
+def _feedback_kind(kind: str | None, details: dict[str, Any]) -> FeedbackKind:
+    if kind == "complaint":
+        return FeedbackKind.COMPLAINT
+    return (
+        FeedbackKind.TRANSIENT_BOUNCE if was_transient(details) else FeedbackKind.PERMANENT_BOUNCE
+    )

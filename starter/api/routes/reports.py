@@ -13,11 +13,18 @@ from pydantic import BaseModel
 from journeys.registry import all_journeys, all_triggers
 from journeys.triggers import label
 from reporting.csv_export import csv_lines
+from reporting.deliverability import SourceRates
 from reporting.funnel import FunnelReport
 from reporting.funnel_svg import funnel_svg
 from reporting.journey_stats import JourneyStats
 from starter.api.deps import MarketingKey, MarketingOrSalesKey, Sessions
-from starter.services.analytics import FunnelQuery, funnel_report, journey_report
+from starter.services.analytics import (
+    DeliverabilityQuery,
+    FunnelQuery,
+    deliverability_report,
+    funnel_report,
+    journey_report,
+)
 from starter.services.catalog import journey_named
 from starter.services.errors import Refusal
 from starter.services.lead_access import rep_scope
@@ -142,6 +149,16 @@ async def get_journey_stats(
     their rates; per A/B test: each variant's click and conversion rate, and the leader."""
     definition = journey_named(journey, ("path", "journey"), Refusal.NOT_FOUND)
     return await journey_report(sessions, definition)
+
+
+@router.get("/v1/analytics/deliverability", response_model=list[SourceRates], tags=["analytics"])
+async def get_deliverability(
+    _: MarketingKey, sessions: Sessions, query: Annotated[DeliverabilityQuery, Query()]
+) -> list[SourceRates]:
+    """Bounce and complaint rates per send source (each journey; each broadcast): messages
+    sent, bounced permanently, soft-bounced, complained about, their rates, and a warning
+    where the complaint rate reaches 0.3 % (Gmail's threshold) or hard bounces 2 %."""
+    return await deliverability_report(sessions, query)
 
 
 @router.get("/v1/journeys", response_model=list[JourneySummary], tags=["journeys"])
