@@ -60,6 +60,7 @@ TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/v1/analytics/funnel"): MARKETING_ONLY,
     ("GET", "/v1/analytics/funnel.svg"): MARKETING_ONLY,
     ("GET", "/v1/analytics/journeys/{journey}"): MARKETING_ONLY,
+    ("GET", "/v1/analytics/deliverability"): MARKETING_ONLY,
     ("GET", "/v1/segments"): MARKETING_ONLY,
     ("GET", "/v1/segments/{name}"): MARKETING_ONLY,
     ("GET", "/v1/segments/{name}/members"): MARKETING_ONLY,
