@@ -462,3 +462,76 @@ class ProcessInboundResult(_Contract):
 
 
 PROCESS_INBOUND = ActivityRef("process_inbound", ProcessInboundRequest, ProcessInboundResult)
+
+
+# --- broadcasts (journeys/broadcasts.py) -------------------------------------------------
+
+
+class SnapshotAudienceRequest(_Contract):
+    """Fix broadcast `broadcast_id`'s audience as of `now` (once: a retry finds it fixed)."""
+
+    broadcast_id: str
+    now: datetime
+
+
+class SnapshotAudienceResult(_Contract):
+    audience: int
+    sample: int  # recipients of the A/B variants (0: no test)
+
+
+SNAPSHOT_AUDIENCE = ActivityRef(
+    "snapshot_broadcast_audience", SnapshotAudienceRequest, SnapshotAudienceResult
+)
+
+
+class SendBroadcastBatchRequest(_Contract):
+    """Send up to `limit` due messages of the broadcast: the A/B sample's (`sample`) or the
+    rest's, the rest with subject variant `winner` (None: the template's subject)."""
+
+    broadcast_id: str
+    limit: int = Field(ge=1)
+    rate_per_second: float | None = None
+    sample: bool = False
+    winner: int | None = None
+
+
+class SendBroadcastBatchResult(_Contract):
+    """What the batch did; `remaining` are due now still, `next_due_at` is when the next
+    recipient not yet due (a local send time, a retry) is due (None: none left)."""
+
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    failed: int = 0
+    remaining: int = 0
+    next_due_at: datetime | None = None
+
+
+SEND_BROADCAST_BATCH = ActivityRef(
+    "send_broadcast_batch", SendBroadcastBatchRequest, SendBroadcastBatchResult
+)
+
+
+class PickWinnerRequest(_Contract):
+    broadcast_id: str
+
+
+class PickWinnerResult(_Contract):
+    winner: int
+    significant: bool
+    verdict: str
+
+
+PICK_WINNER = ActivityRef("pick_broadcast_winner", PickWinnerRequest, PickWinnerResult)
+
+
+class RecordBroadcastStatusRequest(_Contract):
+    broadcast_id: str
+    status: str  # journeys.broadcasts.BroadcastStatus
+    now: datetime
+
+
+RECORD_BROADCAST_STATUS = ActivityRef(
+    "record_broadcast_status", RecordBroadcastStatusRequest, type(None)
+)

@@ -36,6 +36,7 @@ from db.topic_subscriptions import topic_holds
 from db.writes import insert_once
 from journeys.consent import NO_MARKETING, ConsentAction, ConsentStatus, SuppressionReason
 from journeys.esp_feedback import echo_headers
+from journeys.link_tracking import TrackedLink
 from journeys.outbox import OutboxStatus
 from journeys.rendering import (
     RenderedEmail,
@@ -78,7 +79,7 @@ class EmailActivities:
         self._suppressions = SuppressionList(settings.require_secret_key())
         self._mail = MarketingMail.of(settings)
 
-    def _return_path(self, outbox_id: int) -> str | None:
+    def return_path_for(self, outbox_id: int) -> str | None:
         """The message's own envelope sender when a bounce domain is set (VERP)."""
         domain = self._settings.bounce_domain
         return self._tokens.return_path(outbox_id, domain) if domain else None
@@ -87,7 +88,9 @@ class EmailActivities:
     def _base(self) -> str:
         return self._settings.public_base_url.rstrip("/")
 
-    def _template_context(self, lead: Lead, outbox_id: int | None = None) -> dict[str, Any]:
+    def template_context_for(self, lead: Lead, outbox_id: int | None = None) -> dict[str, Any]:
+        """What a template is rendered with for `lead`; with `outbox_id` (a real send),
+        tracked links and the open pixel of that message."""
         # A real send: the lead's own pages and the pixel (its links are tracked once
         # rendered, `_deliver_once(tracked=True)`).
         links = None if outbox_id is None else self._mail.links(lead.id, outbox_id)
@@ -171,19 +174,29 @@ class EmailActivities:
                 return SendEmailResult(
                     status="deferred", reason="send window or frequency cap", retry_at=allowed
                 )
-            context = self._template_context(lead, outbox.id)
-            headers = {
-                **self._mail.headers(lead.id, topic),  # one-click: from this topic only
-                # The message's signed reference, where the providers whose webhooks we take
-                # echo it back (the return path's local part: it verifies the same way).
-                **echo_headers(
-                    self._tokens.return_path(outbox.id, "").partition("@")[0],
-                    self._settings.esp_webhooks,
-                ),
-            }
+            context = self.template_context_for(lead, outbox.id)
+            headers = self.marketing_headers(lead.id, outbox.id, topic)
             return await self._deliver_once(
                 session, outbox, lead, context, headers, now, tracked=True
             )
+
+    def marketing_headers(self, lead_id: str, outbox_id: int, topic: str) -> dict[str, str]:
+        """The headers of a marketing email (journeys' and broadcasts')."""
+        return {
+            **self._mail.headers(lead_id, topic),  # one-click: from this topic only
+            # The message's signed reference, where the providers whose webhooks we take
+            # echo it back (the return path's local part: it verifies the same way).
+            **echo_headers(
+                self._tokens.return_path(outbox_id, "").partition("@")[0],
+                self._settings.esp_webhooks,
+            ),
+        }
+
+    def track(
+        self, rendered: RenderedEmail, outbox_id: int, lead_id: str
+    ) -> tuple[RenderedEmail, list[TrackedLink]]:
+        """`rendered` with its links tracked, and the links to store with the send."""
+        return self._mail.track(rendered, outbox_id, lead_id)
 
     @property
     def _policy(self) -> SendPolicy:
@@ -230,7 +243,7 @@ class EmailActivities:
                 return None
             explanation = await explain_score(session, lead, utcnow())
             account = await session.get(Account, lead.account_id) if lead.account_id else None
-            context = self._template_context(lead) | {
+            context = self.template_context_for(lead) | {
                 "rep": rep.model_dump(),
                 "contact": {"email": lead.email, "stage": lead.lifecycle_stage},
                 "score": explanation.model_dump(),
@@ -283,7 +296,7 @@ class EmailActivities:
                 return SendEmailResult(status="skipped", reason="address suppressed")
             if request.reminder:
                 session.add(ConsentRecord(lead_id=lead.id, action="reminded"))
-            context = self._template_context(lead) | {
+            context = self.template_context_for(lead) | {
                 "confirm_url": f"{self._base}/c/{self._tokens.confirm(lead.id)}"
             }
             return await self._deliver_once(session, outbox, lead, context, {}, utcnow())
@@ -371,11 +384,11 @@ class EmailActivities:
         except TemplateMissingError as exc:
             raise ApplicationError(str(exc), type="TemplateMissing", non_retryable=True) from exc
         if tracked and lead is not None:
-            rendered, links = self._mail.track(rendered, outbox.id, lead.id)
+            rendered, links = self.track(rendered, outbox.id, lead.id)
             await store_links(session, links)
         recipient = to or (lead.email if lead else None)
         assert recipient is not None
-        message = self._message(recipient, outbox.message_id, rendered, headers)
+        message = self.message_for(recipient, outbox.message_id, rendered, headers)
 
         async def commit(send_dot: Callable[[], None]) -> None:
             outbox.status, outbox.subject, outbox.sent_at = OutboxStatus.SENT, rendered.subject, now
@@ -396,7 +409,7 @@ class EmailActivities:
         try:
             await deliver(
                 self._settings, message, commit=commit, revert=revert, confirm=confirm,
-                envelope_from=self._return_path(outbox_id),
+                envelope_from=self.return_path_for(outbox_id),
             )  # fmt: skip
         except UnicodeError as failure:
             # An address (stored before the API refused such addresses) that SMTP without
@@ -430,9 +443,10 @@ class EmailActivities:
         log.info("sent %s for lead %s (%s)", template, lead_id, message_id)
         return SendEmailResult(status="sent", message_id=message_id)
 
-    def _message(
+    def message_for(
         self, to: str, message_id: str, rendered: RenderedEmail, headers: dict[str, str]
     ) -> EmailMessage:
+        """The MIME message (text and HTML alternatives) from our sender to `to`."""
         message = EmailMessage()
         name, address = parseaddr(self._settings.mail_from)
         message["From"] = formataddr((name, address))

@@ -511,3 +511,48 @@ class EnrollmentJobChunk(Base):
     # [{"line": 7, "reason": "unsubscribed"}].
     suppressed: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     done_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Broadcast(Base):
+    """One email to a whole audience (journeys/broadcasts.py): a segment, or every lead
+    subscribed to `topic`. The counts live in its recipients; no personal data here."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    template: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    # The topic the message belongs to; the audience too when there is no segment.
+    topic: Mapped[str] = mapped_column(String(64))
+    send_at: Mapped[datetime | None]
+    local_time: Mapped[str | None] = mapped_column(String(5))  # "09:00" in each lead's zone
+    rate_per_second: Mapped[float | None]
+    ab_test: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # AbTestSpec
+    ab_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # winner, rates, p
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")  # BroadcastStatus
+    audience: Mapped[int | None]  # set when the audience is snapshotted
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class BroadcastRecipient(Base):
+    """One lead of a broadcast's audience, snapshotted when it started sending, in a
+    shuffled order (`position`); what happened to its message."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "lead_id"),
+        Index("ix_broadcast_recipients_due", "broadcast_id", "status", "due_at"),
+    )
+
+    broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(36))
+    variant: Mapped[int | None]  # the A/B subject it got; None: the winner (or no test)
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # RecipientStatus
+    reason: Mapped[str | None] = mapped_column(String(200))  # SkipReason, or the server's reply
+    attempts: Mapped[int] = mapped_column(default=0)
+    outbox_id: Mapped[int | None]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Suppression
@@ -34,6 +34,16 @@ class SuppressionList:
     async def reason(self, session: AsyncSession, email: str | None) -> SuppressionReason | None:
         found = await self.entry(session, email)
         return SuppressionReason(found.reason) if found is not None else None
+
+    async def suppressed_among(self, session: AsyncSession, emails: list[str]) -> set[str]:
+        """Which of `emails` are on the list (one query for a batch)."""
+        by_key = {self.key(email): email for email in emails}
+        if not by_key:
+            return set()
+        found = await session.execute(
+            select(Suppression.address_hash).where(Suppression.address_hash.in_(list(by_key)))
+        )
+        return {by_key[key] for key in found.scalars()}
 
     async def add(self, session: AsyncSession, email: str, reason: SuppressionReason) -> None:
         """Suppress the address (in the caller's transaction); an entry already there stays

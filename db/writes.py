@@ -34,3 +34,14 @@ async def insert_ignoring_conflict(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+async def insert_many_ignoring_conflicts(
+    session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]
+) -> None:
+    """Many rows in one statement, each skipped when a unique key already holds it."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(insert(model).on_conflict_do_nothing(), rows)

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
     smtp_password: SecretStr | None = Field(default=None, alias="SMTP_PASSWORD")
     smtp_starttls: bool = Field(default=False, alias="SMTP_STARTTLS")
+    # Broadcasts: SMTP connections one batch sends over at once, and the first wait before a
+    # recipient the server deferred (4xx) is tried again (doubling each time).
+    broadcast_connections: int = Field(default=4, alias="BROADCAST_CONNECTIONS", ge=1, le=64)
+    broadcast_retry_seconds: float = Field(
+        default=60.0, alias="BROADCAST_RETRY_SECONDS", gt=0, le=3600
+    )
     mail_from: str = Field(
         default="Nurture <nurture@localhost>", alias="MAIL_FROM", pattern=r"^[^\r\n]*@[^\r\n]*$"
     )

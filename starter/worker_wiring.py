@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
+from activities.broadcasts import BroadcastActivities
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
 from activities.enrollment_jobs import EnrollmentJobActivities
@@ -35,6 +36,7 @@ from starter.services.schedules import sync_schedules
 from starter.settings import Settings, SettingsError, load_settings
 from starter.temporal_client import connect
 from workflows import search_attributes
+from workflows.broadcast import BroadcastWorkflow
 from workflows.enrollment_job import EnrollmentJobWorkflow
 from workflows.inbound_message import InboundMessageWorkflow
 from workflows.journey import JourneyWorkflow
@@ -96,6 +98,7 @@ def build_worker(
         settings.require_secret_key(), sessions, lifecycle, settings=settings, notices=email
     )
     segments = SegmentActivities(lifecycle, sessions, settings.default_timezone)
+    broadcasts = BroadcastActivities(settings, sessions, email)
     jobs = EnrollmentJobActivities(
         lifecycle,
         sessions,
@@ -112,6 +115,7 @@ def build_worker(
             SegmentBackfillWorkflow,
             ScheduledEnrollmentWorkflow,
             InboundMessageWorkflow,
+            BroadcastWorkflow,
         ],
         activities=[
             email.send_email,
@@ -136,6 +140,10 @@ def build_worker(
             segments.segments_and_triggers,
             segments.backfill_segment_batch,
             segments.enroll_segment_page,
+            broadcasts.snapshot_audience,
+            broadcasts.send_batch,
+            broadcasts.pick_winner,
+            broadcasts.record_status,
         ],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),

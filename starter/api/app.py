@@ -18,6 +18,7 @@ from starter.api.openapi import document_common_errors
 from starter.api.problems import answer_problems
 from starter.api.request_guard import RequestGuard
 from starter.api.routes import (
+    broadcasts,
     email_links,
     enrollments,
     esp_webhooks,
@@ -51,6 +52,7 @@ ROUTERS = (
     sales,
     reports,
     segments,
+    broadcasts,
     templates,
     email_links,
     preferences,
