@@ -61,7 +61,6 @@ from journeys.broadcasts import (
     RecipientStatus,
     broadcast_workflow_id,
     local_due_at,
-    render_subject,
     retry_delay,
     sample_size,
     skip_reason,
@@ -69,7 +68,7 @@ from journeys.broadcasts import (
 )
 from journeys.consent import ConsentAction, ConsentStatus, SuppressionReason
 from journeys.outbox import OutboxStatus
-from journeys.rendering import render_email
+from journeys.rendering import render_email, render_subject
 from journeys.timezones import lead_zone
 from starter.settings import Settings
 

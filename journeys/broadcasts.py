@@ -8,13 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field
-
-from journeys.rendering import template_environment
 
 
 def broadcast_workflow_id(broadcast_id: str) -> str:
@@ -142,17 +138,3 @@ def retry_delay(attempts: int, base: timedelta) -> timedelta:
     """How long a deferred recipient waits after its `attempts`-th refusal."""
     return min(base * (2 ** max(0, attempts - 1)), MAX_RETRY_DELAY)
 
-
-def render_subject(subject: str, context: dict[str, Any]) -> str:
-    """An A/B subject, a template like the template's own subject (same sandbox, same
-    variables), on one line."""
-    return " ".join(template_environment().from_string(subject).render(context).split())
-
-
-def subject_problem(subject: str) -> str | None:
-    """Why `subject` can't be rendered (a syntax error), or None."""
-    try:
-        template_environment().from_string(subject)
-    except TemplateSyntaxError as exc:
-        return f"not a valid template: {exc.message}"
-    return None

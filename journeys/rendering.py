@@ -11,7 +11,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    select_autoescape,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from journeys.content_hub import recommend
@@ -143,3 +149,18 @@ def render_email(name: str, context: dict[str, Any]) -> RenderedEmail:
 def lead_fields(lead: object) -> dict[str, Any]:
     """The lead's fields that templates may use (from a lead row or any object with them)."""
     return {name: getattr(lead, name, None) for name in LEAD_FIELDS}
+
+
+def render_subject(subject: str, context: dict[str, Any]) -> str:
+    """A subject given apart from a template (a broadcast's A/B variant), rendered like a
+    template's own subject (same sandbox, same variables), on one line."""
+    return " ".join(template_environment().from_string(subject).render(context).split())
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why `subject` can't be rendered (a syntax error), or None."""
+    try:
+        template_environment().from_string(subject)
+    except TemplateSyntaxError as exc:
+        return f"not a valid template: {exc.message}"
+    return None

@@ -19,10 +19,9 @@ from journeys.broadcasts import (
     BroadcastStatus,
     RecipientStatus,
     broadcast_workflow_id,
-    subject_problem,
 )
 from journeys.consent import ConsentAction
-from journeys.rendering import template_exists
+from journeys.rendering import subject_problem, template_exists
 from journeys.segments import all_segments
 from journeys.topics import TOPIC_NAMES
 from starter.services.errors import Problem, Refusal, TemporalUnavailable
