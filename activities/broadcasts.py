@@ -12,10 +12,24 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -67,6 +81,7 @@ from journeys.broadcasts import (
     variant_of,
 )
 from journeys.consent import ConsentAction, ConsentStatus, SuppressionReason
+from journeys.link_tracking import TrackedLink
 from journeys.outbox import OutboxStatus
 from journeys.rendering import render_email, render_subject
 from journeys.timezones import lead_zone
@@ -114,6 +129,14 @@ class _Item:
     lead: Lead
     outbox_id: int
     message_id: str
+
+
+@dataclass
+class _Built:
+    item: _Item
+    message: EmailMessage
+    subject: str
+    links: list[TrackedLink]
 
 
 @dataclass
@@ -221,15 +244,20 @@ class BroadcastActivities:
             ab = AbTestSpec.model_validate(broadcast.ab_test) if broadcast.ab_test else None
             items = await self._prepare(session, broadcast, request, tally)
         subjects = ab.subjects if ab else []
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
-        for item in items:
-            queue.put_nowait(item)
+        built = [self._build(broadcast, item, subjects, request.winner) for item in items]
+        if built:  # the batch's links in one statement, before any message can be clicked
+            async with self._sessions() as session:
+                await store_links(session, [link for b in built for link in b.links])
+                await session.commit()
+        queue: asyncio.Queue[_Built] = asyncio.Queue()
+        for message in built:
+            queue.put_nowait(message)
         throttle = _Throttle(request.rate_per_second)
-        connections = max(1, min(self._settings.broadcast_connections, len(items)))
+        connections = max(1, min(self._settings.broadcast_connections, len(built)))
         await asyncio.gather(
             *(
-                self._connection(broadcast, queue, throttle, subjects, request.winner, tally)
-                for _ in range(connections if items else 0)
+                self._connection(broadcast, queue, throttle, tally)
+                for _ in range(connections if built else 0)
             )
         )
         async with self._sessions() as session:
@@ -396,46 +424,42 @@ class BroadcastActivities:
     async def _connection(
         self,
         broadcast: Broadcast,
-        queue: asyncio.Queue[_Item],
+        queue: asyncio.Queue[_Built],
         throttle: _Throttle,
-        subjects: list[str],
-        winner: int | None,
         tally: _Tally,
     ) -> None:
-        """One SMTP connection and one database session sending items off `queue`."""
+        """One SMTP connection and one database session sending messages off `queue`."""
         client: aiosmtplib.SMTP | None = None
-        try:
-            while not queue.empty():
-                item = queue.get_nowait()
-                if client is None:
-                    client = connect(self._settings)
-                    await client.connect()
-                    await log_in(client, self._settings)
-                await throttle.wait()
-                status = await self._send_one(client, broadcast, item, subjects, winner)
-                tally.add(status)
-                if status in (RecipientStatus.DEFERRED, RecipientStatus.FAILED) or (
-                    status == RecipientStatus.SKIPPED
-                ):
-                    client.close()  # its state is unknown (a DATA left open): start afresh
-                    client = None
-                if sum(tally.counts.values()) % 100 == 0:
-                    activity.heartbeat(dict(tally.counts))
-        finally:
-            if client is not None:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+        async with self._sessions() as session:
+            try:
+                while not queue.empty():
+                    built = queue.get_nowait()
+                    if client is None:
+                        client = connect(self._settings)
+                        await client.connect()
+                        await log_in(client, self._settings)
+                    await throttle.wait()
+                    status = await self._send_one(client, session, broadcast, built)
+                    tally.add(status)
+                    if status in (
+                        RecipientStatus.DEFERRED, RecipientStatus.FAILED, RecipientStatus.SKIPPED
+                    ):  # fmt: skip
+                        client.close()  # its state is unknown (a DATA left open): start afresh
+                        client = None
+                    if sum(tally.counts.values()) % 100 == 0:
+                        activity.heartbeat(dict(tally.counts))
+            finally:
+                if client is not None:
+                    try:
+                        await client.quit()
+                    except (aiosmtplib.SMTPException, OSError):
+                        client.close()
 
-    async def _send_one(
-        self,
-        client: aiosmtplib.SMTP,
-        broadcast: Broadcast,
-        item: _Item,
-        subjects: list[str],
-        winner: int | None,
-    ) -> RecipientStatus:
+    def _build(
+        self, broadcast: Broadcast, item: _Item, subjects: list[str], winner: int | None
+    ) -> _Built:
+        """The message for `item`: rendered (the variant's or the winner's subject), its
+        links tracked, headers and envelope as for any marketing email."""
         lead, recipient = item.lead, item.recipient
         assert lead.email is not None
         context = self._email.template_context_for(lead, item.outbox_id)
@@ -446,55 +470,58 @@ class BroadcastActivities:
         rendered, links = self._email.track(rendered, item.outbox_id, lead.id)
         headers = self._email.marketing_headers(lead.id, item.outbox_id, broadcast.topic)
         message = self._email.message_for(lead.email, item.message_id, rendered, headers)
+        return _Built(item, message, rendered.subject, links)
+
+    async def _send_one(
+        self,
+        client: aiosmtplib.SMTP,
+        session: AsyncSession,
+        broadcast: Broadcast,
+        built: _Built,
+    ) -> RecipientStatus:
+        item, recipient, lead = built.item, built.item.recipient, built.item.lead
         now = utcnow()
-        async with self._sessions() as session:
+        params = {
+            "outbox_id": item.outbox_id, "lead_id": lead.id, "topic": broadcast.topic,
+            "subject": built.subject, "now": now, "broadcast_id": recipient.broadcast_id,
+            "position": recipient.position,
+        }  # fmt: skip
 
-            async def commit(send_dot: Callable[[], None]) -> None:
-                marked = await session.execute(
-                    update(OutboxEmail)
-                    .where(
-                        OutboxEmail.id == item.outbox_id,
-                        OutboxEmail.status == OutboxStatus.PENDING,
-                        # Consent checked in the statement that records the send: an
-                        # unsubscribe committed a moment ago stops this message.
-                        exists().where(
-                            Lead.id == lead.id,
-                            Lead.consent_status == ConsentStatus.CONFIRMED.value,
-                            Lead.erased_at.is_(None),
-                        ),
-                    )
-                    .values(status=OutboxStatus.SENT, subject=rendered.subject, sent_at=now)
-                    .returning(OutboxEmail.id)
-                )
-                if marked.first() is None:
-                    await session.rollback()
-                    raise _NotSending
-                await self._set_recipient(session, recipient, RecipientStatus.SENT, None)
-                await store_links(session, links)
-                await commit_then(session, send_dot)
-
-            async def revert() -> None:
+        async def commit(send_dot: Callable[[], None]) -> None:
+            connection = await session.connection()
+            if connection.dialect.name == "postgresql":  # one round trip
+                marked = (await connection.execute(_MARK_SENT, params)).first()
+            else:
+                marked = (await connection.execute(_MARK_OUTBOX_SENT, params)).first()
+                if marked is not None:
+                    await connection.execute(_MARK_RECIPIENT_SENT, params)
+            if marked is None:
                 await session.rollback()
-                await set_outbox(session, item.outbox_id, OutboxStatus.PENDING, sent_at=None)
-                await session.commit()
+                raise _NotSending
+            await commit_then(session, send_dot)
 
-            async def confirm() -> None:
-                await self._confirmations.confirm(
-                    _key(broadcast.id, lead.id), item.outbox_id, rendered.subject, now
-                )
+        async def revert() -> None:
+            await session.rollback()
+            await set_outbox(session, item.outbox_id, OutboxStatus.PENDING, sent_at=None)
+            await session.commit()
 
-            try:
-                await send_on(
-                    client, self._settings, message, commit=commit, revert=revert,
-                    confirm=confirm, envelope_from=self._email.return_path_for(item.outbox_id),
-                )  # fmt: skip
-            except _NotSending:
-                return await self._not_sent(session, recipient, item.outbox_id)
-            except PermanentFailure as failure:
-                await self._bounced(session, recipient, item, str(failure))
-                return RecipientStatus.BOUNCED
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as failure:
-                return await self._deferred(session, recipient, str(failure))
+        async def confirm() -> None:
+            await self._confirmations.confirm(
+                _key(broadcast.id, lead.id), item.outbox_id, built.subject, now
+            )
+
+        try:
+            await send_on(
+                client, self._settings, built.message, commit=commit, revert=revert,
+                confirm=confirm, envelope_from=self._email.return_path_for(item.outbox_id),
+            )  # fmt: skip
+        except _NotSending:
+            return await self._not_sent(session, recipient, item.outbox_id)
+        except PermanentFailure as failure:
+            await self._bounced(session, recipient, item, str(failure))
+            return RecipientStatus.BOUNCED
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as failure:
+            return await self._deferred(session, recipient, str(failure))
         return RecipientStatus.SENT
 
     async def _set_recipient(
@@ -505,14 +532,8 @@ class BroadcastActivities:
         reason: str | None,
         **more: Any,
     ) -> None:
-        await session.execute(
-            update(BroadcastRecipient)
-            .where(
-                BroadcastRecipient.broadcast_id == recipient.broadcast_id,
-                BroadcastRecipient.position == recipient.position,
-            )
-            .values(status=status.value, reason=reason, **more)
-        )
+        connection = await session.connection()
+        await connection.execute(_recipient_update(recipient, status, reason, **more))
 
     async def _not_sent(
         self, session: AsyncSession, recipient: BroadcastRecipient, outbox_id: int
@@ -657,3 +678,42 @@ class BroadcastActivities:
                 .values(status=status.value, **({"finished_at": request.now} if finished else {}))
             )
             await session.commit()
+
+
+# Recording a send, in the transaction whose COMMIT goes out with the final dot. Consent
+# and the topic are checked in the very statement: an unsubscribe committed a moment ago
+# stops the message. Plain SQL: it runs once per message, and needs no ORM.
+_OUTBOX_SENT = """
+    UPDATE email_outbox SET status = 'sent', subject = :subject, sent_at = :now
+    WHERE id = :outbox_id AND status = 'pending'
+      AND EXISTS (SELECT 1 FROM leads WHERE id = :lead_id AND consent_status = 'confirmed'
+                  AND erased_at IS NULL)
+      AND NOT EXISTS (SELECT 1 FROM topic_subscriptions WHERE lead_id = :lead_id
+                      AND topic = :topic AND NOT subscribed)
+    RETURNING id
+"""
+_RECIPIENT_SENT = """
+    UPDATE broadcast_recipients SET status = 'sent', reason = NULL
+    WHERE broadcast_id = :broadcast_id AND position = :position
+"""
+_NOW = bindparam("now", type_=DateTime(timezone=True))  # stored as the ORM stores it
+_MARK_SENT = text(
+    f"WITH sent AS ({_OUTBOX_SENT}) {_RECIPIENT_SENT} AND EXISTS (SELECT 1 FROM sent) "
+    "RETURNING position"
+).bindparams(_NOW)
+_MARK_OUTBOX_SENT = text(_OUTBOX_SENT).bindparams(_NOW)
+_MARK_RECIPIENT_SENT = text(_RECIPIENT_SENT)
+
+
+def _recipient_update(
+    recipient: BroadcastRecipient, status: RecipientStatus, reason: str | None, **more: Any
+) -> Any:
+    """A Core UPDATE of one recipient's row (no ORM bookkeeping: one per message)."""
+    return (
+        update(BroadcastRecipient)
+        .where(
+            BroadcastRecipient.broadcast_id == recipient.broadcast_id,
+            BroadcastRecipient.position == recipient.position,
+        )
+        .values(status=status.value, reason=reason, **more)
+    )
