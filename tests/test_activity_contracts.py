@@ -56,6 +56,10 @@ NAMES = {
     "enroll_segment_page",
     "journey_finished",
     "process_inbound",
+    "snapshot_broadcast_audience",
+    "send_broadcast_batch",
+    "pick_broadcast_winner",
+    "record_broadcast_status",
 }
 
 REFS = {value.name: value for value in vars(contracts).values() if isinstance(value, ActivityRef)}

@@ -21,6 +21,7 @@ OK, UNAUTHENTICATED, FORBIDDEN = "ok", 401, 403
 PUBLIC = "public"  # signed links: no key needed, none checked
 SIGNED = "signed"  # the CRM webhook: an HMAC signature, never a key
 SESSION = "session"  # the sales inbox: its own login and cookie
+PROVIDER = "provider"  # an email provider's webhook: its own signature; 404 until configured
 
 KEYS = {
     "anonymous": None,
@@ -67,6 +68,14 @@ TABLE: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/v1/segments/{name}/backfill"): MARKETING_ONLY,
     ("GET", "/v1/segments/{name}/backfill"): MARKETING_ONLY,
     ("GET", "/v1/inbound"): ADMIN_ONLY,
+    ("POST", "/v1/broadcasts"): MARKETING_ONLY,
+    ("GET", "/v1/broadcasts"): MARKETING_ONLY,
+    ("GET", "/v1/broadcasts/{broadcast_id}"): MARKETING_ONLY,
+    ("POST", "/v1/broadcasts/{broadcast_id}/{action}"): MARKETING_ONLY,
+    ("POST", "/v1/webhooks/ses"): {role: PROVIDER for role in KEYS},
+    ("POST", "/v1/webhooks/sendgrid"): {role: PROVIDER for role in KEYS},
+    ("POST", "/v1/webhooks/postmark"): {role: PROVIDER for role in KEYS},
+    ("POST", "/v1/webhooks/mailgun"): {role: PROVIDER for role in KEYS},
     ("POST", "/v1/crm/webhook"): {role: SIGNED for role in KEYS},
     ("GET", "/t/c/{token}"): ANYONE,
     ("GET", "/t/o/{token}.gif"): ANYONE,
@@ -92,6 +101,8 @@ SAMPLE_PATH_PARAMS = {
     "journey": "welcome",
     "name": "welcome",
     "token": "not-a-token",
+    "broadcast_id": str(uuid.uuid4()),
+    "action": "pause",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -136,6 +147,7 @@ async def test_every_endpoint_answers_each_role_as_the_table_says(api_url: str, 
                 OK: status not in (401, 403) and status < 500,
                 PUBLIC: status not in (401, 403) and status < 500,
                 SIGNED: status == 401,
+                PROVIDER: status in (401, 404),
                 # 403: a sign-in or action without the form's token (CSRF) is refused.
                 SESSION: status in (200, 303, 401, 403),
             }.get(want, status == want)  # type: ignore[call-overload]  # int or marker keys
