@@ -32,8 +32,9 @@ from starter.services.broadcasts import (
     read_broadcast,
 )
 from starter.settings import Settings
-from tests.conftest import new_email
+from tests.conftest import MARKETING_KEY, new_email
 from tests.lifecycle_helpers import create_confirmed_lead, eventually
+from tests.test_cli import run_cli
 
 
 async def _audience(sessions: async_sessionmaker, size: int) -> tuple[str, list[str], list[str]]:
@@ -239,3 +240,39 @@ async def test_bad_input_is_refused_naming_the_field_and_creates_nothing(
     async with sessions() as session:
         found = await session.execute(select(Broadcast).where(Broadcast.name == name))
         assert found.first() is None
+
+
+async def test_the_cli_follows_a_broadcast_to_the_end_and_shows_its_counts(
+    settings: Settings, sessions: async_sessionmaker, temporal_client: Client, worker: Worker,
+    api_url: str,
+) -> None:  # fmt: skip
+    segment, _, _ = await _audience(sessions, 5)
+    broadcast_id = await _start(settings, sessions, temporal_client, _spec(segment))
+
+    code, out = await run_cli(
+        "broadcast", "status", broadcast_id, "--follow",
+        env={"NURTURE_API_URL": api_url, "NURTURE_API_KEY": MARKETING_KEY},
+    )  # fmt: skip
+
+    assert code == 0, out
+    assert "5/5" in out and "done" in out
+    assert "sent" in out and "unique opens" in out
+
+
+async def test_the_cli_schedules_a_broadcast_and_cancels_it(api_url: str, worker: Worker) -> None:
+    env = {"NURTURE_API_URL": api_url, "NURTURE_API_KEY": MARKETING_KEY}
+    start = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+
+    code, out = await run_cli(
+        "broadcast", "send", "Spring launch", "--template", "newsletter",
+        "--topic", "product-updates", "--send-at", start, env=env,
+    )  # fmt: skip
+
+    assert code == 0, out
+    broadcast_id = out.split()[1].rstrip(":")
+    code, out = await run_cli("broadcast", "cancel", broadcast_id, env=env)
+    assert code == 0 and "cancelled" in out, out
+    code, out = await run_cli(
+        "broadcast", "send", "Bad", "--template", "newsletter", "--topic", "nope", env=env
+    )
+    assert code == 1 and "topic" in out, out

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from starter.cli.api_commands import COMMANDS
+from starter.cli.broadcast_commands import broadcast_app
 from starter.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -303,6 +304,7 @@ cluster_app = typer.Typer(
     "history, matching and worker as four processes on PostgreSQL, with SQL visibility.",
     invoke_without_command=True,
 )
+app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(cluster_app, name="cluster")
 
 
