@@ -73,6 +73,7 @@ from journeys.broadcasts import (
     BroadcastStatus,
     RecipientFacts,
     RecipientStatus,
+    SkipReason,
     broadcast_workflow_id,
     local_due_at,
     retry_delay,
@@ -145,6 +146,17 @@ class _Tally:
 
     def add(self, status: RecipientStatus) -> None:
         self.counts[status.value] += 1
+
+
+# A batch tells Temporal it is alive this often (its heartbeat timeout is a few times
+# longer): a worker killed mid-batch is noticed, and the batch retried, within seconds.
+HEARTBEAT_SECONDS = 2.0
+
+
+async def _heartbeats(tally: _Tally) -> None:
+    while True:
+        activity.heartbeat(dict(tally.counts))
+        await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 class BroadcastActivities:
@@ -238,6 +250,21 @@ class BroadcastActivities:
         reason), write the others' outbox rows in one insert, send them over a few SMTP
         connections at the broadcast's rate, each committed as sent with its final dot."""
         tally = _Tally()
+        beating = asyncio.create_task(_heartbeats(tally))
+        try:
+            remaining, next_due = await self._send_batch(request, tally)
+        finally:
+            beating.cancel()
+        counts = tally.counts
+        return SendBroadcastBatchResult(
+            sent=counts["sent"], skipped=counts["skipped"], deferred=counts["deferred"],
+            bounced=counts["bounced"], failed=counts["failed"], remaining=remaining,
+            next_due_at=next_due,
+        )  # fmt: skip
+
+    async def _send_batch(
+        self, request: SendBroadcastBatchRequest, tally: _Tally
+    ) -> tuple[int, datetime | None]:
         async with self._sessions() as session:
             broadcast = await session.get(Broadcast, request.broadcast_id)
             assert broadcast is not None
@@ -262,12 +289,7 @@ class BroadcastActivities:
         )
         async with self._sessions() as session:
             remaining, next_due = await self._left(session, broadcast.id, request.sample)
-        counts = tally.counts
-        return SendBroadcastBatchResult(
-            sent=counts["sent"], skipped=counts["skipped"], deferred=counts["deferred"],
-            bounced=counts["bounced"], failed=counts["failed"], remaining=remaining,
-            next_due_at=next_due,
-        )  # fmt: skip
+        return remaining, next_due
 
     def _phase(self, broadcast_id: str, sample: bool) -> Any:
         variant = BroadcastRecipient.variant
@@ -446,8 +468,6 @@ class BroadcastActivities:
                     ):  # fmt: skip
                         client.close()  # its state is unknown (a DATA left open): start afresh
                         client = None
-                    if sum(tally.counts.values()) % 100 == 0:
-                        activity.heartbeat(dict(tally.counts))
             finally:
                 if client is not None:
                     try:
@@ -516,7 +536,7 @@ class BroadcastActivities:
                 confirm=confirm, envelope_from=self._email.return_path_for(item.outbox_id),
             )  # fmt: skip
         except _NotSending:
-            return await self._not_sent(session, recipient, item.outbox_id)
+            return await self._not_sent(session, broadcast, recipient, item.outbox_id)
         except PermanentFailure as failure:
             await self._bounced(session, recipient, item, str(failure))
             return RecipientStatus.BOUNCED
@@ -536,14 +556,27 @@ class BroadcastActivities:
         await connection.execute(_recipient_update(recipient, status, reason, **more))
 
     async def _not_sent(
-        self, session: AsyncSession, recipient: BroadcastRecipient, outbox_id: int
-    ) -> RecipientStatus:
+        self, session: AsyncSession, broadcast: Broadcast, recipient: BroadcastRecipient,
+        outbox_id: int,
+    ) -> RecipientStatus:  # fmt: skip
+        """The send wasn't recorded: sent by an earlier attempt, or the lead opted out
+        (of everything or of the topic) a moment ago — which one, as of now."""
         outbox = await session.get(OutboxEmail, outbox_id, populate_existing=True)
         if outbox is not None and outbox.status == OutboxStatus.SENT:
             await self._set_recipient(session, recipient, RecipientStatus.SENT, None)
             await session.commit()
             return RecipientStatus.SENT
-        await self._set_recipient(session, recipient, RecipientStatus.SKIPPED, "no_consent")
+        out = await unsubscribed_among(session, [recipient.lead_id], broadcast.topic)
+        lead = await session.get(Lead, recipient.lead_id, populate_existing=True)
+        confirmed = lead is not None and lead.consent_status == ConsentStatus.CONFIRMED.value
+        reason = (
+            SkipReason.TOPIC_UNSUBSCRIBED
+            if confirmed and recipient.lead_id in out
+            else SkipReason.ERASED
+            if lead is None or lead.erased_at is not None
+            else SkipReason.NO_CONSENT
+        )
+        await self._set_recipient(session, recipient, RecipientStatus.SKIPPED, reason.value)
         await session.commit()
         return RecipientStatus.SKIPPED
 

@@ -63,9 +63,12 @@ async def _start(settings: Settings, sessions: async_sessionmaker, client: Clien
 
 
 async def _until(
-    sessions: async_sessionmaker, broadcast_id: str, accept: Callable[[BroadcastView], bool]
+    sessions: async_sessionmaker,
+    broadcast_id: str,
+    accept: Callable[[BroadcastView], bool],
+    within: float = 60,
 ) -> BroadcastView:
-    return await eventually(lambda: read_broadcast(sessions, broadcast_id), accept, within=60)
+    return await eventually(lambda: read_broadcast(sessions, broadcast_id), accept, within)
 
 
 async def test_every_member_of_the_segment_gets_the_broadcast_once(

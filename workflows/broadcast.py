@@ -132,7 +132,7 @@ class BroadcastWorkflow:
                     winner=winner,
                 ),
                 start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=10),
             )
             self._batches += 1
             if result.remaining:
