@@ -86,6 +86,10 @@ async def cluster(
         database=f"temporal_test_{suffix}",
         visibility_database=f"temporal_test_visibility_{suffix}",
         shards=4,
+        # The lane's processes share one PostgreSQL (max_connections 100) with whatever
+        # else runs: small pools here and in Nurture's processes (POOL below).
+        max_connections=6,
+        max_visibility_connections=2,
     )
     local = LocalCluster(spec, binaries)
     try:
@@ -128,11 +132,13 @@ def nurture_env(settings: Settings, crm_url: str, **extra: str) -> dict[str, str
         "CRM_WEBHOOK_SECRET": CRM_SECRET,
         "NURTURE_QUIET_HOURS": "",
         "NURTURE_FREQUENCY_CAP": "",
+        "NURTURE_DATABASE_POOL_SIZE": POOL,
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
 
 
+POOL = "5"  # connections per Nurture process (twice that at peak)
 _DRAINS: set[asyncio.Task[bytes]] = set()
 
 
@@ -187,7 +193,7 @@ class Stack:
         return next(self._turns)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 async def stack(temporal_client: Client, database_url: str, smtp: SmtpSink) -> AsyncIterator[Stack]:
     settings = Settings(
         TEMPORAL_ADDRESS=temporal_client.service_client.config.target_host,
@@ -242,31 +248,6 @@ def tracked_link(mail: EmailMessage) -> str:
     return found.group(1).replace("&amp;", "&")
 
 
-async def test_an_enrollment_on_the_cluster_sends_the_welcome_email(
-    stack: Stack, smtp: SmtpSink
-) -> None:
-    email = new_email("cluster")
-    await enroll(stack, {"email": email, "first_name": "Grace"})
-
-    [welcome] = await smtp.wait_for(email, 1, within=60)
-    assert welcome["Subject"] == "Welcome to Nurture Test, Grace"
-
-
-async def test_a_click_on_the_other_api_sends_the_next_email(
-    stack: Stack, smtp: SmtpSink, temporal_client: Client
-) -> None:
-    email = new_email("cluster")
-    body = await enroll(stack, {"email": email, "first_name": "Alan"})  # one API …
-    [welcome] = await smtp.wait_for(email, 1, within=60)
-
-    click = await stack.api().get(tracked_link(welcome), follow_redirects=False)  # … the other
-
-    assert click.status_code in (302, 303), click.text
-    await temporal_client.get_workflow_handle(body["workflow_id"]).result()
-    _welcome, next_step = await smtp.wait_for(email, 2, within=60)
-    assert next_step["Subject"] == "Alan, your next step with Nurture Test"
-
-
 async def qualify(stack: Stack, sessions: async_sessionmaker, lead: dict[str, object]) -> str:
     lead_id = (await enroll(stack, lead))["lead_id"]
     response = await stack.api().post(
@@ -276,38 +257,66 @@ async def qualify(stack: Stack, sessions: async_sessionmaker, lead: dict[str, ob
     return lead_id
 
 
-async def test_a_qualified_lead_is_handed_to_the_crm_once(
-    stack: Stack, sessions: async_sessionmaker
-) -> None:
-    lead_id = await qualify(stack, sessions, decider())
+class TestTheSliceOnTwoWorkersAndTwoApis:
+    """The end-to-end slice; the processes (`stack`) live for this class only, so the
+    fault tests below run without them."""
 
-    async def delivered() -> list[CrmHandover]:
-        async with sessions() as session:
-            query = select(CrmHandover).where(CrmHandover.lead_id == lead_id)
-            rows = (await session.execute(query)).scalars().all()
-        return [row for row in rows if row.delivered_at is not None]
+    async def test_an_enrollment_on_the_cluster_sends_the_welcome_email(
+        self, stack: Stack, smtp: SmtpSink
+    ) -> None:
+        email = new_email("cluster")
+        await enroll(stack, {"email": email, "first_name": "Grace"})
 
-    [handover] = await eventually(delivered, lambda rows: len(rows) == 1, within=60)
-    await asyncio.sleep(1)  # room for a second delivery, were there one
-    assert stack.crm.keys.count(handover.idempotency_key) == 1
+        [welcome] = await smtp.wait_for(email, 1, within=60)
+        assert welcome["Subject"] == "Welcome to Nurture Test, Grace"
 
+    async def test_a_click_on_the_other_api_sends_the_next_email(
+        self, stack: Stack, smtp: SmtpSink, temporal_client: Client
+    ) -> None:
+        email = new_email("cluster")
+        body = await enroll(stack, {"email": email, "first_name": "Alan"})  # one API …
+        [welcome] = await smtp.wait_for(email, 1, within=60)
 
-async def test_journeys_and_leads_are_found_by_search_attributes_on_sql_visibility(
-    stack: Stack, sessions: async_sessionmaker, temporal_client: Client
-) -> None:
-    lead_id = await qualify(stack, sessions, decider())
-    journey_id = journey_workflow_id("welcome", lead_id)
-    journeys = f"NurtureJourney = 'welcome' AND WorkflowId = '{journey_id}'"
-    leads = (
-        f"WorkflowId = '{lead_workflow_id(lead_id)}' "
-        "AND NurtureStage = 'mql' AND NurtureScore > 80 AND NurtureOwner = 'kim'"
-    )
+        click = await stack.api().get(tracked_link(welcome), follow_redirects=False)  # … the other
 
-    async def listed(query: str) -> list[str]:
-        return [found.id async for found in temporal_client.list_workflows(query)]
+        assert click.status_code in (302, 303), click.text
+        await temporal_client.get_workflow_handle(body["workflow_id"]).result()
+        _welcome, next_step = await smtp.wait_for(email, 2, within=60)
+        assert next_step["Subject"] == "Alan, your next step with Nurture Test"
 
-    assert await eventually(lambda: listed(journeys), bool, within=60) == [journey_id]
-    assert await eventually(lambda: listed(leads), bool, within=60) == [lead_workflow_id(lead_id)]
+    async def test_a_qualified_lead_is_handed_to_the_crm_once(
+        self, stack: Stack, sessions: async_sessionmaker
+    ) -> None:
+        lead_id = await qualify(stack, sessions, decider())
+
+        async def delivered() -> list[CrmHandover]:
+            async with sessions() as session:
+                query = select(CrmHandover).where(CrmHandover.lead_id == lead_id)
+                rows = (await session.execute(query)).scalars().all()
+            return [row for row in rows if row.delivered_at is not None]
+
+        [handover] = await eventually(delivered, lambda rows: len(rows) == 1, within=60)
+        await asyncio.sleep(1)  # room for a second delivery, were there one
+        assert stack.crm.keys.count(handover.idempotency_key) == 1
+
+    async def test_journeys_and_leads_are_found_by_search_attributes_on_sql_visibility(
+        self, stack: Stack, sessions: async_sessionmaker, temporal_client: Client
+    ) -> None:
+        lead_id = await qualify(stack, sessions, decider())
+        journey_id = journey_workflow_id("welcome", lead_id)
+        journeys = f"NurtureJourney = 'welcome' AND WorkflowId = '{journey_id}'"
+        leads = (
+            f"WorkflowId = '{lead_workflow_id(lead_id)}' "
+            "AND NurtureStage = 'mql' AND NurtureScore > 80 AND NurtureOwner = 'kim'"
+        )
+
+        async def listed(query: str) -> list[str]:
+            return [found.id async for found in temporal_client.list_workflows(query)]
+
+        assert await eventually(lambda: listed(journeys), bool, within=60) == [journey_id]
+        assert await eventually(lambda: listed(leads), bool, within=60) == [
+            lead_workflow_id(lead_id)
+        ]
 
 
 # -- faults ----------------------------------------------------------------------------------
@@ -374,17 +383,22 @@ async def test_two_hundred_journeys_finish_once_each_when_one_of_two_workers_is_
     worker_settings = settings.model_copy(update={"smtp_port": smtp_port})
     lead_ids, emails, qualified = await _create_leads(sessions)
     lifecycle = LeadLifecycle(temporal_client, settings.task_queue, EFFECT_TIMEOUT)
-    extra_env = {"NURTURE_EFFECT_TIMEOUT": str(EFFECT_TIMEOUT)}
+    extra_env = {"NURTURE_EFFECT_TIMEOUT": str(EFFECT_TIMEOUT), "NURTURE_DATABASE_POOL_SIZE": POOL}
     doomed, survivor = await asyncio.gather(
         start_worker(worker_settings, crm_url, **extra_env),
         start_worker(worker_settings, crm_url, **extra_env),
     )
     try:
-        for lead_id in lead_ids:
-            await start_journey(
-                temporal_client, sessions, task_queue=settings.task_queue, lead_id=lead_id,
-                definition=JOURNEY, lifecycle=lifecycle, effect_timeout_seconds=EFFECT_TIMEOUT,
-            )  # fmt: skip
+        gate = asyncio.Semaphore(20)  # starts in parallel, as API replicas would make them
+
+        async def start(lead_id: str) -> None:
+            async with gate:
+                await start_journey(
+                    temporal_client, sessions, task_queue=settings.task_queue, lead_id=lead_id,
+                    definition=JOURNEY, lifecycle=lifecycle, effect_timeout_seconds=EFFECT_TIMEOUT,
+                )  # fmt: skip
+
+        await asyncio.gather(*(start(lead_id) for lead_id in lead_ids))
         # Hold every "250" for a moment, so the killed worker dies with sends the SMTP
         # server has accepted and it never heard of; the survivor must not repeat them.
         sink.armed.set()
