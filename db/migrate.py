@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -23,6 +24,16 @@ def upgrade_to_head(sync_url: str) -> None:
     url = make_url(sync_url)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite has no advisory lock: a lock file next to the database serialises the
+        # worker and the API migrating one new demo database at the same time.
+        with open(f"{url.database}.migrating", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _upgrade(url)
+        return
+    _upgrade(url)
+
+
+def _upgrade(url: URL) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as connection:

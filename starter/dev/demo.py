@@ -68,7 +68,7 @@ SAMPLE_LEADS: tuple[dict[str, Any], ...] = (
     },
 )
 DEMO_SMTP_PORT = 1025
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # starter/dev/demo.py → the repository
 API_PORT = 8000
 DEMO_REPS = ("alex", "sam", "kim")
 
@@ -220,6 +220,7 @@ async def run_scenario(url: str, env: dict[str, str], sink: SmtpSink | None = No
             await _wait_for_emails(http, body["lead_id"], 1)
         await _engage_until_mql(http, run, *leads[1])
         console.print(await _outcome_table(http, leads, sink))
+        await _send_newsletter(http)
         await _show_funnel(http, env)
         if sink is not None and sink.to(leads[0][0]):
             _show_welcome(sink, leads[0][0])
@@ -331,6 +332,27 @@ def _show_welcome(sink: SmtpSink, email: str) -> None:
     text = plain.get_content() if plain is not None else "(no text part)"
     console.print(text, markup=False, highlight=False)
     console.rule()
+
+
+async def _send_newsletter(http: httpx.AsyncClient) -> None:
+    """A small broadcast: the newsletter to every lead subscribed to it (docs/broadcasts.md)."""
+    created = await http.post(
+        "/v1/broadcasts",
+        json={"name": "Demo newsletter", "template": "newsletter", "topic": "newsletter"},
+    )
+    created.raise_for_status()
+    broadcast_id = created.json()["broadcast_id"]
+    deadline = time.monotonic() + 60
+    view = (await http.get(f"/v1/broadcasts/{broadcast_id}")).json()
+    while view["status"] != "done" and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        view = (await http.get(f"/v1/broadcasts/{broadcast_id}")).json()
+    counts = view["counts"]
+    skipped = ", ".join(f"{n} {reason}" for reason, n in counts["skipped"].items()) or "none"
+    console.print(
+        f"broadcast [bold]{view['name']}[/] ({view['status']}): audience {view['audience']}, "
+        f"sent {counts['sent']}, skipped {skipped} — nurture broadcast status {broadcast_id}"
+    )
 
 
 async def _show_funnel(http: httpx.AsyncClient, env: dict[str, str]) -> None:
