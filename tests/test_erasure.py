@@ -1,20 +1,38 @@
 """Erasure takes free text with it (issue 19, item 6): a rejection reason naming a person's
 address and phone number is gone from every table, from the lead workflow's history (it
-never entered it), and from SQLite's files."""
+never entered it), and from SQLite's files. So are the targets of the lead's tracked links
+(a click on one afterwards gets the 404 page), a broadcast server's reply quoting its
+address, and its topic choices."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
-from db.models import FeedbackNote, Lead, SalesFeedbackRecord, StageTransition
+from db.models import (
+    Broadcast,
+    BroadcastRecipient,
+    EmailLink,
+    FeedbackNote,
+    Lead,
+    OutboxEmail,
+    SalesFeedbackRecord,
+    StageTransition,
+    TopicSubscription,
+)
 from starter.services.erasure import erase_lead
+from starter.services.link_tokens import LinkTokens
 from starter.settings import Settings
 from tests.conftest import ADMIN_KEY, SALES_KEY
 from tests.lifecycle_helpers import decider, eventually, lead_row
@@ -89,3 +107,122 @@ async def test_an_erasure_on_sqlite_leaves_nothing_in_its_files(
         assert files_holding(tmp_path, email, *SECRET_TEXT) == []
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True)
+class SentLead:
+    """A lead that got a broadcast: a link whose target holds its first name, a bounce
+    reply quoting its address, and a topic it left."""
+
+    lead_id: str
+    email: str
+    first_name: str
+    outbox_id: int
+    broadcast_id: str
+
+    @property
+    def personal_url(self) -> str:
+        return f"https://www.example.com/offer?name={self.first_name}"
+
+
+@pytest.fixture
+async def sent_lead(sessions: async_sessionmaker) -> SentLead:
+    token = uuid.uuid4().hex[:8]
+    email, first_name = f"lin-{token}@example.com", f"Lin{token}"
+    async with sessions() as session:
+        lead = Lead(email=email, first_name=first_name, consent_status="confirmed")
+        broadcast = Broadcast(name=f"launch {token}", template="welcome", topic="newsletter")
+        session.add_all([lead, broadcast])
+        await session.flush()
+        outbox = OutboxEmail(
+            idempotency_key=f"erasure-test:{token}", lead_id=lead.id,
+            workflow_id=f"broadcast:{broadcast.id}", step_id="send", template="welcome",
+            message_id=f"<{token}@nurture.example>", status="sent", subject=f"Hi {first_name}",
+        )  # fmt: skip
+        session.add(outbox)
+        await session.flush()
+        sent = SentLead(lead.id, email, first_name, outbox.id, broadcast.id)
+        session.add_all([
+            EmailLink(outbox_id=outbox.id, position=0, url=sent.personal_url, clicks=2),
+            EmailLink(outbox_id=outbox.id, position=1, url="https://www.example.com/pricing",
+                      name="pricing"),
+            BroadcastRecipient(broadcast_id=broadcast.id, position=0, lead_id=lead.id,
+                               due_at=datetime.now(UTC), status="bounced",
+                               reason=f"550 5.1.1 <{email}>: no such user",
+                               outbox_id=outbox.id),
+            TopicSubscription(lead_id=lead.id, topic="events", subscribed=False,
+                              source="preference page"),
+        ])  # fmt: skip
+        await session.commit()
+    return sent
+
+
+async def erase(api: httpx.AsyncClient, lead_id: str) -> None:
+    response = await api.delete(
+        f"/v1/leads/{lead_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_erasure_blanks_the_leads_link_targets_and_keeps_their_clicks(
+    api: httpx.AsyncClient, sessions: async_sessionmaker, sent_lead: SentLead
+) -> None:
+    await erase(api, sent_lead.lead_id)
+
+    async with sessions() as session:
+        links = (
+            await session.execute(
+                select(EmailLink.url, EmailLink.clicks)
+                .where(EmailLink.outbox_id == sent_lead.outbox_id)
+                .order_by(EmailLink.position)
+            )
+        ).all()
+    assert [tuple(link) for link in links] == [("", 2), ("", 0)]
+    assert await tables_holding(sessions, sent_lead.first_name, sent_lead.email) == []
+
+
+async def test_a_click_on_an_erased_leads_link_gets_the_404_page(
+    api: httpx.AsyncClient, settings: Settings, sent_lead: SentLead
+) -> None:
+    click = f"/t/c/{LinkTokens(settings.require_secret_key()).link(sent_lead.outbox_id, 0)}"
+    before = await api.get(click)
+    assert before.status_code == 302 and before.headers["location"] == sent_lead.personal_url
+
+    await erase(api, sent_lead.lead_id)
+    after = await api.get(click)
+
+    assert after.status_code == 404
+    assert after.headers["content-type"].startswith("text/html")
+    assert "location" not in after.headers and sent_lead.first_name not in after.text
+
+
+async def test_erasure_drops_a_broadcast_servers_reply_and_keeps_the_recipient(
+    api: httpx.AsyncClient, sessions: async_sessionmaker, sent_lead: SentLead
+) -> None:
+    await erase(api, sent_lead.lead_id)
+
+    async with sessions() as session:
+        recipient = (
+            await session.execute(
+                select(BroadcastRecipient).where(
+                    BroadcastRecipient.broadcast_id == sent_lead.broadcast_id
+                )
+            )
+        ).scalar_one()
+    assert (recipient.lead_id, recipient.status, recipient.reason) == (
+        sent_lead.lead_id, "bounced", None,
+    )  # fmt: skip
+
+
+async def test_erasure_deletes_the_leads_topic_choices(
+    api: httpx.AsyncClient, sessions: async_sessionmaker, sent_lead: SentLead
+) -> None:
+    await erase(api, sent_lead.lead_id)
+
+    async with sessions() as session:
+        choices = (
+            await session.execute(
+                select(TopicSubscription).where(TopicSubscription.lead_id == sent_lead.lead_id)
+            )
+        ).all()
+    assert choices == []

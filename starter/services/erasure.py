@@ -2,10 +2,11 @@
 workflows end, and the CRM is told.
 
 Personal data lives in the `leads` row (and in free-form columns next to it: event
-properties, email subjects, consent evidence); rows analytics needs stay, anonymised and
-keyed by the lead's id. Workflow inputs, signals and histories carry ids, never the
-lead's address or name, and sales feedback's text only by note id; an opted-out address
-stays on the suppression list as a keyed hash.
+properties, email subjects, tracked links' targets, consent evidence, the lead's topic
+choices); rows analytics needs stay, anonymised and keyed by the lead's id. Workflow
+inputs, signals and histories carry ids, never the lead's address or name, and sales
+feedback's text only by note id; an opted-out address stays on the suppression list as a
+keyed hash.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.models import (
+    BroadcastRecipient,
     ConsentRecord,
     CrmHandover,
+    EmailLink,
     EngagementEvent,
     Enrollment,
     FeedbackNote,
@@ -34,10 +37,12 @@ from db.models import (
     SalesFeedbackRecord,
     SegmentMembership,
     StageTransition,
+    TopicSubscription,
     TriggerFiring,
     utcnow,
 )
 from db.suppression_list import SuppressionList
+from journeys.broadcasts import RecipientStatus
 from journeys.consent import ConsentAction, ConsentStatus, suppression_of_status
 from journeys.handover import HandoverStatus
 from starter.services.crm_signatures import SIGNATURE_HEADER, sign
@@ -129,6 +134,22 @@ async def _anonymise_activity(session: AsyncSession, lead_id: str) -> None:
     await session.execute(
         update(OutboxEmail).where(OutboxEmail.lead_id == lead_id).values(subject=None)
     )
+    # A link's target may hold what the template put in it (`?name={{ lead.first_name }}`,
+    # the lead's preference token): blank, its click counts stay and a click gets the 404.
+    emails = select(OutboxEmail.id).where(OutboxEmail.lead_id == lead_id)
+    await session.execute(update(EmailLink).where(EmailLink.outbox_id.in_(emails)).values(url=""))
+    # Broadcast recipients keep their status (and skip reasons, a closed set); a failed,
+    # deferred or bounced one's reason is the server's reply, which may quote the address.
+    await session.execute(
+        update(BroadcastRecipient)
+        .where(
+            BroadcastRecipient.lead_id == lead_id,
+            BroadcastRecipient.status != RecipientStatus.SKIPPED.value,
+        )
+        .values(reason=None)
+    )
+    # The lead's topic choices are its own: nothing is sent to an erased lead anyway.
+    await session.execute(delete(TopicSubscription).where(TopicSubscription.lead_id == lead_id))
     # Out of every segment, and nothing left to start for it.
     await session.execute(delete(SegmentMembership).where(SegmentMembership.lead_id == lead_id))
     await session.execute(

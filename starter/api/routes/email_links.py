@@ -201,11 +201,12 @@ class _Click:
 async def _click_of(
     token: str, settings: Settings, tokens: Tokens, tracking: _Tracking
 ) -> _Click | None:
-    """What a click token names, or None for a forged one or a link we never sent."""
+    """What a click token names, or None for a forged one, a link we never sent or one
+    whose target erasure blanked."""
     if (stored := _valid(tokens.read_link, token)) is not None:
         outbox_id, position = stored
         target = await tracking.link(outbox_id, position)
-        if target is None:
+        if target is None or not target.url:  # no such link, or its lead was erased
             return None
         name = target.name or f"#{position}"
         return _Click(outbox_id, target.lead_id, target.url, name, str(position), position)
