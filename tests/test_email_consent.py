@@ -19,6 +19,8 @@ from temporalio.worker import Worker
 
 from db.models import ConsentRecord, EngagementEvent, Enrollment
 from starter.dev.smtp_sink import SmtpSink
+from starter.services.preview import preview_template
+from starter.settings import Settings
 from tests.conftest import ADMIN_KEY, body_text, new_email
 from tests.lifecycle_helpers import eventually, lead_row
 from tests.traces import history_holds, tables_holding
@@ -351,3 +353,15 @@ async def test_a_template_preview_renders_for_a_lead_with_plain_links(
     assert sample.status_code == 200 and "Pat" in sample.json()["text"]
     assert missing.status_code == 404
     assert missing.json()["detail"][0]["loc"] == ["path", "name"]
+
+
+async def test_a_template_preview_puts_named_links_on_the_website(
+    settings: Settings, sessions: async_sessionmaker
+) -> None:
+    on_a_website = settings.model_copy(update={"website_base_url": "https://www.example.com"})
+
+    preview = await preview_template(on_a_website, sessions, "pricing_follow_up")
+
+    assert 'href="https://www.example.com/pricing"' in preview.html
+    assert 'href="https://www.example.com/demo"' in preview.html
+    assert 'href="http://nurture.example/preferences"' in preview.html  # Nurture's own page

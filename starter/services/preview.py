@@ -87,6 +87,7 @@ async def preview_template(
     context = template_context(
         fields,
         base_url=settings.public_base_url,
+        website_url=settings.website_url,  # named links as a real send resolves them
         sender_name=parseaddr(settings.mail_from)[0] or "Nurture",
         postal_address=settings.postal_address,
         stage=stage,
