@@ -43,6 +43,7 @@ JOURNEY = define_journey(
     ),
     exit_goals=(ExitGoal(name="unsubscribed", on_event=EventType.UNSUBSCRIBE),),
     reentry={"policy": "always"},
+    topic="events",
 )
 
 # A submission of the website form `webinar-signup` enrolls here (journeys/forms.py).

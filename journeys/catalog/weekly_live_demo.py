@@ -18,5 +18,6 @@ JOURNEY = define_journey(
     ),
     exit_goals=(ExitGoal(name="demo_requested", on_event=EventType.DEMO_REQUEST),),
     reentry={"policy": "periodic", "every": timedelta(days=6)},
+    topic="events",
 )
 TRIGGERS = (on_schedule("0 9 * * MON", "Europe/Berlin", segment="pricing-visitors"),)
