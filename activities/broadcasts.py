@@ -279,7 +279,8 @@ class BroadcastActivities:
         queue: asyncio.Queue[_Built] = asyncio.Queue()
         for message in built:
             queue.put_nowait(message)
-        throttle = _Throttle(request.rate_per_second)
+        rate = request.rate_per_second
+        throttle = _Throttle(rate / request.partitions if rate else None)
         connections = max(1, min(self._settings.broadcast_connections, len(built)))
         await asyncio.gather(
             *(
@@ -288,22 +289,24 @@ class BroadcastActivities:
             )
         )
         async with self._sessions() as session:
-            remaining, next_due = await self._left(session, broadcast.id, request.sample)
+            remaining, next_due = await self._left(session, broadcast.id, request)
         return remaining, next_due
 
-    def _phase(self, broadcast_id: str, sample: bool) -> Any:
+    def _phase(self, broadcast_id: str, request: SendBroadcastBatchRequest) -> Any:
+        """The open recipients of the request's phase and partition."""
         variant = BroadcastRecipient.variant
         return and_(
             BroadcastRecipient.broadcast_id == broadcast_id,
             BroadcastRecipient.status.in_(_OPEN),
-            variant.is_not(None) if sample else variant.is_(None),
+            variant.is_not(None) if request.sample else variant.is_(None),
+            BroadcastRecipient.position % request.partitions == request.partition,
         )
 
     async def _left(
-        self, session: AsyncSession, broadcast_id: str, sample: bool
+        self, session: AsyncSession, broadcast_id: str, request: SendBroadcastBatchRequest
     ) -> tuple[int, datetime | None]:
         now = utcnow()
-        phase = self._phase(broadcast_id, sample)
+        phase = self._phase(broadcast_id, request)
         remaining = await session.scalar(
             select(func.count()).where(phase, BroadcastRecipient.due_at <= now)
         )
@@ -327,7 +330,7 @@ class BroadcastActivities:
         due = (
             await session.execute(
                 select(BroadcastRecipient)
-                .where(self._phase(broadcast.id, request.sample), BroadcastRecipient.due_at <= now)
+                .where(self._phase(broadcast.id, request), BroadcastRecipient.due_at <= now)
                 .order_by(BroadcastRecipient.position)
                 .limit(request.limit)
             )

@@ -493,6 +493,10 @@ class SendBroadcastBatchRequest(_Contract):
     rate_per_second: float | None = None
     sample: bool = False
     winner: int | None = None
+    # The recipients whose position modulo `partitions` is `partition`: partitions run
+    # side by side (on several workers), each its own sequence of batches.
+    partition: int = Field(default=0, ge=0)
+    partitions: int = Field(default=1, ge=1)
 
 
 class SendBroadcastBatchResult(_Contract):

@@ -8,6 +8,7 @@ before the next batch. History stays small: ids and counts only, continue-as-new
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 BROADCAST_WORKFLOW = "BroadcastWorkflow"
 CONTROL_UPDATE = "control"
 BATCHES_PER_RUN = 200
+PARTITIONS = 2
 
 
 class BroadcastPhase(StrEnum):
@@ -62,6 +64,8 @@ class BroadcastInput(BaseModel):
     phase: BroadcastPhase = BroadcastPhase.START
     winner: int | None = None
     paused: bool = False
+    # Sequences of batches sent side by side: with several workers, several cores send.
+    partitions: int = Field(default=PARTITIONS, ge=1, le=16)
 
 
 class BroadcastControl(BaseModel):
@@ -115,9 +119,22 @@ class BroadcastWorkflow:
         return await self._finish(BroadcastStatus.DONE)
 
     async def _send_phase(self, plan: BroadcastInput, *, sample: bool, winner: int | None) -> bool:
-        """Send every recipient of the phase; False when cancelled or time to continue as
-        new (`_after_interruption` tells which)."""
-        limit = batch_size_for(plan.rate_per_second)
+        """Send every recipient of the phase, `plan.partitions` sequences of batches side
+        by side; False when cancelled or time to continue as new (`_after_interruption`
+        tells which)."""
+        done = await asyncio.gather(
+            *(
+                self._send_partition(plan, sample, winner, partition)
+                for partition in range(plan.partitions)
+            )
+        )
+        return all(done)
+
+    async def _send_partition(
+        self, plan: BroadcastInput, sample: bool, winner: int | None, partition: int
+    ) -> bool:
+        rate = plan.rate_per_second
+        limit = batch_size_for(rate / plan.partitions if rate else None)
         while True:
             await workflow.wait_condition(lambda: not self._paused or self._cancelled)
             if self._cancelled or self._batches >= BATCHES_PER_RUN:
@@ -130,6 +147,8 @@ class BroadcastWorkflow:
                     rate_per_second=plan.rate_per_second,
                     sample=sample,
                     winner=winner,
+                    partition=partition,
+                    partitions=plan.partitions,
                 ),
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=10),
