@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from starter.dev.provisioning.cluster import BASE_DYNAMIC_CONFIG
 from starter.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +71,32 @@ def test_temporal_persists_to_the_stack_postgresql_with_multi_operations_enabled
     assert temporal["environment"]["DB"].startswith("postgres")
     assert temporal["environment"]["POSTGRES_SEEDS"] == "postgres"
     assert config["frontend.enableExecuteMultiOperation"][0]["value"] is True
+
+
+def test_temporal_gets_the_dynamic_config_the_cluster_lane_runs_with() -> None:
+    """The stack's dynamic config is `nurture cluster`'s, key for key and value for value."""
+    config = yaml.safe_load((ROOT / "deploy/temporal/dynamicconfig.yaml").read_text())
+
+    assert config == {
+        key: [{"value": value, "constraints": {}}] for key, value in BASE_DYNAMIC_CONFIG.items()
+    }
+
+
+def test_the_server_reads_the_mounted_dynamic_config_file() -> None:
+    temporal = COMPOSE["services"]["temporal"]
+    mounts = {volume.split(":")[0]: volume.split(":")[1] for volume in temporal["volumes"]}
+
+    # auto-setup resolves DYNAMIC_CONFIG_FILE_PATH under its /etc/temporal working directory.
+    read_from = "/etc/temporal/" + temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    assert mounts["./deploy/temporal/dynamicconfig.yaml"] == read_from
+
+
+def test_two_workers_share_the_task_queue_as_in_the_cluster_lane() -> None:
+    worker = COMPOSE["services"]["worker"]
+
+    assert worker["deploy"]["replicas"] == 2
+    # Replicas can't share a container name or a published port.
+    assert "container_name" not in worker and "ports" not in worker
 
 
 def test_images_are_pinned() -> None:
