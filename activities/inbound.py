@@ -192,7 +192,7 @@ class InboundActivities:
             await self._suppress(session, lead, ConsentStatus.BOUNCED, _bounce_evidence(found))
             return _Acted("permanent bounce: address suppressed", {"bounce": "permanent"})
         if found.kind == InboundKind.BOUNCE:
-            return await self._transient_bounce(session, found, lead, row)
+            return await self._transient_bounce(session, found, lead, outbox, row)
         if found.kind == InboundKind.COMPLAINT:
             evidence = found.reason or "complaint (ARF)"  # a provider's names the provider
             await self._suppress(session, lead, ConsentStatus.COMPLAINED, evidence)
@@ -209,7 +209,12 @@ class InboundActivities:
         return _Acted("unparseable: quarantined")
 
     async def _transient_bounce(
-        self, session: AsyncSession, found: Classification, lead: Lead, row: InboundMessage
+        self,
+        session: AsyncSession,
+        found: Classification,
+        lead: Lead,
+        outbox: OutboxEmail,
+        row: InboundMessage,
     ) -> _Acted:
         """Count it; suppress once too many messages bounced transiently within the window
         (journeys/bounce_policy.py), with the reports as evidence."""
@@ -230,7 +235,9 @@ class InboundActivities:
             if was_transient(details)
         ]
         this = found.statuses[0] if found.statuses else None
-        reports.append(TransientBounce(row.outbox_id, received, this.action if this else ""))
+        # The outbox's id, not the row's: `row.outbox_id` is only set once this is done,
+        # and a report naming no message would count as one more failed message.
+        reports.append(TransientBounce(outbox.id, received, this.action if this else ""))
         if not suppress_after_transient(reports, received, self._soft_bounces):
             return _Acted("transient bounce: counted", {"bounce": "transient"})
         policy = self._soft_bounces

@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 from dateparser.search import search_dates
 from email_validator import EmailNotValidError, validate_email
 
+from journeys.accounts import FREE_MAIL_DOMAINS
+
 # How far ahead a return date may lie to be believed.
 HORIZON = timedelta(days=120)
 # How much of the body is read (an auto-reply says what matters in its first lines).
@@ -213,9 +215,12 @@ def deputy_address(
     auto-reply this is): at one of `organisation_domains` (the writer's and its account's
     domain, or a subdomain or parent of one), not the writer, not at one of `own_domains`
     (our sender and bounce domains), not a role or automated mailbox (`info@`, `noreply@`,
-    …: no person to nurture). Anyone else — an agency, a private address — is not taken."""
+    …: no person to nurture). Anyone else — an agency, a private address — is not taken.
+    A free-mail domain (`gmail.com`, …) is no organisation: a lead at gmail.com has no
+    colleagues there, so no gmail address becomes its deputy."""
     writer = writer.strip().lower()
     organisations = {d.lower().strip(".") for d in organisation_domains if d}
+    organisations -= set(FREE_MAIL_DOMAINS)
     ours = {d.lower().strip(".") for d in own_domains if d}
     for found in _ADDRESS.findall(text):
         try:

@@ -242,6 +242,29 @@ async def test_two_reports_about_one_message_are_one_transient_bounce(
     assert found["consent_status"] == "confirmed"
 
 
+async def test_a_second_report_about_a_message_does_not_count_as_another_message(
+    settings: Settings,
+    sessions: async_sessionmaker,
+    worker: Worker,
+    listener: int,
+    api: httpx.AsyncClient,
+) -> None:
+    lead_id = await make_lead(sessions, new_email("two-messages"))
+    first, second = [await send(settings, sessions, lead_id) for _ in range(2)]
+
+    # Message one bounces once, message two twice: two failed messages, not three.
+    for path in (first, second, second):
+        await deliver(listener, path, transient(path))
+
+    found = await eventually(
+        lambda: view(api, lead_id),
+        lambda f: len([e for e in f["timeline"] if e["kind"] == "mail"]) == 3,
+    )
+    assert found["consent_status"] == "confirmed"
+    assert found["deliverability"]["status"] == "soft_bouncing"
+    assert found["deliverability"]["transient_bounces"] == 2
+
+
 @pytest.mark.parametrize(
     ("sample", "status", "code"),
     [("postfix_bounce.eml", "bounced", "5.1.1"), ("arf_complaint.eml", "complained", None)],

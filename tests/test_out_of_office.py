@@ -176,6 +176,17 @@ def test_addresses_that_are_no_colleague_are_not_taken(text: str) -> None:
     assert deputy(text) is None
 
 
+def test_a_lead_at_a_free_mail_domain_has_no_deputy_at_that_domain() -> None:
+    found = deputy_address(
+        "I'm away. Please contact john.doe@gmail.com or jane.roe@googlemail.com.",
+        writer="ada.lovelace@gmail.com",
+        organisation_domains=frozenset({"gmail.com", "googlemail.com"}),
+        own_domains=OURS,
+    )
+
+    assert found is None
+
+
 def test_the_first_colleague_is_taken_after_skipping_the_others() -> None:
     found = deputy("Contact info@acme.example, or for sales ben.berg@acme.example.")
 
