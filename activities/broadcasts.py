@@ -271,23 +271,31 @@ class BroadcastActivities:
             ab = AbTestSpec.model_validate(broadcast.ab_test) if broadcast.ab_test else None
             items = await self._prepare(session, broadcast, request, tally)
         subjects = ab.subjects if ab else []
-        built = [self._build(broadcast, item, subjects, request.winner) for item in items]
-        if built:  # the batch's links in one statement, before any message can be clicked
-            async with self._sessions() as session:
-                await store_links(session, [link for b in built for link in b.links])
-                await session.commit()
+        built: list[_Built] = []
+        unbuildable: list[tuple[_Item, str]] = []
+        for item in items:
+            try:
+                built.append(self._build(broadcast, item, subjects, request.winner))
+            except Exception as exc:  # a template or subject that can't render for this lead
+                unbuildable.append((item, f"not rendered: {type(exc).__name__}: {exc}"))
+        async with self._sessions() as session:
+            # The batch's links in one statement, before any message can be clicked.
+            await store_links(session, [link for b in built for link in b.links])
+            for item, reason in unbuildable:
+                await self._failed(session, item, reason)
+                tally.add(RecipientStatus.FAILED)
+            await session.commit()
         queue: asyncio.Queue[_Built] = asyncio.Queue()
         for message in built:
             queue.put_nowait(message)
         rate = request.rate_per_second
         throttle = _Throttle(rate / request.partitions if rate else None)
         connections = max(1, min(self._settings.broadcast_connections, len(built)))
-        await asyncio.gather(
-            *(
-                self._connection(broadcast, queue, throttle, tally)
-                for _ in range(connections if built else 0)
-            )
-        )
+        # A task group: when one connection fails the batch, the others stop too, before
+        # the batch's retry sends the same recipients.
+        async with asyncio.TaskGroup() as group:
+            for _ in range(connections if built else 0):
+                group.create_task(self._connection(broadcast, queue, throttle, tally))
         async with self._sessions() as session:
             remaining, next_due = await self._left(session, broadcast.id, request)
         return remaining, next_due
@@ -464,11 +472,9 @@ class BroadcastActivities:
                         await client.connect()
                         await log_in(client, self._settings)
                     await throttle.wait()
-                    status = await self._send_one(client, session, broadcast, built)
+                    status, reusable = await self._send_one(client, session, broadcast, built)
                     tally.add(status)
-                    if status in (
-                        RecipientStatus.DEFERRED, RecipientStatus.FAILED, RecipientStatus.SKIPPED
-                    ):  # fmt: skip
+                    if not reusable:
                         client.close()  # its state is unknown (a DATA left open): start afresh
                         client = None
             finally:
@@ -501,7 +507,9 @@ class BroadcastActivities:
         session: AsyncSession,
         broadcast: Broadcast,
         built: _Built,
-    ) -> RecipientStatus:
+    ) -> tuple[RecipientStatus, bool]:
+        """Send one message; what became of it, and whether the connection can carry the
+        next one (not after a DATA left open, a failure or a broken connection)."""
         item, recipient, lead = built.item, built.item.recipient, built.item.lead
         now = utcnow()
         params = {
@@ -524,8 +532,13 @@ class BroadcastActivities:
             await commit_then(session, send_dot)
 
         async def revert() -> None:
+            # Both rows back in one transaction: the server didn't take the message.
             await session.rollback()
             await set_outbox(session, item.outbox_id, OutboxStatus.PENDING, sent_at=None)
+            connection = await session.connection()
+            await connection.execute(
+                _recipient_update(recipient, RecipientStatus.PENDING, None, guarded=False)
+            )
             await session.commit()
 
         async def confirm() -> None:
@@ -539,13 +552,23 @@ class BroadcastActivities:
                 confirm=confirm, envelope_from=self._email.return_path_for(item.outbox_id),
             )  # fmt: skip
         except _NotSending:
-            return await self._not_sent(session, broadcast, recipient, item.outbox_id)
+            return await self._not_sent(session, broadcast, recipient, item.outbox_id), False
         except PermanentFailure as failure:
+            if not failure.about_recipient:  # the message was refused, not the address
+                await session.rollback()
+                await self._failed(session, item, f"refused: {failure}")
+                await session.commit()
+                return RecipientStatus.FAILED, False
             await self._bounced(session, recipient, item, str(failure))
-            return RecipientStatus.BOUNCED
+            return RecipientStatus.BOUNCED, True
+        except UnicodeError:  # an address SMTP without SMTPUTF8 can't carry: no retry heals it
+            await session.rollback()
+            await self._failed(session, item, "undeliverable address (not ASCII)")
+            await session.commit()
+            return RecipientStatus.FAILED, False
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failure:
-            return await self._deferred(session, recipient, str(failure))
-        return RecipientStatus.SENT
+            return await self._deferred(session, recipient, str(failure)), False
+        return RecipientStatus.SENT, True
 
     async def _set_recipient(
         self,
@@ -572,6 +595,10 @@ class BroadcastActivities:
         out = await unsubscribed_among(session, [recipient.lead_id], broadcast.topic)
         lead = await session.get(Lead, recipient.lead_id, populate_existing=True)
         confirmed = lead is not None and lead.consent_status == ConsentStatus.CONFIRMED.value
+        eligible = confirmed and lead is not None and lead.erased_at is None
+        if eligible and recipient.lead_id not in out:
+            # Neither sent nor refused: another attempt held the row and gave it back.
+            return await self._deferred(session, recipient, "held by another attempt")
         reason = (
             SkipReason.TOPIC_UNSUBSCRIBED
             if confirmed and recipient.lead_id in out
@@ -602,6 +629,12 @@ class BroadcastActivities:
             )
         )
         await session.commit()
+
+    async def _failed(self, session: AsyncSession, item: _Item, reason: str) -> None:
+        """No retry will help this message (in the caller's transaction); the address is
+        not to blame, so nothing is suppressed."""
+        await set_outbox(session, item.outbox_id, OutboxStatus.FAILED)
+        await self._set_recipient(session, item.recipient, RecipientStatus.FAILED, reason[:200])
 
     async def _deferred(
         self, session: AsyncSession, recipient: BroadcastRecipient, failure: str
@@ -651,10 +684,43 @@ class BroadcastActivities:
                 "significant": outcome.significant,
                 "verdict": verdict,
             }  # fmt: skip
+            if broadcast.local_time:
+                await self._due_again(session, broadcast)
             await session.commit()
         return PickWinnerResult(
             winner=outcome.winner, significant=outcome.significant, verdict=verdict
         )
+
+    async def _due_again(self, session: AsyncSession, broadcast: Broadcast) -> None:
+        """After the sample and the wait, the rest's local send time is the next one from
+        now (the times fixed at the start have passed while the sample went out)."""
+        assert broadcast.local_time is not None
+        at, now = time.fromisoformat(broadcast.local_time), utcnow()
+        default_zone = self._settings.send_policy.default_timezone
+        rows = await session.execute(
+            select(BroadcastRecipient.position, Lead.timezone, Lead.country)
+            .join(Lead, Lead.id == BroadcastRecipient.lead_id)
+            .where(
+                BroadcastRecipient.broadcast_id == broadcast.id,
+                BroadcastRecipient.variant.is_(None),
+                BroadcastRecipient.status == RecipientStatus.PENDING.value,
+            )
+        )
+        due = [
+            {"b_id": broadcast.id, "b_position": position,
+             "due": local_due_at(now, at, lead_zone(zone, country, default_zone))}
+            for position, zone, country in rows.all()
+        ]  # fmt: skip
+        for begin in range(0, len(due), _INSERT_CHUNK):
+            await (await session.connection()).execute(
+                update(BroadcastRecipient)
+                .where(
+                    BroadcastRecipient.broadcast_id == bindparam("b_id"),
+                    BroadcastRecipient.position == bindparam("b_position"),
+                )
+                .values(due_at=bindparam("due")),
+                due[begin : begin + _INSERT_CHUNK],
+            )
 
     async def _variant_results(
         self, session: AsyncSession, broadcast_id: str, ab: AbTestSpec
@@ -707,10 +773,12 @@ class BroadcastActivities:
         """Record where the broadcast stands (the workflow decides; this writes it)."""
         status = BroadcastStatus(request.status)
         finished = status in (BroadcastStatus.DONE, BroadcastStatus.CANCELLED)
+        final = (BroadcastStatus.DONE.value, BroadcastStatus.CANCELLED.value)
         async with self._sessions() as session:
             await session.execute(
                 update(Broadcast)
-                .where(Broadcast.id == request.broadcast_id)
+                # A pause recorded late never hides that a broadcast finished.
+                .where(Broadcast.id == request.broadcast_id, Broadcast.status.not_in(final))
                 .values(status=status.value, **({"finished_at": request.now} if finished else {}))
             )
             await session.commit()
@@ -742,14 +810,19 @@ _MARK_RECIPIENT_SENT = text(_RECIPIENT_SENT)
 
 
 def _recipient_update(
-    recipient: BroadcastRecipient, status: RecipientStatus, reason: str | None, **more: Any
+    recipient: BroadcastRecipient,
+    status: RecipientStatus,
+    reason: str | None,
+    *,
+    guarded: bool = True,
+    **more: Any,
 ) -> Any:
-    """A Core UPDATE of one recipient's row (no ORM bookkeeping: one per message)."""
-    return (
-        update(BroadcastRecipient)
-        .where(
-            BroadcastRecipient.broadcast_id == recipient.broadcast_id,
-            BroadcastRecipient.position == recipient.position,
-        )
-        .values(status=status.value, reason=reason, **more)
+    """A Core UPDATE of one recipient's row (no ORM bookkeeping: one per message);
+    `guarded`: only while it is still open, so an overlapping attempt's `sent` stands."""
+    statement = update(BroadcastRecipient).where(
+        BroadcastRecipient.broadcast_id == recipient.broadcast_id,
+        BroadcastRecipient.position == recipient.position,
     )
+    if guarded:
+        statement = statement.where(BroadcastRecipient.status.in_(_OPEN))
+    return statement.values(status=status.value, reason=reason, **more)

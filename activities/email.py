@@ -421,6 +421,11 @@ class EmailActivities:
             return SendEmailResult(status="skipped", reason="undeliverable address (not ASCII)")
         except PermanentFailure as failure:
             await session.rollback()
+            if not failure.about_recipient:  # the message was refused, not the address
+                await set_outbox(session, outbox_id, OutboxStatus.FAILED)
+                await session.commit()
+                log.warning("%s refused for lead %s: %s", template, lead_id, failure)
+                return SendEmailResult(status="skipped", reason=f"refused: {failure}"[:200])
             await set_outbox(session, outbox_id, OutboxStatus.BOUNCED)
             if lead is not None:  # suppress the address: no more email to it
                 await session.execute(

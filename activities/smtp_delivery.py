@@ -43,11 +43,15 @@ FLUSH_TIMEOUT_SECONDS = 30.0
 
 
 class PermanentFailure(Exception):
-    """The server refused the message for good (5xx): the address bounces."""
+    """The server refused the message for good (5xx). `about_recipient`: the refusal is
+    about the address — a 5xx to RCPT, or an enhanced status 5.1.x (bad mailbox) after the
+    data — and the address bounces. Any other 5xx (the sender refused, the content or a
+    policy) is about the message: retrying won't help, but the address is not to blame."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *, about_recipient: bool) -> None:
         super().__init__(f"{code} {message}")
         self.code = code
+        self.about_recipient = about_recipient
 
 
 async def _written_out(protocol: SMTPProtocol, data: bytes) -> None:
@@ -88,7 +92,8 @@ def _dot_for(protocol: SMTPProtocol) -> Callable[[], None]:
 
 def _raise_for(response: SMTPResponse) -> None:
     if 500 <= response.code < 600:
-        raise PermanentFailure(response.code, response.message)
+        mailbox = response.message.lstrip().startswith("5.1.")
+        raise PermanentFailure(response.code, response.message, about_recipient=mailbox)
     raise aiosmtplib.SMTPResponseException(response.code, response.message)
 
 
@@ -159,14 +164,16 @@ async def send_on(
     sender = message["From"]
     recipient = message["To"]
     body = wire_bytes(settings, message)
+    stage = "MAIL"
     try:
         await client.mail(envelope_from or aiosmtplib.email.extract_sender(message) or sender)
+        stage = "RCPT"
         await client.rcpt(recipient)
     except aiosmtplib.SMTPResponseException as exc:
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await client.rset()  # the connection stays usable for the next message
         if 500 <= exc.code < 600:
-            raise PermanentFailure(exc.code, exc.message) from None
+            raise PermanentFailure(exc.code, exc.message, about_recipient=stage == "RCPT") from None
         raise
     protocol = client.protocol
     assert protocol is not None and protocol.transport is not None

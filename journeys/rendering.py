@@ -16,6 +16,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
+    UndefinedError,
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
@@ -151,16 +152,30 @@ def lead_fields(lead: object) -> dict[str, Any]:
     return {name: getattr(lead, name, None) for name in LEAD_FIELDS}
 
 
+def _subject_template(subject: str) -> Any:
+    # Unescaped, like a template's own .subject.txt: a subject is text, not HTML.
+    source = f"{{% autoescape false %}}{subject}{{% endautoescape %}}"
+    return template_environment().from_string(source)
+
+
 def render_subject(subject: str, context: dict[str, Any]) -> str:
     """A subject given apart from a template (a broadcast's A/B variant), rendered like a
-    template's own subject (same sandbox, same variables), on one line."""
-    return " ".join(template_environment().from_string(subject).render(context).split())
+    template's own subject (same sandbox, same variables, not escaped), on one line."""
+    return " ".join(_subject_template(subject).render(context).split())
 
 
 def subject_problem(subject: str) -> str | None:
-    """Why `subject` can't be rendered (a syntax error), or None."""
+    """Why `subject` can't be rendered for a lead — a syntax error, or a variable no
+    template has (rendered for a sample lead) — or None."""
+    sample: dict[str, Any] = {name: f"sample {name}" for name in LEAD_FIELDS}
+    sample["properties"] = {}
+    context = template_context(
+        sample, base_url="https://example.com", sender_name="Sender", postal_address=""
+    )
     try:
-        template_environment().from_string(subject)
+        _subject_template(subject).render(context)
     except TemplateSyntaxError as exc:
         return f"not a valid template: {exc.message}"
+    except UndefinedError as exc:
+        return f"uses a variable emails don't have: {exc.message}"
     return None

@@ -184,3 +184,55 @@ async def test_a_lead_who_leaves_the_topic_mid_broadcast_gets_nothing_from_then_
     left = {e for i, e in zip(ids, emails, strict=True) if i in leaving}
     assert all(smtp.to(e) == [] for e in left)
     assert (await read_broadcast(sessions, broadcast_id)).counts.pending == 0
+
+
+class RefusingServer(FlakyServer):
+    """Refuses some messages after their data (a content filter), not their address."""
+
+    def __init__(self, refused: set[str]) -> None:
+        super().__init__(set(), set())
+        self.refused = refused
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if any(address in self.refused for address in envelope.rcpt_tos):
+            return "554 5.7.1 Message rejected: content policy"
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_refused_message_fails_without_suppressing_the_address(
+    settings: Settings, sessions: async_sessionmaker, temporal_client: Client
+) -> None:
+    segment, ids, emails = await _audience(sessions, 5)
+    server = RefusingServer({emails[0]})
+    controller = Controller(server, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sending = settings.model_copy(update={"smtp_port": controller.port})
+    try:
+        async with build_worker(temporal_client, sending, sessions):
+            broadcast_id = await _start(sending, sessions, temporal_client, _spec(segment))
+            view = await _until(sessions, broadcast_id, lambda v: v.status == "done")
+    finally:
+        controller.stop()
+
+    assert view.counts.failed == 1 and view.counts.sent == 4 and view.counts.bounced == 0
+    async with sessions() as session:
+        refused = await session.get(Lead, ids[0])
+        assert refused is not None and refused.consent_status == "confirmed"
+
+
+async def test_an_address_smtp_cannot_carry_fails_and_the_broadcast_finishes(
+    settings: Settings, sessions: async_sessionmaker, temporal_client: Client, worker: Worker,
+    smtp: SmtpSink,
+) -> None:  # fmt: skip
+    segment, ids, emails = await _audience(sessions, 3)
+    async with sessions() as session:  # stored before the API refused such addresses
+        lead = await session.get(Lead, ids[0])
+        assert lead is not None
+        lead.email = f"jörg-{uuid.uuid4().hex[:6]}@example.com"
+        await session.commit()
+
+    broadcast_id = await _start(settings, sessions, temporal_client, _spec(segment))
+
+    view = await _until(sessions, broadcast_id, lambda v: v.status == "done")
+    assert view.counts.failed == 1 and view.counts.sent == 2
+    await smtp.wait_for(emails[1], 1)

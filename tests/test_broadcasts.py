@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from db.models import Broadcast, BroadcastRecipient, Lead, SegmentMembership
 from db.topic_subscriptions import set_choice
 from journeys.broadcasts import AbTestSpec
+from journeys.rendering import render_subject, subject_problem
 from journeys.topics import Frequency, TopicChoice
 from starter.dev.smtp_sink import SmtpSink
 from starter.services.broadcasts import (
@@ -226,6 +227,7 @@ async def test_an_ab_test_sends_the_sample_then_the_winner_to_the_rest(
         ({"rate_per_second": 0}, "rate_per_second"),
         ({"send_at": "2020-01-01T00:00:00+00:00"}, "send_at"),
         ({"ab_test": {"subjects": ["only one"]}}, "ab_test"),
+        ({"ab_test": {"subjects": ["Hi {{ lead.frist_name }}", "Hello"]}}, "ab_test"),
     ],
 )
 async def test_bad_input_is_refused_naming_the_field_and_creates_nothing(
@@ -279,3 +281,14 @@ async def test_the_cli_schedules_a_broadcast_and_cancels_it(api_url: str, worker
         "broadcast", "send", "Bad", "--template", "newsletter", "--topic", "nope", env=env
     )
     assert code == 1 and "topic" in out, out
+
+
+def test_an_ab_subject_is_text_not_html() -> None:
+    assert render_subject(
+        "Smith & Co <UK>: {{ lead.first_name }}", {"lead": {"first_name": "O'Brien"}}
+    ) == ("Smith & Co <UK>: O'Brien")
+
+
+def test_an_ab_subject_with_a_variable_emails_lack_is_refused_when_defined() -> None:
+    assert subject_problem("Hi {{ lead.frist_name }}") is not None
+    assert subject_problem("Hi {{ lead.first_name or 'there' }}") is None

@@ -165,6 +165,8 @@ class BroadcastWorkflow:
     ) -> str:
         if self._cancelled:
             return await self._finish(BroadcastStatus.CANCELLED)
+        # A pause or resume being recorded answers its caller before this run ends.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             plan.model_copy(update={"phase": phase, "winner": winner, "paused": self._paused})
         )
