@@ -7,6 +7,7 @@ other tests' leads never join it."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from db.models import Broadcast, BroadcastRecipient, Lead, SegmentMembership
+from db.models import Broadcast, BroadcastRecipient, EngagementEvent, Lead, SegmentMembership
 from db.topic_subscriptions import set_choice
 from journeys.broadcasts import AbTestSpec
 from journeys.rendering import render_subject, subject_problem
@@ -33,7 +34,7 @@ from starter.services.broadcasts import (
     read_broadcast,
 )
 from starter.settings import Settings
-from tests.conftest import MARKETING_KEY, new_email
+from tests.conftest import MARKETING_KEY, body_text, new_email
 from tests.lifecycle_helpers import create_confirmed_lead, eventually
 from tests.test_cli import run_cli
 
@@ -292,3 +293,25 @@ def test_an_ab_subject_is_text_not_html() -> None:
 def test_an_ab_subject_with_a_variable_emails_lack_is_refused_when_defined() -> None:
     assert subject_problem("Hi {{ lead.frist_name }}") is not None
     assert subject_problem("Hi {{ lead.first_name or 'there' }}") is None
+
+
+async def test_opening_a_broadcast_is_engagement_of_the_lead_and_counts_in_its_results(
+    settings: Settings, sessions: async_sessionmaker, temporal_client: Client, worker: Worker,
+    smtp: SmtpSink, api: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    segment, ids, emails = await _audience(sessions, 1)
+    broadcast_id = await _start(settings, sessions, temporal_client, _spec(segment))
+    [message] = await smtp.wait_for(emails[0], 1)
+    html = body_text(message, "html")
+    pixel = re.search(r'src="http://nurture\.example(/t/o/[^"]+\.gif)"', html)
+    assert pixel is not None, html
+
+    assert (await api.get(pixel.group(1))).status_code == 200
+
+    view = await _until(sessions, broadcast_id, lambda v: v.results.unique_opens == 1)
+    assert view.status == "done"
+    async with sessions() as session:
+        opened = await session.execute(
+            select(EngagementEvent.type).where(EngagementEvent.lead_id == ids[0])
+        )
+        assert "email_open" in set(opened.scalars())  # scored and seen by segments like any
