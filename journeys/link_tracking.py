@@ -2,8 +2,14 @@
 
 `track_links` finds each `<a href>` of the HTML part with the standard library's HTML
 parser (which knows quoting, entities and comments; no regex reads markup) and each
-http(s) URL of the text part, gives every distinct target a position (1, 2, …, shared by
-both parts) and replaces it by the caller's tracking URL for (outbox id, position). The
+http(s) URL of the text part that is also a tracked `<a href>` target of the HTML part or
+a named link (`names`), gives every distinct target a position (1, 2, …, shared by both
+parts) and replaces it by the caller's tracking URL for (outbox id, position). Any other
+URL of the text part is left as written: it may come from a lead's own field
+(`first_name="https://evil.example/login"`), and a tracked redirect would make it a link
+on our domain. (Lead fields can't add an `<a href>` to the HTML part, which is
+autoescaped, but a template that writes one into an `href` makes it a tracked link: see
+docs/preferences.md.) The
 targets are returned as `TrackedLink`s for the caller to store: the token in a tracking
 URL carries ids only, so it can't be made to redirect anywhere else.
 
@@ -174,7 +180,8 @@ def track_links(
     untracked_prefixes: tuple[str, ...] = (),
     names: Mapping[str, str] | None = None,
 ) -> tuple[RenderedEmail, list[TrackedLink]]:
-    """`rendered` with every link tracked, and the links to store (position order).
+    """`rendered` with every link tracked (in the text part: only the HTML part's tracked
+    targets and the `names`), and the links to store (position order).
 
     `link_url(outbox_id, position)` makes a tracking URL; `base_url` resolves relative
     links; `untracked` (exact URLs) and `untracked_prefixes` are left alone; `names` maps
@@ -226,10 +233,17 @@ def track_links(
             done = anchor.offset + len(anchor.source)
     pieces.append(rendered.html[done:])
 
+    # The text part has no markup to tell the author's links from a URL a lead typed into
+    # its name: only a target the HTML part links to, or a named link, is tracked there.
+    # Anything else stays as written, so it never becomes a redirect on our domain.
+    linked = set(positions.links) | set(positions.names)
+
     def text_link(found: re.Match[str]) -> str:
         url, tail = _split_trailing(found.group(0))
         kind, target = classify(url, base_url=base_url)
         if kind is not LinkKind.TRACKED or leave_alone(target) or leave_alone(url):
+            return found.group(0)
+        if target not in linked:
             return found.group(0)
         return link_url(outbox_id, positions.of(target)) + tail
 

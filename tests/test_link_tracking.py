@@ -3,6 +3,7 @@ or refused (hostile markup included), the tokens, and the topic rules."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from journeys.dsl import End, JourneyDefinition, SendEmail
 from journeys.link_tracking import LinkKind, TrackedLink, classify, track_links
 from journeys.registry import all_journeys
-from journeys.rendering import RenderedEmail
+from journeys.rendering import TEMPLATE_DIR, RenderedEmail
 from journeys.topics import (
     DEFAULT_CHOICE,
     JOURNEY_TOPIC,
@@ -236,7 +237,8 @@ def test_links_in_comments_scripts_and_outside_anchors_are_not_touched() -> None
 
 def test_text_urls_lose_no_sentence_punctuation_and_balance_parentheses() -> None:
     rendered, links = track(
-        "",
+        '<a href="https://x.example/wiki/A_(b)">a</a><a href="https://y.example/x?q=1">y</a>'
+        '<a href="https://z.example/">z</a>',
         "See (https://x.example/wiki/A_(b)), then https://y.example/x?q=1, "
         "and “https://z.example/”.",
     )
@@ -247,6 +249,41 @@ def test_text_urls_lose_no_sentence_punctuation_and_balance_parentheses() -> Non
         "https://z.example/",
     ]
     assert rendered.text == (f"See ({tracker(7, 1)}), then {tracker(7, 2)}, and “{tracker(7, 3)}”.")
+
+
+def test_a_text_url_the_html_part_does_not_link_to_is_left_as_written() -> None:
+    # `Hi {{ lead.first_name }}` with first_name="https://evil.example/login": text only.
+    rendered, links = track(
+        '<p>Hi https://evil.example/login,</p><a href="https://x.example/p">Read</a>',
+        "Hi https://evil.example/login,\nRead: https://x.example/p",
+    )
+
+    assert rendered.text == f"Hi https://evil.example/login,\nRead: {tracker(7, 1)}"
+    assert links == [TrackedLink(7, 1, "https://x.example/p")]
+
+
+def test_a_named_link_in_the_text_part_only_is_tracked() -> None:
+    rendered, links = track(
+        "", "Pricing: https://www.acme.example/pricing.",
+        names={"https://www.acme.example/pricing": "pricing"},
+    )  # fmt: skip
+
+    assert rendered.text == f"Pricing: {tracker(7, 1)}."
+    assert links == [TrackedLink(7, 1, "https://www.acme.example/pricing", "pricing")]
+
+
+# An `href` whose value comes from a lead's field: `href="{{ lead.website }}"`, `{{ x.y }}`…
+_LEAD_IN_HREF = re.compile(r"""href\s*=\s*["']?[^"'>]*\{\{[^}]*\blead\b""", re.IGNORECASE)
+
+
+def test_no_shipped_template_writes_a_lead_field_into_an_href() -> None:
+    offending = [
+        str(path.relative_to(TEMPLATE_DIR))
+        for path in sorted(TEMPLATE_DIR.rglob("*.html"))
+        if _LEAD_IN_HREF.search(path.read_text())
+    ]
+
+    assert offending == []
 
 
 def test_tracking_is_deterministic_for_a_retry() -> None:

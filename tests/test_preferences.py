@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from activities.contracts import SendEmailRequest, SendEmailResult
 from activities.email import EmailActivities
-from db.models import ConsentRecord, EmailLink, OutboxEmail, TopicSubscription
+from db.models import ConsentRecord, EmailLink, Lead, OutboxEmail, TopicSubscription
 from db.topic_subscriptions import unsubscribed_among
 from journeys.rendering import template_environment
 from journeys.topics import JOURNEY_TOPIC
@@ -154,6 +154,37 @@ async def test_the_text_part_links_through_the_same_redirects(
     assert f"Pricing: {html_links['Pricing']}" in text
     assert f"Report: {html_links['Report']}" in text
     assert "Private: https://private.example/x" in text  # opted out in the HTML
+
+
+async def test_a_url_in_a_leads_name_is_no_tracked_redirect_in_the_text_part(
+    settings: Settings, sessions: async_sessionmaker, smtp: SmtpSink
+) -> None:
+    email = new_email("phish")
+    async with sessions() as session:
+        lead = Lead(
+            email=email, first_name="https://evil.example/login", consent_status="confirmed"
+        )
+        session.add(lead)
+        await session.commit()
+        lead_id = lead.id
+
+    assert (await send(settings, sessions, lead_id, "welcome")).status == "sent"
+    [mail] = await smtp.wait_for(email, 1)
+
+    assert "Hi https://evil.example/login," in body_text(mail, "plain")
+    async with sessions() as session:
+        targets = (
+            (
+                await session.execute(
+                    select(EmailLink.url)
+                    .join(OutboxEmail, OutboxEmail.id == EmailLink.outbox_id)
+                    .where(OutboxEmail.lead_id == lead_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert targets and not [url for url in targets if "evil.example" in url]
 
 
 async def test_mailto_tel_anchors_opted_out_and_own_links_are_left_alone(

@@ -60,7 +60,10 @@ class MarketingMail:
     ) -> tuple[RenderedEmail, list[TrackedLink]]:
         """`rendered` with every link a tracked redirect, and the links to store
         (`db.email_links.store_links`, with the send). The lead's preference page and
-        unsubscribe links, and Nurture's tracking URLs, are left alone."""
+        unsubscribe links, and Nurture's tracking URLs, are left alone. In the text part
+        only the HTML part's link targets and the named links are tracked: any other URL
+        there may be a lead's own text (its name, its company) and stays untracked, so it
+        never becomes a redirect on our domain."""
         own = self.links(lead_id, outbox_id)
         names = {
             f"{self.website_url}{path}": name
