@@ -112,6 +112,55 @@ def anchors(mail: EmailMessage) -> dict[str, str | None]:
     return {text: href for href, text in parser.found}
 
 
+class TopicForm(HTMLParser):
+    """The fields the page's topic form sends when saved as shown, as a browser sends them:
+    hidden fields, ticked boxes, each select's selected option."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._in_form = False
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form":
+            self._in_form = "topics" in (found.get("class") or "")
+        if not self._in_form:
+            return
+        kind, name = found.get("type"), found.get("name")
+        if tag == "input" and name and (kind == "hidden" or "checked" in found):
+            self.fields.append((name, found.get("value") or "on"))
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in found:
+            self.fields.append((self._select, found.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+        elif tag == "select":
+            self._select = None
+
+
+async def shown_form(api: httpx.AsyncClient, page: str) -> list[tuple[str, str]]:
+    """The preference page's topic form as it was shown, to be saved later."""
+    answer = await api.get(page)
+    assert answer.status_code == 200, answer.text
+    parser = TopicForm()
+    parser.feed(answer.text)
+    assert parser.fields
+    return parser.fields
+
+
+def posted(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """`fields` with the save button, as form data (a name may repeat)."""
+    data: dict[str, list[str]] = {"action": ["save"]}
+    for name, value in fields:
+        data.setdefault(name, []).append(value)
+    return data
+
+
 async def mailed(
     settings: Settings, sessions: async_sessionmaker, smtp: SmtpSink, template: str
 ) -> tuple[str, EmailMessage]:
@@ -358,8 +407,8 @@ async def test_a_frequency_defers_the_next_email_of_the_topic(
 ) -> None:  # fmt: skip
     lead_id, mail = await mailed(settings, sessions, smtp, probe)
     page = local(str(anchors(mail)["Choose what you receive"]))
-    form = {"action": "save", "topic": [JOURNEY_TOPIC, "newsletter", "events",
-            "product-updates"], f"frequency-{JOURNEY_TOPIC}": "weekly"}  # fmt: skip
+    form = posted(await shown_form(api, page))
+    form[f"frequency-{JOURNEY_TOPIC}"] = ["weekly"]
 
     saved = await api.post(page, data=form)
     later = await send(settings, sessions, lead_id, probe)
@@ -375,6 +424,69 @@ async def test_a_frequency_defers_the_next_email_of_the_topic(
             )
         ).scalar_one()
     assert abs((later.retry_at - sent_at).total_seconds() - 7 * 24 * 3600) < 1
+
+
+async def test_saving_a_page_loaded_before_a_one_click_unsubscribe_keeps_the_topic_off(
+    settings: Settings, sessions: async_sessionmaker, smtp: SmtpSink, api: httpx.AsyncClient,
+    probe: str,
+) -> None:  # fmt: skip
+    lead_id, mail = await mailed(settings, sessions, smtp, probe)
+    page = local(str(anchors(mail)["Choose what you receive"]))
+    stale = await shown_form(api, page)  # shows the journey topic ticked
+    await api.post(
+        local(mail["List-Unsubscribe"].strip("<>")), content=b"List-Unsubscribe=One-Click"
+    )
+
+    saved = await api.post(page, data=posted(stale))
+
+    assert saved.status_code == 303 and saved.headers["location"].endswith("notice=unchanged")
+    async with sessions() as session:
+        assert await unsubscribed_among(session, [lead_id], JOURNEY_TOPIC) == {lead_id}
+        actions = (
+            (
+                await session.execute(
+                    select(ConsentRecord.action).where(
+                        ConsentRecord.lead_id == lead_id, ConsentRecord.topic == JOURNEY_TOPIC
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert actions == ["topic_unsubscribed"]
+
+
+async def test_a_stale_page_saves_the_change_the_person_made(
+    settings: Settings, sessions: async_sessionmaker, smtp: SmtpSink, api: httpx.AsyncClient,
+    probe: str,
+) -> None:  # fmt: skip
+    lead_id, mail = await mailed(settings, sessions, smtp, probe)
+    page = local(str(anchors(mail)["Choose what you receive"]))
+    stale = await shown_form(api, page)
+    await api.post(
+        local(mail["List-Unsubscribe"].strip("<>")), content=b"List-Unsubscribe=One-Click"
+    )
+    newsletter_unticked = [field for field in stale if field != ("topic", "newsletter")]
+
+    saved = await api.post(page, data=posted(newsletter_unticked))
+
+    assert saved.status_code == 303 and saved.headers["location"].endswith("notice=saved")
+    async with sessions() as session:
+        assert await unsubscribed_among(session, [lead_id], "newsletter") == {lead_id}
+
+
+async def test_a_one_click_unsubscribe_from_an_unknown_topic_unsubscribes_from_everything(
+    settings: Settings, sessions: async_sessionmaker, smtp: SmtpSink, api: httpx.AsyncClient,
+    probe: str,
+) -> None:  # fmt: skip
+    lead_id, _ = await mailed(settings, sessions, smtp, probe)
+    # A message of a topic since renamed or removed.
+    token = LinkTokens(settings.require_secret_key()).unsubscribe(lead_id, "retired-topic")
+
+    answer = await api.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")
+
+    assert answer.status_code == 200
+    assert (await lead_row(sessions, lead_id)).consent_status == "unsubscribed"
 
 
 async def test_the_preference_page_escapes_and_refuses_a_forged_token(

@@ -83,6 +83,83 @@ def choices_from_form(
     return choices
 
 
+@dataclass(frozen=True)
+class TopicEdit:
+    """What the person changed on one topic of the form: None keeps the lead's current
+    value (whatever it is by now)."""
+
+    subscribed: bool | None = None
+    frequency: Frequency | None = None
+
+    def applied_to(self, current: TopicChoice) -> TopicChoice:
+        """The lead's choice with this edit made."""
+        return TopicChoice(
+            current.subscribed if self.subscribed is None else self.subscribed,
+            current.frequency if self.frequency is None else self.frequency,
+        )
+
+
+SHOWN_ON, SHOWN_OFF = "on", "off"
+
+
+def edits_from_form(
+    subscribed: Sequence[str],
+    frequencies: Mapping[str, str],
+    shown: Mapping[str, str],
+    shown_frequencies: Mapping[str, str],
+) -> dict[str, TopicEdit]:
+    """What the person changed on the form: per topic, the fields whose submitted value
+    differs from the one the page showed (`shown`: `on`/`off` per topic, and
+    `shown_frequencies`, from the page's hidden fields). A page loaded before a one-click
+    unsubscribe (or an old forwarded one) still shows the topic ticked; saving it leaves
+    the topic alone unless the box was changed. A topic without a shown state is left as
+    it is. Unknown topics and values are refused, naming the field."""
+    submitted = choices_from_form(subscribed, frequencies)
+    for name, value in shown.items():
+        if name not in TOPIC_NAMES or value not in (SHOWN_ON, SHOWN_OFF):
+            raise InvalidParameter(("body", f"shown-topic-{name[:64]}"), "not what this form sends")
+    edits = {}
+    for name in sorted(TOPIC_NAMES):
+        was_on = shown.get(name)
+        ticked = submitted[name].subscribed
+        switched = was_on is not None and ticked != (was_on == SHOWN_ON)
+        frequency = None
+        if name in frequencies and name in shown_frequencies:
+            try:
+                was = Frequency(shown_frequencies[name])
+            except ValueError:
+                raise InvalidParameter(
+                    ("body", f"shown-frequency-{name}"), "not what this form sends"
+                ) from None
+            if submitted[name].frequency != was:
+                frequency = submitted[name].frequency
+        if switched or frequency is not None:
+            edits[name] = TopicEdit(ticked if switched else None, frequency)
+    return edits
+
+
+async def save_edits(
+    sessions: async_sessionmaker,
+    lead_id: str,
+    edits: Mapping[str, TopicEdit],
+    *,
+    source: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> bool | None:
+    """Apply the lead's own edits to its current choices (under the lead's lock), one
+    consent record per change, in one transaction. True if anything changed; None: no
+    such lead."""
+    return await _change(
+        sessions,
+        lead_id,
+        lambda current: {topic: edit.applied_to(current[topic]) for topic, edit in edits.items()},
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+    )
+
+
 async def save_choices(
     sessions: async_sessionmaker,
     lead_id: str,
@@ -154,8 +231,10 @@ async def unsubscribe_topic(
     user_agent: str | None,
 ) -> bool:
     """The lead leaves one topic (a message's one-click unsubscribe); its frequency
-    choice is kept for if it comes back. True if the lead exists. Idempotent."""
-    if topic not in TOPIC_NAMES:  # a token can't name one, but a removed topic may linger
+    choice is kept for if it comes back. True if the lead exists. Idempotent. A topic
+    that is no longer declared changes nothing here: the caller unsubscribes the lead
+    from everything instead (`is_topic`)."""
+    if not is_topic(topic):
         return await preferences_of(sessions, lead_id) is not None
     done = await _change(
         sessions,
@@ -166,3 +245,9 @@ async def unsubscribe_topic(
         user_agent=user_agent,
     )
     return done is not None
+
+
+def is_topic(topic: str) -> bool:
+    """Whether `topic` is a declared topic. An unsubscribe link names the topic its message
+    had when it was sent: a topic removed or renamed since is not one."""
+    return topic in TOPIC_NAMES

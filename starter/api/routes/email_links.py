@@ -31,7 +31,7 @@ from starter.services.errors import LeadNotFound
 from starter.services.events import EventIn, record_event
 from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import TokenInvalid
-from starter.services.preferences import unsubscribe_topic
+from starter.services.preferences import is_topic, unsubscribe_topic
 from starter.settings import Settings
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -301,7 +301,7 @@ async def unsubscribe_page(token: str, settings: Config, tokens: Tokens) -> HTML
     """The unsubscribe page: a button; looking at it changes nothing. A message's own
     link (`List-Unsubscribe`) unsubscribes from its topic, the footer's from everything."""
     found = _valid(tokens.read_unsubscribe_from, token)
-    if found is None or found[1] is None:
+    if found is None or found[1] is None or not is_topic(found[1]):
         return _UNSUBSCRIBE.answer(settings, token, tokens.read_unsubscribe)
     return _page(
         settings,
@@ -330,7 +330,9 @@ async def unsubscribe_now(
         return _not_found(settings)
     lead_id, topic = found
     ip, user_agent = client_of(request)
-    if topic is not None:
+    # A topic removed or renamed since the message was sent: the person asked to stop
+    # these emails, and we can no longer tell which they are, so everything stops.
+    if topic is not None and is_topic(topic):
         if not await unsubscribe_topic(
             sessions, lead_id, topic,
             source="one-click unsubscribe", ip=ip, user_agent=user_agent,

@@ -28,9 +28,9 @@ from starter.services.errors import InvalidParameter
 from starter.services.link_tokens import TokenInvalid
 from starter.services.preferences import (
     Preferences,
-    choices_from_form,
+    edits_from_form,
     preferences_of,
-    save_choices,
+    save_edits,
 )
 from starter.settings import Settings
 
@@ -134,8 +134,10 @@ async def save_preferences(
     lifecycle: Lifecycle,
     suppressions: Suppressions,
 ) -> Response:
-    """Apply the form: `action=save` with a `topic` per ticked box and a
-    `frequency-<topic>` per topic, or `action=unsubscribe-all`."""
+    """Apply the form: `action=save` with a `topic` per ticked box, a
+    `frequency-<topic>` per topic and, per topic, the state the page showed
+    (`shown-topic-<topic>`: on/off, `shown-frequency-<topic>`) — only the fields the
+    person changed are applied; or `action=unsubscribe-all`."""
     lead_id = _lead_of(tokens, token)
     found = None if lead_id is None else await preferences_of(sessions, lead_id)
     if lead_id is None or found is None:
@@ -166,16 +168,23 @@ async def save_preferences(
         )
     ):
         return _page(settings, token, found, 400, error="That is not what this form sends.")
-    prefix = "frequency-"
+
+    def by_topic(prefix: str) -> dict[str, str]:
+        return {name[len(prefix) :]: value for name, value in fields if name.startswith(prefix)}
+
     try:
-        wanted = choices_from_form(
+        # Only what the person changed on the page it saw: a stale page (loaded before a
+        # one-click unsubscribe) re-subscribes nothing it didn't touch.
+        edits = edits_from_form(
             [value for name, value in fields if name == "topic"],
-            {name[len(prefix) :]: value for name, value in fields if name.startswith(prefix)},
+            by_topic("frequency-"),
+            by_topic("shown-topic-"),
+            by_topic("shown-frequency-"),
         )
     except InvalidParameter as problem:
         return _page(settings, token, found, 400, error=problem.message)
-    changed = await save_choices(
-        sessions, lead_id, wanted, source="preference page", ip=ip, user_agent=user_agent
+    changed = await save_edits(
+        sessions, lead_id, edits, source="preference page", ip=ip, user_agent=user_agent
     )
     if changed is None:
         return _not_found(settings)
