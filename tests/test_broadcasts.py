@@ -315,3 +315,26 @@ async def test_opening_a_broadcast_is_engagement_of_the_lead_and_counts_in_its_r
             select(EngagementEvent.type).where(EngagementEvent.lead_id == ids[0])
         )
         assert "email_open" in set(opened.scalars())  # scored and seen by segments like any
+
+
+async def test_a_retried_post_with_the_same_idempotency_key_creates_one_broadcast(
+    api: httpx.AsyncClient, worker: Worker, sessions: async_sessionmaker
+) -> None:
+    name = f"retried-{uuid.uuid4().hex[:8]}"
+    start = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    body = {"name": name, "template": "newsletter", "topic": "events", "send_at": start}
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+
+    first = await api.post("/v1/broadcasts", json=body, headers=key)
+    second = await api.post("/v1/broadcasts", json=body, headers=key)
+    other = await api.post("/v1/broadcasts", json=body)
+
+    assert first.status_code == second.status_code == 202, second.text
+    assert first.json()["broadcast_id"] == second.json()["broadcast_id"]
+    assert other.json()["broadcast_id"] != first.json()["broadcast_id"]
+    async with sessions() as session:
+        rows = (await session.execute(select(Broadcast).where(Broadcast.name == name))).all()
+    assert len(rows) == 2
+    for created in (first, other):
+        broadcast_id = created.json()["broadcast_id"]
+        assert (await api.post(f"/v1/broadcasts/{broadcast_id}/cancel")).status_code == 200

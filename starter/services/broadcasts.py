@@ -4,6 +4,7 @@ cancel it (docs/broadcasts.md)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -11,9 +12,12 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import String, and_, cast, func, literal, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.models import Broadcast, BroadcastRecipient, ConsentRecord, EngagementEvent, as_utc
+from db.writes import insert_once
 from journeys.broadcasts import (
     AbTestSpec,
     BroadcastStatus,
@@ -174,11 +178,26 @@ class BroadcastFinished(Problem):
         super().__init__(Refusal.CONFLICT, ("path", "action"), message, "broadcast_finished")
 
 
+def broadcast_id_for(idempotency_key: str | None, caller: str) -> str:
+    """A new broadcast id, or the same id for a repeated `Idempotency-Key` from the same
+    caller: a client retrying a POST whose answer it lost sends the broadcast once."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"nurture:broadcast:{caller}:{idempotency_key}"))
+
+
 async def create_broadcast(
-    sessions: async_sessionmaker, client: Client, task_queue: str, spec: BroadcastIn
+    sessions: async_sessionmaker,
+    client: Client,
+    task_queue: str,
+    spec: BroadcastIn,
+    broadcast_id: str | None = None,
 ) -> BroadcastCreated:
-    """Write the broadcast and start its workflow; nothing stays if the start fails."""
+    """Write the broadcast and start its workflow; nothing stays if the start fails. With
+    a `broadcast_id` that exists already (a retried request), the existing one answers —
+    started now if the first request died between writing it and starting it."""
     row = Broadcast(
+        id=broadcast_id or str(uuid.uuid4()),
         name=spec.name,
         template=spec.template,
         segment=spec.segment,
@@ -190,25 +209,41 @@ async def create_broadcast(
         status=BroadcastStatus.SCHEDULED.value,
     )
     async with sessions() as session:
-        session.add(row)
-        await session.commit()
+        if not await insert_once(session, row):  # a retry of a request that wrote it
+            existing = await session.get(Broadcast, row.id)
+            assert existing is not None
+            row = existing
+    if row.status == BroadcastStatus.SCHEDULED.value:
+        try:
+            await _start(client, task_queue, row)
+        except RPCError:
+            async with sessions() as session:
+                await session.delete(await session.get(Broadcast, row.id))
+                await session.commit()
+            raise TemporalUnavailable() from None
+    return BroadcastCreated(
+        broadcast_id=row.id, status=BroadcastStatus(row.status),
+        workflow_id=broadcast_workflow_id(row.id),
+    )  # fmt: skip
+
+
+async def _start(client: Client, task_queue: str, row: Broadcast) -> None:
+    """Start the broadcast's workflow, once: a workflow that ran already is never started
+    again (a closed one would otherwise send the broadcast a second time)."""
+    ab = AbTestSpec.model_validate(row.ab_test) if row.ab_test else None
     plan = BroadcastInput(
         broadcast_id=row.id,
-        send_at=spec.send_at,
-        rate_per_second=spec.rate_per_second,
-        ab_wait=spec.ab_test.wait if spec.ab_test else None,
+        send_at=as_utc(row.send_at),
+        rate_per_second=row.rate_per_second,
+        ab_wait=ab.wait if ab else None,
     )
-    workflow_id = broadcast_workflow_id(row.id)
     try:
-        await client.start_workflow(BROADCAST_WORKFLOW, plan, id=workflow_id, task_queue=task_queue)
-    except RPCError:
-        async with sessions() as session:
-            await session.delete(await session.get(Broadcast, row.id))
-            await session.commit()
-        raise TemporalUnavailable() from None
-    return BroadcastCreated(
-        broadcast_id=row.id, status=BroadcastStatus.SCHEDULED, workflow_id=workflow_id
-    )
+        await client.start_workflow(
+            BROADCAST_WORKFLOW, plan, id=broadcast_workflow_id(row.id), task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )  # fmt: skip
+    except WorkflowAlreadyStartedError:
+        pass
 
 
 def _summary(row: Broadcast) -> dict[str, Any]:

@@ -7,12 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
+from starter.api.auth import caller_name
 from starter.api.deps import Config, MarketingKey, Sessions, Temporal
+from starter.api.paths import IdempotencyKey
 from starter.services.broadcasts import (
     BroadcastCreated,
     BroadcastIn,
     BroadcastSummary,
     BroadcastView,
+    broadcast_id_for,
     control_broadcast,
     create_broadcast,
     list_broadcasts,
@@ -36,12 +39,19 @@ _FINISHED: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def post_broadcast(
-    body: BroadcastIn, _: MarketingKey, settings: Config, sessions: Sessions, temporal: Temporal
+    body: BroadcastIn,
+    holder: MarketingKey,
+    settings: Config,
+    sessions: Sessions,
+    temporal: Temporal,
+    idempotency_key: IdempotencyKey = None,
 ) -> BroadcastCreated:
     """Create a broadcast and start sending it (at `send_at`, if given). Its audience is
     fixed when it starts sending; consent, the topic, suppression and the frequency cap
-    are checked as each message goes out."""
-    return await create_broadcast(sessions, temporal, settings.task_queue, body)
+    are checked as each message goes out. A repeated `Idempotency-Key` (same caller)
+    answers with the broadcast the first request created: a retry sends nothing twice."""
+    broadcast_id = broadcast_id_for(idempotency_key, caller_name(holder))
+    return await create_broadcast(sessions, temporal, settings.task_queue, body, broadcast_id)
 
 
 @router.get("/v1/broadcasts", response_model=list[BroadcastSummary])
