@@ -32,6 +32,7 @@ from starter.dev.provisioning.postgres import ensure_database
 from starter.dev.provisioning.temporal import register_search_attributes, start_dev_server
 from starter.dev.simulation import SimulationStack
 from starter.dev.smtp_sink import SmtpSink, free_port, start_sink
+from starter.inbound.listener import InboundHandler, serve
 from starter.settings import Settings
 from starter.worker_wiring import build_worker
 from workflows import search_attributes
@@ -238,3 +239,18 @@ async def leads(simulation: SimulationStack) -> AsyncIterator[list[str]]:
     for workflow_id in workflow_ids:
         with contextlib.suppress(RPCError):
             await simulation.client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+# The bounce domain of the inbound listener in the tests (NURTURE_BOUNCE_DOMAIN).
+BOUNCE_DOMAIN = "bounces.mail.example"
+
+
+@pytest.fixture
+async def listener(
+    settings: Settings, sessions: async_sessionmaker, temporal_client: Client
+) -> AsyncIterator[int]:
+    """`nurture inbound` for the bounce domain, handing messages to this test's worker."""
+    handler = InboundHandler(sessions, temporal_client, settings.task_queue, BOUNCE_DOMAIN)
+    port = free_port()
+    async with await serve(handler, "127.0.0.1", port):
+        yield port

@@ -4,7 +4,6 @@ the real stack — N transient bounces suppress, and the lead view shows each st
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
@@ -35,8 +33,6 @@ from reporting.deliverability import (
     deliverability_rates,
     send_source,
 )
-from starter.dev.smtp_sink import free_port
-from starter.inbound.listener import InboundHandler, serve
 from starter.services.link_tokens import LinkTokens
 from starter.settings import Settings
 from tests.conftest import ADMIN_KEY, new_email
@@ -121,17 +117,6 @@ def test_the_deliverability_status_follows_consent_and_recent_failures(
 # --- on the real stack --------------------------------------------------------------------
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-@pytest.fixture
-async def listener(
-    settings: Settings, sessions: async_sessionmaker, temporal_client: Client
-) -> AsyncIterator[int]:
-    """`nurture inbound` for the bounce domain, handing messages to this test's worker."""
-    handler = InboundHandler(sessions, temporal_client, settings.task_queue, BOUNCE_DOMAIN)
-    port = free_port()
-    async with await serve(handler, "127.0.0.1", port):
-        yield port
 
 
 async def send(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosmtplib
@@ -16,34 +15,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities
 from db.models import ConsentRecord, EngagementEvent, InboundMessage, Lead, OutboxEmail
 from journeys.inbound_mail import InboundKind, classify
-from starter.dev.smtp_sink import free_port
-from starter.inbound.listener import InboundHandler, serve
 from starter.services.link_tokens import LinkTokens
 from starter.settings import Settings
-from tests.conftest import ADMIN_KEY, new_email
+from tests.conftest import ADMIN_KEY, BOUNCE_DOMAIN, new_email
 from tests.lifecycle_helpers import eventually
 from tests.test_email_activity import make_lead, request
 
 SAMPLES = Path(__file__).with_name("data") / "inbound"
-BOUNCE_DOMAIN = "bounces.mail.example"
-
-
-@pytest.fixture
-async def listener(
-    settings: Settings, sessions: async_sessionmaker, temporal_client: Client
-) -> AsyncIterator[int]:
-    handler = InboundHandler(sessions, temporal_client, settings.task_queue, BOUNCE_DOMAIN)
-    port = free_port()
-    server = await serve(handler, "127.0.0.1", port)
-    async with server:
-        yield port
 
 
 async def _sent_to(settings: Settings, sessions: async_sessionmaker, email: str) -> str:

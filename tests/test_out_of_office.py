@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -194,17 +193,6 @@ def test_the_first_colleague_is_taken_after_skipping_the_others() -> None:
 
 
 # --- on the real stack --------------------------------------------------------------------
-
-
-@pytest.fixture
-async def listener(
-    settings: Settings, sessions: async_sessionmaker, temporal_client: Client
-) -> AsyncIterator[int]:
-    """`nurture inbound` for the bounce domain, handing messages to this test's worker."""
-    handler = InboundHandler(sessions, temporal_client, settings.task_queue, BOUNCE_DOMAIN)
-    port = free_port()
-    async with await serve(handler, "127.0.0.1", port):
-        yield port
 
 
 REP = "kim"  # journeys.sales_team
