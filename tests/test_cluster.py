@@ -57,10 +57,11 @@ from tests.test_worker_kills import (
     EFFECT_TIMEOUT,
     JOURNEY,
     JOURNEYS,
-    QUALIFIED,
     CountingCrm,
     HoldingSink,
     _create_leads,
+    finished_and_handed_over,
+    lead_handovers,
 )
 from workflows import search_attributes
 from workflows.contracts import journey_workflow_id, lead_workflow_id
@@ -414,33 +415,14 @@ async def test_two_hundred_journeys_finish_once_each_when_one_of_two_workers_is_
             return sum(len(sink.to(email)) for email in emails)
 
         await eventually(received, lambda count: count >= 2 * JOURNEYS, within=300)
-        workflow_ids = [journey_workflow_id(JOURNEY.name, lead_id) for lead_id in lead_ids]
-        await eventually(
-            lambda: completed_workflows(temporal_client, workflow_ids),
-            lambda done: done == JOURNEYS,
-            within=60,
-        )
-
-        async def handovers() -> list[CrmHandover]:
-            async with sessions() as session:
-                query = select(CrmHandover).where(
-                    CrmHandover.lead_id.in_(lead_ids), CrmHandover.kind == "lead"
-                )
-                return list((await session.execute(query)).scalars().all())
-
-        await eventually(
-            handovers,
-            lambda rows: len({r.lead_id for r in rows if r.delivered_at is not None}) == QUALIFIED,
-            within=120,
-        )
-        await asyncio.sleep(2)  # room for a duplicate, were there one
+        await finished_and_handed_over(temporal_client, sessions, lead_ids, within=60)
         assert survivor.returncode is None, "the surviving worker died"
     finally:
         survivor.terminate()
         await asyncio.wait_for(survivor.wait(), 60)
 
     await sent_once_each(sessions, sink, lead_ids, emails)
-    rows = await handovers()
+    rows = await lead_handovers(sessions, lead_ids)
     assert Counter(r.lead_id for r in rows) == Counter(qualified)
     assert set(crm.keys) == {r.idempotency_key for r in rows}
 

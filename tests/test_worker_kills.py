@@ -138,6 +138,34 @@ async def _create_leads(sessions: async_sessionmaker) -> tuple[list[str], list[s
     return ids, emails, qualified
 
 
+async def lead_handovers(sessions: async_sessionmaker, lead_ids: list[str]) -> list[CrmHandover]:
+    """The CRM handovers of these leads."""
+    async with sessions() as session:
+        query = select(CrmHandover).where(
+            CrmHandover.lead_id.in_(lead_ids), CrmHandover.kind == "lead"
+        )
+        return list((await session.execute(query)).scalars().all())
+
+
+async def finished_and_handed_over(
+    client: Client, sessions: async_sessionmaker, lead_ids: list[str], *, within: float
+) -> None:
+    """Wait until every lead's JOURNEY completed and every qualified lead reached the CRM,
+    then leave room for a duplicate, were there one."""
+    workflow_ids = [journey_workflow_id(JOURNEY.name, lead_id) for lead_id in lead_ids]
+    await eventually(
+        lambda: completed_workflows(client, workflow_ids),
+        lambda done: done == JOURNEYS,
+        within=within,
+    )
+    await eventually(
+        lambda: lead_handovers(sessions, lead_ids),
+        lambda rows: len({r.lead_id for r in rows if r.delivered_at is not None}) == QUALIFIED,
+        within=120,
+    )
+    await asyncio.sleep(2)
+
+
 async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_duplicate(
     temporal_client: Client,
     settings: Settings,
@@ -175,26 +203,7 @@ async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_dupl
             sink.release.set()
             worker = await start_worker(worker_settings, crm_url, **extra_env)
 
-        workflow_ids = [journey_workflow_id(JOURNEY.name, lead_id) for lead_id in lead_ids]
-        await eventually(
-            lambda: completed_workflows(temporal_client, workflow_ids),
-            lambda done: done == JOURNEYS,
-            within=240,
-        )
-
-        async def handovers() -> list[CrmHandover]:
-            async with sessions() as session:
-                query = select(CrmHandover).where(
-                    CrmHandover.lead_id.in_(lead_ids), CrmHandover.kind == "lead"
-                )
-                return list((await session.execute(query)).scalars().all())
-
-        await eventually(
-            handovers,
-            lambda rows: len({r.lead_id for r in rows if r.delivered_at is not None}) == QUALIFIED,
-            within=120,
-        )
-        await asyncio.sleep(2)  # room for a duplicate, were there one
+        await finished_and_handed_over(temporal_client, sessions, lead_ids, within=240)
     finally:
         worker.terminate()
         await asyncio.wait_for(worker.wait(), 60)
@@ -214,7 +223,7 @@ async def test_two_hundred_journeys_survive_repeated_worker_kills_without_a_dupl
     assert sum(received.values()) == 2 * JOURNEYS  # nothing else, nothing twice
     assert set(received) == {message_id for _, _, message_id in outbox}
 
-    rows = await handovers()
+    rows = await lead_handovers(sessions, lead_ids)
     assert Counter(r.lead_id for r in rows) == Counter(qualified)
     # A retried delivery repeats its handover's key (the CRM deduplicates on it): the
     # CRM saw exactly the handovers' keys, one per MQL.
