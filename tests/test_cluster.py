@@ -2,7 +2,9 @@
 matching, worker) on PostgreSQL with SQL visibility, started by `nurture cluster`'s code;
 Nurture as two worker processes and two API processes on one task queue, requests
 alternating between the APIs. Then faults across them: a worker SIGKILLed mid-send, the
-history service SIGKILLed while timers fall due, the matching service restarted under load.
+history service SIGKILLed while timers fall due, the matching service restarted under load;
+PostgreSQL (Temporal's databases and Nurture's) restarted while journeys send; and a
+rolling deploy of a patched journey change across two workers.
 
 The lane is marked `cluster`: `.ci/run` runs it; `-m "not cluster"` leaves it out locally.
 """
@@ -29,7 +31,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client
 
 from db.models import CrmHandover, OutboxEmail
@@ -52,7 +54,9 @@ from starter.worker_wiring import build_worker
 from tests.conftest import CRM_SECRET, MARKETING_KEY, new_email
 from tests.http_servers import serving
 from tests.lifecycle_helpers import completed_workflows, create_confirmed_lead, decider, eventually
+from tests.next_release import FAREWELL, FAREWELL_STEP
 from tests.test_handover_crash import ROOT, start_worker
+from tests.test_postgres_restart import journeys_through_a_postgres_restart
 from tests.test_worker_kills import (
     EFFECT_TIMEOUT,
     JOURNEY,
@@ -535,3 +539,138 @@ async def test_journeys_under_load_survive_a_matching_service_restart_without_a_
         await running
 
     assert [len(smtp.to(email)) for email in emails] == [2] * LOAD
+
+
+# -- a rolling deploy ------------------------------------------------------------------------
+
+ROLL_TIMER = timedelta(seconds=10)
+ROLL_JOURNEY = define_journey(
+    name="cluster-rolling",
+    entry="hello",
+    steps=(
+        SendEmail(id="hello", template="welcome", next="sleep"),
+        Wait(id="sleep", duration=ROLL_TIMER, next="again"),
+        SendEmail(id="again", template="welcome_next_step", next="done"),
+        End(id="done"),
+    ),
+)
+ROLL_GROUP = 15
+NONDETERMINISTIC = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+
+
+async def _task_workers(client: Client, workflow_id: str) -> tuple[set[str], int, bool]:
+    """Who completed the workflow's tasks (worker identities), how many of its tasks failed
+    for nondeterminism, and whether it recorded the next release's patch marker."""
+    identities: set[str] = set()
+    nondeterministic, marked = 0, False
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("workflow_task_completed_event_attributes"):
+            identities.add(event.workflow_task_completed_event_attributes.identity)
+        elif event.HasField("workflow_task_failed_event_attributes"):
+            cause = event.workflow_task_failed_event_attributes.cause
+            nondeterministic += cause == NONDETERMINISTIC
+        elif event.HasField("marker_recorded_event_attributes"):
+            marked = marked or FAREWELL.encode() in event.SerializeToString()
+    return identities, nondeterministic, marked
+
+
+async def test_a_rolling_deploy_of_a_patched_journey_change_loses_nothing_and_sends_nothing_twice(
+    temporal_client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker,
+    smtp: SmtpSink,
+    counting_crm: tuple[CountingCrm, str],
+) -> None:
+    """Today's worker and the next release's (tests/next_release.py: a farewell email at a
+    journey's end, behind `workflow.patched`) on one task queue, journeys in flight on both;
+    then the old worker stops, as the last step of the rollout."""
+    # No workflow cache, so no sticky queue: every workflow task goes to whichever worker
+    # polls first, the widest mixing of releases a rollout can produce.
+    env = nurture_env(
+        settings, counting_crm[1], NURTURE_WORKER_MAX_CACHED_WORKFLOWS="0",
+        NURTURE_EFFECT_TIMEOUT="5",
+    )  # fmt: skip
+    emails = [new_email("rolling") for _ in range(2 * ROLL_GROUP)]
+    lead_ids = [await create_confirmed_lead(sessions, {"email": email}) for email in emails]
+    workflow_ids = [journey_workflow_id(ROLL_JOURNEY.name, lead_id) for lead_id in lead_ids]
+
+    async def start(lead_id: str) -> None:
+        await start_journey(
+            temporal_client, sessions, task_queue=settings.task_queue, lead_id=lead_id,
+            definition=ROLL_JOURNEY, lifecycle=None, effect_timeout_seconds=5,
+        )  # fmt: skip
+
+    async def sent(step: str) -> int:
+        async with sessions() as session:
+            query = select(OutboxEmail.lead_id).where(
+                OutboxEmail.lead_id.in_(lead_ids), OutboxEmail.step_id == step
+            )
+            return len((await session.execute(query)).all())
+
+    old = await spawn([sys.executable, str(ROOT / "worker.py")], env, b"worker on")
+    processes = [old]
+    try:
+        await asyncio.gather(*(start(lead_id) for lead_id in lead_ids[:ROLL_GROUP]))
+        await eventually(lambda: sent("hello"), lambda n: n == ROLL_GROUP, within=60)
+        # The rollout begins: a worker of the next release joins while the first journeys
+        # sleep; more journeys start with both releases polling.
+        release = "from tests.next_release import main; main()"
+        new = await spawn([sys.executable, "-c", release], env, b"worker on")
+        processes.append(new)
+        await asyncio.gather(*(start(lead_id) for lead_id in lead_ids[ROLL_GROUP:]))
+        await eventually(lambda: sent("again"), lambda n: n == 2 * ROLL_GROUP, within=120)
+        await asyncio.sleep(3)  # both still polling while the last journeys end
+        old.terminate()  # the rollout ends
+        await asyncio.wait_for(old.wait(), 60)
+        await eventually(
+            lambda: completed_workflows(temporal_client, workflow_ids),
+            lambda done: done == len(workflow_ids),
+            within=180,
+        )
+        await asyncio.sleep(2)  # room for a duplicate, were there one
+    finally:
+        await stop_all(processes)
+
+    async with sessions() as session:
+        query = select(OutboxEmail.lead_id, OutboxEmail.step_id, OutboxEmail.message_id).where(
+            OutboxEmail.lead_id.in_(lead_ids)
+        )
+        outbox = (await session.execute(query)).all()
+    per_step = Counter((lead, step) for lead, step, _ in outbox)
+    assert {(lead, s) for lead in lead_ids for s in ("hello", "again")} <= set(per_step)
+    assert set(per_step.values()) == {1}  # nothing twice, the farewell included
+    received = Counter(m["Message-ID"] for email in emails for m in smtp.to(email))
+    assert set(received) == {message_id for _, _, message_id in outbox}
+    assert set(received.values()) == {1}
+
+    histories = await asyncio.gather(*(_task_workers(temporal_client, w) for w in workflow_ids))
+    releases = {f"{old.pid}@", f"{new.pid}@"}
+    on_both = [ids for ids, _, _ in histories if {i.split("@")[0] + "@" for i in ids} >= releases]
+    assert on_both, "no journey had tasks on both releases"
+    farewells = {lead for lead, step in per_step if step == FAREWELL_STEP}
+    # The farewell went exactly to the journeys that took the new branch (recorded the
+    # marker), and some journeys ended on the old code without it.
+    marked = {lead for lead, (_, _, m) in zip(lead_ids, histories, strict=True) if m}
+    assert farewells == marked
+    assert 0 < len(farewells) < len(lead_ids)
+    # An old worker met the new branch's history: its task failed and went to the new one.
+    assert sum(failed for _, failed, _ in histories) > 0
+
+
+# -- PostgreSQL restarted under Temporal and Nurture ----------------------------------------
+
+
+async def test_journeys_sending_through_a_restart_of_the_cluster_s_postgres_lose_nothing(
+    cluster: LocalCluster,
+    temporal_client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker,
+    smtp: SmtpSink,
+    database_url: str,
+) -> None:
+    """The PostgreSQL server holding Temporal's two databases and Nurture's stops for 4 s
+    while journeys send: Temporal's services and the worker reconnect, each email once."""
+    await journeys_through_a_postgres_restart(
+        temporal_client, settings, sessions, smtp, database_url
+    )
+    assert all(not cluster.exited(service) for service in Service)  # none gave up

@@ -68,6 +68,21 @@ async def test_journeys_sending_through_a_postgres_restart_lose_nothing_and_send
     smtp: SmtpSink,
     database_url: str,
 ) -> None:
+    await journeys_through_a_postgres_restart(
+        temporal_client, settings, sessions, smtp, database_url
+    )
+
+
+async def journeys_through_a_postgres_restart(
+    temporal_client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker,
+    smtp: SmtpSink,
+    database_url: str,
+) -> None:
+    """40 journeys send while the PostgreSQL server holding `database_url` stops for 4 s:
+    each email arrives once. On the dev server only Nurture's database goes away; the
+    cluster lane (tests/test_cluster.py) runs it with Temporal's databases on it too."""
     cluster = _cluster_of(database_url)
     emails = [new_email("pg") for _ in range(JOURNEYS)]
     lead_ids = [await create_confirmed_lead(sessions, {"email": email}) for email in emails]
