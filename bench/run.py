@@ -138,6 +138,7 @@ class TimedSink(SmtpSink):
     its DATA was complete, in the bench process's `perf_counter`)."""
 
     arrived: dict[str, float] = field(default_factory=dict)
+    arrivals: dict[str, list[float]] = field(default_factory=dict)  # every one, in order
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         now = time.perf_counter()
@@ -145,6 +146,7 @@ class TimedSink(SmtpSink):
         with self._lock:
             for address in envelope.rcpt_tos:
                 self.arrived.setdefault(address.lower(), now)
+                self.arrivals.setdefault(address.lower(), []).append(now)
         return answer
 
     def first_to(self, address: str) -> EmailMessage | None:
