@@ -5,6 +5,8 @@
   with the request a journey would send (sleeping/timer/CPU baseline: the same activities,
   none of the journey interpreter, lead workflow or scoring).
 - `BareHandover`: waits for a signal, then one activity POSTs to the CRM (latency baseline).
+- `BareFirstEmail`: one activity renders the welcome template and sends it over SMTP
+  (enrollment → first email baseline: the same work, none of the bookkeeping).
 - `BareTrigger`: waits for a signal, then runs the engine's `send_email` activity once with
   the request the triggered journey's first step sends (event → segment → email baseline).
 
@@ -22,9 +24,16 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    from email.message import EmailMessage
+    from functools import cache
+
+    import aiosmtplib
     import httpx
 
     from activities.contracts import SEND_EMAIL, SendEmailRequest, SendEmailResult
+    from activities.smtp_delivery import WIRE_POLICY
+    from journeys.rendering import render_email, template_context
+    from starter.settings import Settings, load_settings
 
 
 @activity.defn(name="bare_effect")
@@ -58,6 +67,45 @@ async def _send_email(lead_id: str, step_id: str, template: str, answer: bool = 
         start_to_close_timeout=timedelta(seconds=60),
     )
     return result.status
+
+
+@cache
+def _settings() -> Settings:
+    return load_settings()
+
+
+@activity.defn(name="bare_render_and_send")
+async def bare_render_and_send(address: str) -> str:
+    """The first email stripped to its work: render the welcome template, send it over
+    SMTP (a connection per message, as the engine's send does); no database, no outbox."""
+    settings = _settings()
+    context = template_context(
+        {"id": address, "email": address, "first_name": None},
+        base_url=settings.public_base_url, sender_name="Nurture", postal_address="1 Bench Street",
+    )  # fmt: skip
+    rendered = render_email("welcome", context)
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = address
+    message["Subject"] = rendered.subject
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    await aiosmtplib.send(
+        message.as_bytes(policy=WIRE_POLICY), sender=settings.mail_from, recipients=[address],
+        hostname=settings.smtp_host, port=settings.smtp_port,
+    )  # fmt: skip
+    return address
+
+
+@workflow.defn(name="BareFirstEmail")
+class BareFirstEmail:
+    """Enrollment → first email stripped to its minimum: one activity renders and sends."""
+
+    @workflow.run
+    async def run(self, address: str) -> str:
+        return await workflow.execute_activity(
+            bare_render_and_send, address, start_to_close_timeout=timedelta(seconds=60)
+        )
 
 
 @workflow.defn(name="BareWorkflow")
@@ -127,8 +175,8 @@ async def main(address: str, task_queue: str) -> None:
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BareWorkflow, BareSleeper, BareHandover, BareTrigger],
-        activities=[bare_effect, bare_post, email.send_email],
+        workflows=[BareWorkflow, BareSleeper, BareHandover, BareTrigger, BareFirstEmail],
+        activities=[bare_effect, bare_post, bare_render_and_send, email.send_email],
         workflow_runner=workflow_runner(),
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,

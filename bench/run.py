@@ -19,6 +19,12 @@ baseline measured in the same run, on the same machine and servers.
    evaluates every lead in the database; time until done, leads/s. The inserted leads
    are removed afterwards.
 
+0. enrollment -> first email at the SMTP server (`bench/first_email.py`), --first-emails N
+   through the API vs the same N `BareFirstEmail` workflows (render + send in one
+   activity), on the in-memory (`first_email`) and on the file-backed (`first_email_file`)
+   dev server, with history events, Temporal and persistence requests, transactions and
+   CPU per enrollment.
+
 Prints a table and writes bench/results.json. Real parts, fresh for each benchmark: a
 Temporal dev server, an SMTP sink, a CRM receiver, the worker and the API as processes;
 PostgreSQL (the test database) throughout. docs/performance.md has the method and the figures.
@@ -37,6 +43,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,6 +63,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
 from activities.contracts import SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
+from bench.first_email import first_email
 from bench.processes import CpuMeter, pids_where, rss_mib
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
@@ -171,6 +179,7 @@ class Stack:
     api: asyncio.subprocess.Process
     bare_worker: asyncio.subprocess.Process
     server_pids: list[int]
+    metrics_url: str
 
     def cpu_meter(self) -> CpuMeter:
         return CpuMeter({
@@ -183,9 +192,12 @@ class Stack:
 
 
 @asynccontextmanager
-async def bench_stack() -> AsyncIterator[Stack]:
-    port = free_port()
-    server = await start_dev_server(port=port)
+async def bench_stack(database_file: Path | None = None) -> AsyncIterator[Stack]:
+    """A fresh stack: a dev server (in memory, or file-backed in `database_file`), …"""
+    port, metrics_port = free_port(), free_port()
+    server = await start_dev_server(
+        port=port, database_file=database_file, metrics_port=metrics_port
+    )
     await register_search_attributes(server.client, "default", search_attributes.ALL)
     address = f"127.0.0.1:{port}"
     server_pids = pids_where(lambda c: "start-dev" in c and f"--port {port}" in c)
@@ -248,6 +260,7 @@ async def bench_stack() -> AsyncIterator[Stack]:
                     api=processes[1],
                     bare_worker=processes[2],
                     server_pids=server_pids,
+                    metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
                 )
     finally:
         for process in processes:
@@ -914,6 +927,27 @@ def print_table(result: dict[str, Any]) -> None:
         for k in ("enrollments", "handover", "redirects", "sleepers", "triggers", "backfill")
     )
     rows: list[tuple[str, str, str, str]] = []
+    for key, mode in (("first_email", "in-memory"), ("first_email_file", "file-backed")):
+        if not (f := result.get(key)):
+            continue
+        en, ba = f["engine"], f["bare"]
+        rows += [
+            (f"enroll→1st email/s ({mode})", f"{en['per_second']}", f"{ba['per_second']}",
+             "≥ 0.8x bare"),
+            ("  engine / bare", f"{f['ratio']}", "", ""),
+            ("  latency p50 / p99 ms", f"{en['p50_ms']} / {en['p99_ms']}",
+             f"{ba['p50_ms']} / {ba['p99_ms']}", ""),
+            ("  history events", " + ".join(f"{v}" for v in en["history_events"].values()),
+             " + ".join(f"{v}" for v in ba["history_events"].values()), "journey + lead"),
+            ("  frontend requests", f"{sum(en['frontend_requests_per_enrollment'].values()):.1f}",
+             f"{sum(ba['frontend_requests_per_enrollment'].values()):.1f}", "per enrollment"),
+            ("  persistence requests", f"{en['persistence_requests_per_enrollment']}",
+             f"{ba['persistence_requests_per_enrollment']}", "per enrollment"),
+            ("  DB transactions", f"{en['transactions_per_enrollment']}",
+             f"{ba['transactions_per_enrollment']}", "per enrollment"),
+            ("  CPU ms (all processes)", f"{sum(en['cpu_ms_per_enrollment'].values()):.1f}",
+             f"{sum(ba['cpu_ms_per_enrollment'].values()):.1f}", "per enrollment"),
+        ]  # fmt: skip
     if e:
         rows += [
             ("enrollments/s (API)", f"{e['engine']['per_second']}", f"{e['bare']['per_second']}",
@@ -963,7 +997,15 @@ def print_table(result: dict[str, Any]) -> None:
 
 # What a run without --only does. The backfill only when asked: it evaluates every lead of
 # the shared test database (its own leads are removed afterwards), so its size isn't ours.
-DEFAULT = ("enrollments", "handover", "redirects", "sleepers", "triggers")
+DEFAULT = (
+    "first_email",
+    "first_email_file",
+    "enrollments",
+    "handover",
+    "redirects",
+    "sleepers",
+    "triggers",
+)
 
 
 def _earlier_results(path: Path) -> dict[str, Any]:
@@ -979,6 +1021,9 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="enrollment load per side")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--journeys", type=int, default=10_000, help="sleeping journeys")
+    parser.add_argument(
+        "--first-emails", type=int, default=1000, help="enrollment->first email: N per side"
+    )
     parser.add_argument("--handovers", type=int, default=40, help="click->CRM samples")
     parser.add_argument(
         "--triggers", type=int, default=40, help="event->segment->email samples (and as many bare)"
@@ -1025,7 +1070,9 @@ async def main() -> None:
                 async with bench_stack() as stack:
                     result[name].append(await backfill(stack, count))
         else:
-            async with bench_stack() as stack:
+            # The file-backed dev server, as the demo runs it (`temporal.db` in a temp dir).
+            file = Path(tempfile.mkdtemp(prefix="bench-")) / "temporal.db"
+            async with bench_stack(file if name.endswith("_file") else None) as stack:
                 result[name] = await _one(name, stack, options)
         runs[name] = {"when": result["when"], "options": result["options"]}
         print(f"{name}:", json.dumps(result[name]), flush=True)
@@ -1038,6 +1085,8 @@ async def main() -> None:
 
 async def _one(name: str, stack: Stack, options: argparse.Namespace) -> dict[str, Any]:
     """One benchmark (not the backfill) on its fresh stack."""
+    if name.startswith("first_email"):
+        return await first_email(stack, options.first_emails, options.concurrency)
     if name == "enrollments":
         return await enrollments(stack, options.seconds, options.concurrency, options.profile)
     if name == "handover":

@@ -96,8 +96,10 @@ async def start_dev_server(
     ui_port: int | None = None,
     database_file: Path | None = None,
     search_attributes: Iterable[SearchAttributeKey] = (),
+    metrics_port: int | None = None,
 ) -> WorkflowEnvironment:
-    """Start `temporal server start-dev`; state persists in `database_file` when given."""
+    """Start `temporal server start-dev`; state persists in `database_file` when given;
+    Prometheus metrics on `metrics_port` when given (the benchmarks read them)."""
     cli = ensure_temporal_cli()
     if database_file is not None:
         database_file.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,10 @@ async def start_dev_server(
         search_attributes=tuple(search_attributes),
         dev_server_existing_path=str(cli) if cli else None,
         dev_server_database_filename=str(database_file) if database_file else None,
-        dev_server_extra_args=list(DEV_SERVER_ARGS),
+        dev_server_extra_args=[
+            *DEV_SERVER_ARGS,
+            *(["--metrics-port", str(metrics_port)] if metrics_port else []),
+        ],
     )
 
 
