@@ -339,6 +339,23 @@ class EnrollJobChunkResult(_Contract):
 ENROLL_JOB_CHUNK = ActivityRef("enroll_job_chunk", EnrollJobChunkRequest, EnrollJobChunkResult)
 
 
+class StoreJobLeadsRequest(_Contract):
+    """Write the new leads of chunks `first` … `last` (inclusive) of a bulk enrollment job
+    in bulk, before any journey starts (the job's store phase)."""
+
+    job_id: str
+    first: int = Field(ge=0)
+    last: int = Field(ge=0)
+
+
+class StoreJobLeadsResult(_Contract):
+    rows: int  # staged rows of the chunks that no earlier attempt stored
+    stored: int  # of them, written in bulk here (the rest are written one by one later)
+
+
+STORE_JOB_LEADS = ActivityRef("store_job_leads", StoreJobLeadsRequest, StoreJobLeadsResult)
+
+
 class FinishEnrollmentJobRequest(_Contract):
     """Mark the bulk enrollment job done (once)."""
 

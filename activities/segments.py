@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -93,8 +93,9 @@ class SegmentActivities:
             lead = await session.get(Lead, request.lead_id, with_for_update=True)
             if lead is None or lead.erased_at is not None:
                 return SegmentsAndTriggersResult(erased=True)
-            facts = await segment_facts(session, lead, request.now)
-            change = await _membership_change(session, lead.id, facts, request.now)
+            now = await _not_before_last_change(session, lead.id, request.now)
+            facts = await segment_facts(session, lead, now)
+            change = await _membership_change(session, lead.id, facts, now)
             if change.left:  # before the commit: a retry re-evaluates and signals again
                 await signal_journeys(
                     self._lifecycle.client,
@@ -102,16 +103,16 @@ class SegmentActivities:
                     SEGMENT_LEFT_SIGNAL,
                     list(change.left),
                 )
-            await _record_transitions(session, lead.id, change, request.now, request.cause)
+            await _record_transitions(session, lead.id, change, now, request.cause)
             dates = LeadDates(
                 properties=lead.properties or {},
                 zone=lead_zone(lead.timezone, lead.country, self._default_timezone).key,
-                now=request.now,
+                now=now,
             )
             fired = firings(
                 all_triggers(),
                 events=await _events(session, lead.id, request.event_ids),
-                entries=tuple(SegmentEntry(segment=s, at=request.now) for s in change.entered),
+                entries=tuple(SegmentEntry(segment=s, at=now) for s in change.entered),
                 stages=tuple(StageReached(stage=s.stage, key=s.key) for s in request.stages),
                 dates=dates,
             )
@@ -328,6 +329,19 @@ class MembershipChange:
     entered: tuple[str, ...]
     left: tuple[str, ...]
     recheck_at: datetime | None
+
+
+async def _not_before_last_change(session: AsyncSession, lead_id: str, now: datetime) -> datetime:
+    """The moment to evaluate the lead at: `now`, unless a membership change was already
+    recorded later. A request can be older than the last evaluation (a local activity
+    run again for a workflow task lost with its worker carries that task's time); judged
+    at its own time it would undo a newer entry (left, then entered again: a trigger
+    firing twice). Memberships only move forward in time."""
+    latest = await session.scalar(
+        select(func.max(SegmentTransition.at)).where(SegmentTransition.lead_id == lead_id)
+    )
+    last = as_utc(latest)
+    return max(now, last) if last is not None else now
 
 
 async def _membership_change(

@@ -25,6 +25,10 @@ baseline measured in the same run, on the same machine and servers.
    dev server, with history events, Temporal and persistence requests, transactions and
    CPU per enrollment.
 
+0b. a bulk import (`bench/bulk_import.py`): a --bulk-rows CSV (100,000) POSTed, time until
+   every lead is stored, then the journeys' first emails per second over --bulk-window vs
+   `BareFirstEmail` at the same concurrency (on a database of its own, dropped after).
+
 Prints a table and writes bench/results.json. Real parts, fresh for each benchmark: a
 Temporal dev server, an SMTP sink, a CRM receiver, the worker and the API as processes;
 PostgreSQL (the test database) throughout. docs/performance.md has the method and the figures.
@@ -63,6 +67,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
 from activities.contracts import SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
+from bench.bulk_import import bulk_import, scratch_database
 from bench.first_email import first_email
 from bench.processes import CpuMeter, pids_where, rss_mib
 from db.engine import create_engine_for, session_factory
@@ -192,8 +197,12 @@ class Stack:
 
 
 @asynccontextmanager
-async def bench_stack(database_file: Path | None = None) -> AsyncIterator[Stack]:
-    """A fresh stack: a dev server (in memory, or file-backed in `database_file`), …"""
+async def bench_stack(
+    database_file: Path | None = None, database_url: str | None = None
+) -> AsyncIterator[Stack]:
+    """A fresh stack: a dev server (in memory, or file-backed in `database_file`), an SMTP
+    sink, a CRM receiver, the worker, the API and the bare worker; Nurture's database is
+    the test database unless `database_url` names another."""
     port, metrics_port = free_port(), free_port()
     server = await start_dev_server(
         port=port, database_file=database_file, metrics_port=metrics_port
@@ -201,7 +210,7 @@ async def bench_stack(database_file: Path | None = None) -> AsyncIterator[Stack]
     await register_search_attributes(server.client, "default", search_attributes.ALL)
     address = f"127.0.0.1:{port}"
     server_pids = pids_where(lambda c: "start-dev" in c and f"--port {port}" in c)
-    database = ensure_database()
+    database = database_url or ensure_database()
     upgrade_to_head(database)
     engine = create_engine_for(database)
     sink = TimedSink()
@@ -948,6 +957,13 @@ def print_table(result: dict[str, Any]) -> None:
             ("  CPU ms (all processes)", f"{sum(en['cpu_ms_per_enrollment'].values()):.1f}",
              f"{sum(ba['cpu_ms_per_enrollment'].values()):.1f}", "per enrollment"),
         ]  # fmt: skip
+    if bi := result.get("bulk_import"):
+        rows += [
+            (f"CSV {bi['rows']} rows: stored in", f"{bi['stored_in_s']} s", "", "< 30 s"),
+            ("  accepted (parsed, staged) in", f"{bi['accepted_in_s']} s", "", ""),
+            ("  first emails/s", f"{bi['first_emails_per_s']}",
+             f"{bi['bare_first_emails_per_s']}", "≥ 0.8x bare"),
+        ]  # fmt: skip
     if e:
         rows += [
             ("enrollments/s (API)", f"{e['engine']['per_second']}", f"{e['bare']['per_second']}",
@@ -1000,6 +1016,7 @@ def print_table(result: dict[str, Any]) -> None:
 DEFAULT = (
     "first_email",
     "first_email_file",
+    "bulk_import",
     "enrollments",
     "handover",
     "redirects",
@@ -1023,6 +1040,10 @@ async def main() -> None:
     parser.add_argument("--journeys", type=int, default=10_000, help="sleeping journeys")
     parser.add_argument(
         "--first-emails", type=int, default=1000, help="enrollment->first email: N per side"
+    )
+    parser.add_argument("--bulk-rows", type=int, default=100_000, help="rows of the CSV import")
+    parser.add_argument(
+        "--bulk-window", type=float, default=60, help="seconds of first emails measured"
     )
     parser.add_argument("--handovers", type=int, default=40, help="click->CRM samples")
     parser.add_argument(
@@ -1064,7 +1085,11 @@ async def main() -> None:
     for name in (*DEFAULT, "backfill"):
         if name not in wanted:
             continue
-        if name == "backfill":  # a fresh stack for each size too
+        if name == "bulk_import":  # a database of its own, dropped after the run
+            with scratch_database() as url:
+                async with bench_stack(database_url=url) as stack:
+                    result[name] = await _one(name, stack, options)
+        elif name == "backfill":  # a fresh stack for each size too
             result[name] = []
             for count in options.backfill_leads:
                 async with bench_stack() as stack:
@@ -1085,6 +1110,8 @@ async def main() -> None:
 
 async def _one(name: str, stack: Stack, options: argparse.Namespace) -> dict[str, Any]:
     """One benchmark (not the backfill) on its fresh stack."""
+    if name == "bulk_import":
+        return await bulk_import(stack, options.bulk_rows, options.bulk_window, options.concurrency)
     if name.startswith("first_email"):
         return await first_email(stack, options.first_emails, options.concurrency)
     if name == "enrollments":

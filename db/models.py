@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -477,6 +478,9 @@ class EnrollmentJob(Base):
     total_rows: Mapped[int]
     valid_rows: Mapped[int]
     chunks: Mapped[int]
+    # Rows whose new lead the store phase wrote in bulk (the rest are written one by one
+    # as their chunk is enrolled, and counted in `EnrollmentJobChunk.stored`).
+    stored_rows: Mapped[int] = mapped_column(default=0, server_default="0")
     # [{"line": 7, "field": "email", "reason": "…"}]: never the rejected values themselves.
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     consent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -494,6 +498,10 @@ class EnrollmentJobRow(Base):
     line: Mapped[int] = mapped_column(primary_key=True)
     chunk: Mapped[int] = mapped_column(index=True)
     lead: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set by the store phase when it wrote the row's lead in bulk: the chunk then only
+    # starts its journey (and asks for a double opt-in when `double_opt_in`).
+    lead_id: Mapped[str | None] = mapped_column(String(36))
+    double_opt_in: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class EnrollmentJobChunk(Base):
@@ -504,6 +512,8 @@ class EnrollmentJobChunk(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("enrollment_jobs.id"), primary_key=True)
     chunk: Mapped[int] = mapped_column(primary_key=True)
     rows: Mapped[int]
+    # Rows of this chunk whose lead was written one by one here (not by the store phase).
+    stored: Mapped[int] = mapped_column(default=0, server_default="0")
     enrolled: Mapped[int]
     already_enrolled: Mapped[int]
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -135,6 +135,7 @@ def build_worker(
             inbound.process_inbound,
             stages.enroll_in_journey,
             stages.request_handover,
+            jobs.store_job_leads,
             jobs.enroll_job_chunk,
             jobs.finish_enrollment_job,
             segments.segments_and_triggers,

@@ -51,7 +51,11 @@ RUNS = {
     ),
 }
 # Lead workflow histories: (run whose lead's lifecycle to record, days it runs).
-LEAD_RUNS = {"lead-mql-sla-reassigned": ("whitepaper-nurture", "1d:demo_request", 5)}
+LEAD_RUNS = {
+    "lead-mql-sla-reassigned": ("whitepaper-nurture", "1d:demo_request", 5),
+    # Issue 18: the start and its nudge in one pass; scoring and segments as local activities.
+    "lead-one-pass-local-bookkeeping": ("whitepaper-nurture", "1d:download,2d:demo_request", 4),
+}
 
 
 async def _save(

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from journeys.scoring import LifecyclePolicy
     from workflows import search_attributes
-    from workflows.activity_calls import call
+    from workflows.activity_calls import call, call_local
     from workflows.contracts import (
         LEAD_NUDGE_SIGNAL,
         LEAD_STATUS_QUERY,
@@ -89,6 +89,12 @@ FEEDBACK_AT_ONCE = "feedback-answered-at-once"
 FEEDBACK_EFFECT_WAIT = timedelta(seconds=1)
 # Segments re-evaluated as things change, and journeys' triggers fired (issue 14).
 SEGMENTS_AND_TRIGGERS_PATCH = "segments-and-triggers"
+# A run's start and the nudge that started it handled in one pass (issue 18).
+ONE_PASS_AT_START = "one-pass-at-start"
+# Rescoring and segment evaluation as local activities (issue 18): short database work
+# whose result the loop needs at once, now without a round trip through the server's task
+# queue and with one history event each instead of three.
+LOCAL_BOOKKEEPING = "lead-bookkeeping-local"
 
 
 class FeedbackRefused(ApplicationError):
@@ -129,11 +135,18 @@ class LeadWorkflow:
     @workflow.run
     async def run(self, input: LeadInput) -> None:
         async with self._lock:
-            await self._rescore("lifecycle started")
-            if workflow.patched(SEGMENTS_AND_TRIGGERS_PATCH):
-                # Every run starts with its segments current and its next recheck set (a
-                # lead upgraded onto this code has never been evaluated).
-                await self._segments_and_triggers([], workflow.now(), force=True)
+            if workflow.patched(ONE_PASS_AT_START):
+                # The nudge that started the workflow (signal-with-start) is already
+                # pending: one pass acts on it, with one rescore and one evaluation of
+                # segments. Before, a run rescored and evaluated for its start, then did
+                # both again for that nudge: four activities per enrollment, now two.
+                await self._act(starting=True)
+            else:
+                await self._rescore("lifecycle started")
+                if workflow.patched(SEGMENTS_AND_TRIGGERS_PATCH):
+                    # Every run starts with its segments current and its next recheck set
+                    # (a lead upgraded onto this code has never been evaluated).
+                    await self._segments_and_triggers([], workflow.now(), force=True)
         while not self._erased:
             await self._sleep_until_something_happens()
             async with self._lock:
@@ -192,7 +205,9 @@ class LeadWorkflow:
         due = [c for c in candidates if c is not None]
         return min(due) if due else _NEVER
 
-    async def _act(self) -> None:
+    async def _act(self, *, starting: bool = False) -> None:
+        """Act on what is pending and due. `starting`: the run's first pass, which always
+        rescores and evaluates segments (a new run, or one continued as new)."""
         await self._apply_queued_feedback()
         nudges, self._state.pending = self._state.pending, []
         now = workflow.now()
@@ -200,8 +215,9 @@ class LeadWorkflow:
         unblocked = (
             self._state.mql_blocked_until is not None and self._state.mql_blocked_until <= now
         )
-        if nudges or rescore_due or unblocked:
-            await self._rescore(nudges[0].cause if nudges else "scheduled rescore")
+        if starting or nudges or rescore_due or unblocked:
+            cause = "lifecycle started" if starting else "scheduled rescore"
+            await self._rescore(nudges[0].cause if nudges else cause)
         if self._erased:
             return
         for nudge in nudges:
@@ -215,7 +231,7 @@ class LeadWorkflow:
         await self._run_sla()
         await self._maybe_hand_over_account()
         if workflow.patched(SEGMENTS_AND_TRIGGERS_PATCH):
-            await self._segments_and_triggers(nudges, now)
+            await self._segments_and_triggers(nudges, now, force=starting)
 
     async def _segments_and_triggers(
         self, nudges: list[LeadNudge], now: datetime, *, force: bool = False
@@ -231,7 +247,7 @@ class LeadWorkflow:
         self._changed_since_segments = False
         cause = nudges[0].cause if nudges else ("stage change" if self._stages_reached
                                                  else "segment window passed")  # fmt: skip
-        result = await self._activity(
+        result = await self._bookkeeping(
             SEGMENTS_AND_TRIGGERS,
             SegmentsAndTriggersRequest(
                 lead_id=self._input.lead_id,
@@ -253,7 +269,7 @@ class LeadWorkflow:
     # --- scoring and MQL ----------------------------------------------------------------
 
     async def _rescore(self, cause: str) -> None:
-        result = await self._activity(
+        result = await self._bookkeeping(
             SCORE_LEAD,
             ScoreLeadRequest(lead_id=self._input.lead_id, now=workflow.now(), cause=cause[:200]),
         )
@@ -660,6 +676,17 @@ class LeadWorkflow:
 
     async def _activity(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
         return await call(
+            ref,
+            request,
+            start_to_close_timeout=timedelta(seconds=self._input.effect_timeout_seconds),
+        )
+
+    async def _bookkeeping(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
+        """Scoring and segments: local activities since LOCAL_BOOKKEEPING (a run that
+        asked before keeps calling them as activities, as its history says)."""
+        if not workflow.patched(LOCAL_BOOKKEEPING):
+            return await self._activity(ref, request)
+        return await call_local(
             ref,
             request,
             start_to_close_timeout=timedelta(seconds=self._input.effect_timeout_seconds),

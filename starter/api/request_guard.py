@@ -31,7 +31,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MIB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 1 * MIB
 # Routes that take more: bulk uploads (10,000 rows).
-BODY_LIMITS = {"/v1/enrollment-jobs/csv": 20 * MIB, "/v1/enrollment-jobs": 16 * MIB}
+BODY_LIMITS = {"/v1/enrollment-jobs/csv": 32 * MIB, "/v1/enrollment-jobs": 32 * MIB}
 UNKEYED_V1 = (  # signed instead: the CRM's HMAC, email providers' own schemes
     "/v1/crm/webhook",
     *(f"/v1/webhooks/{provider}" for provider in ("ses", "sendgrid", "postmark", "mailgun")),

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from starter.services.enrollment import LeadIn
 
-MAX_ROWS = 10_000
+MAX_ROWS = 100_000  # a trade-show list or a CRM export; the body limits cap the bytes
 # CSV columns that are lead fields; any other column becomes a lead property.
 LEAD_COLUMNS = frozenset(LeadIn.model_fields) - {"properties"}
 

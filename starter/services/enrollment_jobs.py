@@ -31,7 +31,7 @@ CHUNK_ROWS = 100
 
 
 class EnrollmentJobRequest(InputModel):
-    """`POST /v1/enrollment-jobs`: up to 10,000 leads into one journey. Each element of
+    """`POST /v1/enrollment-jobs`: up to 100,000 leads into one journey. Each element of
     `leads` is validated on its own: bad ones are reported, the rest enrolled."""
 
     model_config = ConfigDict(
@@ -75,6 +75,8 @@ class EnrollmentJobView(BaseModel):
                 "status": "running",
                 "total_rows": 3,
                 "valid_rows": 2,
+                "phase": "starting",
+                "stored_rows": 2,
                 "processed_rows": 1,
                 "enrolled": 1,
                 "already_enrolled": 0,
@@ -92,7 +94,14 @@ class EnrollmentJobView(BaseModel):
     status: Literal["running", "done"]
     total_rows: int
     valid_rows: int
-    processed_rows: int
+    phase: Literal["storing", "starting", "done"] = Field(
+        description="`storing`: the new leads are being written in bulk; `starting`: "
+        "journeys are being started (and the other rows written one by one) chunk by chunk"
+    )
+    stored_rows: int = Field(description="Valid rows whose lead is written so far")
+    processed_rows: int = Field(
+        description="Rows done: journey started (or already running), or refused"
+    )
     enrolled: int
     already_enrolled: int
     failed_rows: int
@@ -220,6 +229,8 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
                     func.coalesce(func.sum(EnrollmentJobChunk.rows), 0),
                     func.coalesce(func.sum(EnrollmentJobChunk.enrolled), 0),
                     func.coalesce(func.sum(EnrollmentJobChunk.already_enrolled), 0),
+                    func.coalesce(func.sum(EnrollmentJobChunk.stored), 0),
+                    func.count(),
                 ).where(EnrollmentJobChunk.job_id == job_id)
             )
         ).one()
@@ -235,7 +246,10 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
         suppressed = [SuppressedRow.model_validate(s) for _, batch in chunk_notes for s in batch]
     errors.sort(key=lambda error: error.line)
     suppressed.sort(key=lambda row: row.line)
-    processed, enrolled, already = (int(value) for value in totals)
+    processed, enrolled, already, stored_one_by_one, chunks_done = (int(v) for v in totals)
+    phase: Literal["storing", "starting", "done"] = (
+        "done" if job.status == "done" else "starting" if chunks_done else "storing"
+    )
     return EnrollmentJobView(
         job_id=job.id,
         journey=job.journey,
@@ -243,6 +257,8 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
         status=job.status,
         total_rows=job.total_rows,
         valid_rows=job.valid_rows,
+        phase=phase,
+        stored_rows=job.stored_rows + stored_one_by_one,
         processed_rows=processed + (job.total_rows - job.valid_rows),
         enrolled=enrolled,
         already_enrolled=already,

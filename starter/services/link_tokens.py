@@ -104,9 +104,7 @@ class LinkTokens:
         if isinstance(value, str):
             return value, None
         if not (
-            isinstance(value, list)
-            and len(value) == 2
-            and all(isinstance(v, str) for v in value)
+            isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
         ):
             raise TokenInvalid("no such link")
         return value[0], value[1]

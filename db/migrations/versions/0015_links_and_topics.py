@@ -55,9 +55,7 @@ def upgrade() -> None:
     # The topic a marketing email belongs to (frequency choices count per topic), and the
     # topic a consent record is about (None: all marketing email).
     op.add_column("email_outbox", sa.Column("topic", sa.String(length=64), nullable=True))
-    op.create_index(
-        "ix_email_outbox_lead_topic", "email_outbox", ["lead_id", "topic", "sent_at"]
-    )
+    op.create_index("ix_email_outbox_lead_topic", "email_outbox", ["lead_id", "topic", "sent_at"])
     op.add_column("consent_records", sa.Column("topic", sa.String(length=64), nullable=True))
 
 

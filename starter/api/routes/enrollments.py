@@ -1,5 +1,5 @@
 """Routes that put leads into journeys: one enrollment (`POST /v1/enrollments`) and bulk
-jobs of up to 10,000 (`/v1/enrollment-jobs`, JSON or CSV)."""
+jobs of up to 100,000 (`/v1/enrollment-jobs`, JSON or CSV)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ async def create_enrollment_job(
     sessions: Sessions,
     idempotency_key: IdempotencyKey = None,
 ) -> EnrollmentJobView:
-    """Enroll up to 10,000 leads (a JSON array) in the background; poll the job.
+    """Enroll up to 100,000 leads (a JSON array) in the background; poll the job.
 
     Each lead is validated on its own: bad ones are reported by `line` (array index + 1)
     with the field and reason, and the others are enrolled. Enrolling is idempotent on
@@ -140,7 +140,7 @@ async def create_enrollment_job(
         }
     },
     responses={
-        413: {"description": "Larger than 20 MB"},
+        413: {"description": "Larger than 32 MiB"},
         422: {"description": "Unknown journey, no email column, or not UTF-8"},
     },
 )
