@@ -481,6 +481,8 @@ class EnrollmentJob(Base):
     # Rows whose new lead the store phase wrote in bulk (the rest are written one by one
     # as their chunk is enrolled, and counted in `EnrollmentJobChunk.stored`).
     stored_rows: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When its first chunk began to be enrolled: the store phase was over by then.
+    starting_at: Mapped[datetime | None]
     # [{"line": 7, "field": "email", "reason": "…"}]: never the rejected values themselves.
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     consent: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -65,7 +65,7 @@ class EnrollmentJobWorkflow:
                                 first=start,
                                 last=min(start + STORE_CHUNKS, job.chunks) - 1,
                             ),
-                            start_to_close_timeout=timedelta(minutes=5),
+                            start_to_close_timeout=timedelta(minutes=1),
                         )
                         for start in range(
                             first,

@@ -247,9 +247,13 @@ async def read_job(sessions: async_sessionmaker, job_id: str) -> EnrollmentJobVi
     errors.sort(key=lambda error: error.line)
     suppressed.sort(key=lambda row: row.line)
     processed, enrolled, already, stored_one_by_one, chunks_done = (int(v) for v in totals)
-    phase: Literal["storing", "starting", "done"] = (
-        "done" if job.status == "done" else "starting" if chunks_done else "storing"
-    )
+    phase: Literal["storing", "starting", "done"]
+    if job.status == "done":
+        phase = "done"
+    elif job.starting_at is not None or chunks_done:
+        phase = "starting"
+    else:
+        phase = "storing"
     return EnrollmentJobView(
         job_id=job.id,
         journey=job.journey,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,9 +63,9 @@ async def _accounts(session: AsyncSession, rows: list[LeadIn]) -> dict[str, str]
         return {}
     query = select(Account.domain, Account.id).where(Account.domain.in_(list(names)))
     found = dict((await session.execute(query)).tuples().all())
-    missing = [
+    missing = [  # in domain order, like the leads below: no deadlock between batches
         {"id": new_id(), "domain": domain, "name": name}
-        for domain, name in names.items()
+        for domain, name in sorted(names.items())
         if domain not in found
     ]
     if missing:  # a concurrent writer may create some first: the unique domain decides
@@ -112,7 +112,9 @@ async def store_new_leads(
     decision = decide(None, None, claim)  # the same for every new, unlisted address
     values = []
     # In address order: batches written side by side then take the unique index's locks
-    # in the same order, and can't deadlock on an address both hold.
+    # in the same order, and can't deadlock on an address both hold. (Two batches holding
+    # the same external id for different addresses still could: PostgreSQL then aborts
+    # one, and its activity is retried.)
     plain.sort(key=lambda row: row[1].email)
     for _, lead in plain:
         row: dict[str, Any] = {name: getattr(lead, name) for name in _FIELDS}
@@ -123,7 +125,11 @@ async def store_new_leads(
             "account_id": accounts.get(domain) if domain else None,
             "consent_status": decision.status.value,
         })  # fmt: skip
-    statement = _insert(session)(Lead).on_conflict_do_nothing().returning(Lead.id, Lead.email)
+    # Core, not the ORM's bulk insert (a third of the time for the same statement).
+    leads = cast(Table, Lead.__table__)
+    statement = (
+        _insert(session)(leads).on_conflict_do_nothing().returning(leads.c.id, leads.c.email)
+    )
     inserted = dict((await session.execute(statement, values)).tuples().all())  # id → email
     by_email = {email: lead_id for lead_id, email in inserted.items()}
     stored = {
@@ -133,7 +139,7 @@ async def store_new_leads(
     }
     if decision.record is not None and stored:
         await session.execute(
-            _insert(session)(ConsentRecord),
+            _insert(session)(cast(Table, ConsentRecord.__table__)),
             [
                 {
                     "lead_id": lead.lead_id,

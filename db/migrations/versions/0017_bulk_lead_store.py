@@ -24,6 +24,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("enrollment_jobs") as table:
         table.add_column(sa.Column("stored_rows", sa.Integer(), nullable=False, server_default="0"))
+        table.add_column(sa.Column("starting_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("enrollment_job_chunks") as table:
         table.add_column(sa.Column("stored", sa.Integer(), nullable=False, server_default="0"))
 
@@ -32,6 +33,7 @@ def downgrade() -> None:
     with op.batch_alter_table("enrollment_job_chunks") as table:
         table.drop_column("stored")
     with op.batch_alter_table("enrollment_jobs") as table:
+        table.drop_column("starting_at")
         table.drop_column("stored_rows")
     with op.batch_alter_table("enrollment_job_rows") as table:
         table.drop_column("double_opt_in")

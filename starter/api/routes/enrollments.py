@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from starter.api.auth import caller_name
 from starter.api.deps import Config, Lifecycle, MarketingKey, Sessions, Suppressions, Temporal
+from starter.api.request_guard import body_limit
 from starter.services.bulk_rows import (
     MAX_ROWS,
     ParsedRows,
@@ -38,7 +39,7 @@ IdempotencyKey = Annotated[
         description="Repeat a request safely: the same key returns the same job",
     ),
 ]
-MAX_CSV_BYTES = 20 * 1024 * 1024
+MAX_CSV_BYTES = body_limit("/v1/enrollment-jobs/csv")  # the guard's limit, one source
 
 
 class PayloadTooLarge(Problem):
@@ -207,7 +208,7 @@ async def get_enrollment_job(
 def _csv_rows(body: bytes) -> ParsedRows:
     """The rows of an uploaded CSV file, or the reason it can't be used (413, 422)."""
     if len(body) > MAX_CSV_BYTES:
-        raise PayloadTooLarge(f"at most {MAX_CSV_BYTES // (1024 * 1024)} MB per upload")
+        raise PayloadTooLarge(f"at most {MAX_CSV_BYTES // (1024 * 1024)} MiB per upload")
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
