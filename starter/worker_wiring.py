@@ -150,6 +150,9 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=20),
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        # Scoring and segments run as local activities: bounded like the others, so they
+        # can't outnumber the database pool.
+        max_concurrent_local_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
     )
 
