@@ -98,9 +98,7 @@ async def cluster(
     )
     local = LocalCluster(spec, binaries)
     try:
-        await asyncio.to_thread(local.prepare)
-        await asyncio.to_thread(local.start)
-        await local.wait_until_ready()
+        await local.start_ready()
         yield local
     finally:
         await asyncio.to_thread(local.stop)

@@ -609,6 +609,13 @@ class LocalCluster:
             return ""
 
     # -- readiness -----------------------------------------------------------------------
+    async def start_ready(self) -> None:
+        """Set up the databases, start the four services and wait until they answer (the
+        blocking steps in a thread, so an event loop stays free)."""
+        await asyncio.to_thread(self.prepare)
+        await asyncio.to_thread(self.start)
+        await self.wait_until_ready()
+
     async def wait_until_ready(self, within: float = 120) -> None:
         """Wait until every service answers, then register the namespace (once) and wait
         until it is usable: the frontend, history (a describe of a workflow that doesn't
