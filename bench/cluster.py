@@ -42,7 +42,16 @@ import httpx
 from aiosmtpd.controller import Controller
 
 from bench.processes import CpuMeter, pids_where, rss_mib
-from bench.run import ROOT, TimedSink, _closed_loop, _latencies, _link, _spawn, _wait_for
+from bench.run import (
+    ROOT,
+    TimedSink,
+    _closed_loop,
+    _latencies,
+    _link,
+    _spawn,
+    _wait_for,
+    nurture_env,
+)
 from db.migrate import upgrade_to_head
 from starter.dev.provisioning.cluster import (
     ClusterSpec,
@@ -96,9 +105,7 @@ async def cluster(database_url: str) -> AsyncIterator[Server]:
     )
     local = LocalCluster(spec, binaries)
     try:
-        await asyncio.to_thread(local.prepare)
-        await asyncio.to_thread(local.start)
-        await local.wait_until_ready()
+        await local.start_ready()
         client = await connect(local.address, "default")
         await register_search_attributes(client, "default", search_attributes.ALL)
 
@@ -149,21 +156,11 @@ async def nurture(server: Server, database_url: str, workers: int) -> AsyncItera
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
     api_port, key = free_port(), "bench-" + secrets.token_hex(12)
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": server.address,
-        "NURTURE_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": database_url,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(controller.port),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
-        "NURTURE_SECRET_KEY": secrets.token_urlsafe(32),
-        "NURTURE_API_KEYS": f"marketing:{key}",
-        "NURTURE_QUIET_HOURS": "",
-        "NURTURE_FREQUENCY_CAP": "",
-        "NURTURE_DATABASE_POOL_SIZE": POOL,
-        "PYTHONUNBUFFERED": "1",
-    }
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    env = nurture_env(
+        server.address, queue, database_url, controller.port, api_port, key,
+        NURTURE_DATABASE_POOL_SIZE=POOL,
+    )  # fmt: skip
     processes: list[asyncio.subprocess.Process] = []
     try:
         for _ in range(workers):

@@ -133,6 +133,7 @@ async def _side(
     # What an enrollment costs includes what it sets off after its first email (the lead
     # workflow's scoring and segments): count until the server is quiet again.
     await settled(stack)
+    await asyncio.sleep(1)  # PostgreSQL reports a backend's counts once it is idle
     cpu = meter.read()
     requests = await temporal_requests(stack.metrics_url) - requests_before
     committed = await transactions(stack) - transactions_before

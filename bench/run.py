@@ -196,6 +196,29 @@ class Stack:
         })  # fmt: skip
 
 
+def nurture_env(
+    address: str, queue: str, database: str, smtp_port: int, api_port: int, key: str,
+    **extra: str,
+) -> dict[str, str]:  # fmt: skip
+    """The environment of the benchmarks' Nurture processes (worker, API): no quiet hours
+    or frequency cap, a fresh secret, a marketing key `key`."""
+    return {
+        **os.environ,
+        "TEMPORAL_ADDRESS": address,
+        "NURTURE_TASK_QUEUE": queue,
+        "DATABASE_URL": database,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+        "NURTURE_SECRET_KEY": secrets.token_urlsafe(32),
+        "NURTURE_API_KEYS": f"marketing:{key}",
+        "NURTURE_QUIET_HOURS": "",
+        "NURTURE_FREQUENCY_CAP": "",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
 @asynccontextmanager
 async def bench_stack(
     database_file: Path | None = None, database_url: str | None = None
@@ -223,23 +246,11 @@ async def bench_stack(
     processes: list[asyncio.subprocess.Process] = []
     try:
         async with serving(crm.app()) as crm_base:
-            env = {
-                **os.environ,
-                "TEMPORAL_ADDRESS": address,
-                "NURTURE_TASK_QUEUE": queue,
-                "DATABASE_URL": database,
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(controller.port),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
-                "NURTURE_SECRET_KEY": secrets.token_urlsafe(32),
-                "NURTURE_API_KEYS": f"marketing:{key}",
-                "NURTURE_QUIET_HOURS": "",
-                "NURTURE_FREQUENCY_CAP": "",
-                "CRM_ADAPTER": "webhook",
-                "CRM_WEBHOOK_URL": f"{crm_base}/crm",
-                "CRM_WEBHOOK_SECRET": CRM_SECRET,
-                "PYTHONUNBUFFERED": "1",
-            }
+            env = nurture_env(
+                address, queue, database, controller.port, api_port, key,
+                CRM_ADAPTER="webhook", CRM_WEBHOOK_URL=f"{crm_base}/crm",
+                CRM_WEBHOOK_SECRET=CRM_SECRET,
+            )  # fmt: skip
             python = sys.executable
             processes.append(await _spawn([python, str(ROOT / "worker.py")], env, b"worker on"))
             processes.append(await _spawn(
@@ -738,12 +749,18 @@ async def _milestones(stack: Stack, workflow_id: str, since: float) -> dict[str,
         elif event.HasField("activity_task_completed_event_attributes"):
             scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
             marks.setdefault(f"{names.get(scheduled)} done", at)
+        elif event.HasField("marker_recorded_event_attributes"):
+            # Local activities (the lead workflow's scoring and segments since issue 18)
+            # leave a marker, written with the workflow task that ran them.
+            if event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+                marks.setdefault("local activities recorded", at)
     return marks
 
 
 # The engine's path, in order: (label, workflow, milestone); ms after the third POST left.
 ENGINE_PATH = (
     ("lead workflow signalled", "lead", "signalled"),
+    ("local scoring + segments recorded", "lead", "local activities recorded"),
     ("scoring activity done", "lead", f"{SCORE_LEAD.name} done"),
     ("segments activity started", "lead", f"{SEGMENTS_AND_TRIGGERS.name} started"),
     ("journey workflow started", "journey", "started"),
