@@ -49,6 +49,7 @@ NAMES = {
     "change_stage",
     "enroll_in_journey",
     "request_handover",
+    "store_job_leads",
     "enroll_job_chunk",
     "finish_enrollment_job",
     "segments_and_triggers",
