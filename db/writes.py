@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Base
@@ -45,3 +45,14 @@ async def insert_many_ignoring_conflicts(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(insert(model).on_conflict_do_nothing(), rows)
+
+
+# SQLSTATEs of a transaction PostgreSQL rolled back to resolve a conflict with another:
+# deadlock_detected and serialization_failure. Running it again is the documented remedy.
+TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def is_transient_conflict(exc: DBAPIError) -> bool:
+    """Whether the failed transaction may simply be run again (a deadlock or a
+    serialization failure), as opposed to a real error."""
+    return getattr(exc.orig, "sqlstate", None) in TRANSIENT_CONFLICTS

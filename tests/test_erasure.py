@@ -6,6 +6,7 @@ address, and its topic choices."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -31,11 +33,12 @@ from db.models import (
     StageTransition,
     TopicSubscription,
 )
+from db.writes import is_transient_conflict
 from starter.services.erasure import erase_lead
 from starter.services.link_tokens import LinkTokens
 from starter.settings import Settings
 from tests.conftest import ADMIN_KEY, SALES_KEY
-from tests.lifecycle_helpers import decider, eventually, lead_row
+from tests.lifecycle_helpers import create_confirmed_lead, decider, eventually, lead_row
 from tests.test_sales_loop import make_mql
 from tests.traces import history_holds, tables_holding
 from workflows.contracts import lead_workflow_id
@@ -226,3 +229,35 @@ async def test_erasure_deletes_the_leads_topic_choices(
             )
         ).all()
     assert choices == []
+
+
+async def test_an_erasure_chosen_to_break_a_deadlock_is_run_again_and_succeeds(
+    sessions: async_sessionmaker, temporal_client: Client, settings: Settings
+) -> None:
+    lead_id = await create_confirmed_lead(
+        sessions, {"email": f"dl-{uuid.uuid4().hex[:8]}@example.com"}
+    )
+    async with sessions() as session:
+        session.add(OutboxEmail(
+            idempotency_key=f"dl-{lead_id}", lead_id=lead_id, workflow_id="w", step_id="s",
+            template="welcome", message_id=f"<dl-{lead_id}@x>", subject="Hello",
+        ))  # fmt: skip
+        await session.commit()
+    # Another transaction (a worker's send) holds the lead's outbox row and then wants the
+    # lead, while the erasure holds the lead and wants the outbox row: a deadlock.
+    async with sessions() as other:
+        await other.execute(
+            select(OutboxEmail).where(OutboxEmail.lead_id == lead_id).with_for_update()
+        )
+        erasure = asyncio.create_task(erase_lead(temporal_client, sessions, settings, lead_id))
+        await asyncio.sleep(0.3)  # the erasure now waits for the outbox row
+        try:
+            await other.execute(select(Lead).where(Lead.id == lead_id).with_for_update())
+            await other.rollback()  # PostgreSQL broke the deadlock on the erasure's side
+        except DBAPIError as exc:
+            assert is_transient_conflict(exc)  # … or on this side
+            await other.rollback()
+        result = await asyncio.wait_for(erasure, 30)
+
+    assert result.lead_id == lead_id
+    assert (await lead_row(sessions, lead_id)).erased_at is not None

@@ -19,6 +19,7 @@ from datetime import datetime
 import httpx
 from pydantic import BaseModel
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -42,6 +43,7 @@ from db.models import (
     utcnow,
 )
 from db.suppression_list import SuppressionList
+from db.writes import is_transient_conflict
 from journeys.broadcasts import RecipientStatus
 from journeys.consent import ConsentAction, ConsentStatus, suppression_of_status
 from journeys.handover import HandoverStatus
@@ -51,6 +53,9 @@ from starter.settings import Settings
 from workflows.contracts import lead_workflow_id
 
 log = logging.getLogger(__name__)
+
+# Tries of the erasure's transaction when PostgreSQL breaks a deadlock with it.
+ERASE_ATTEMPTS = 3
 
 PERSONAL_FIELDS = (
     "email", "first_name", "last_name", "company", "title", "company_size", "industry",
@@ -82,6 +87,36 @@ async def erase_lead(
     client: Client, sessions: async_sessionmaker, settings: Settings, lead_id: str
 ) -> ErasureResult:
     """Erase the lead; repeating the request is harmless (and retries the CRM notice)."""
+    for attempt in range(1, ERASE_ATTEMPTS + 1):
+        try:
+            erased_at, workflow_ids = await _erase_rows(sessions, settings, lead_id)
+            break
+        except DBAPIError as exc:
+            # The erasure touches every table of the lead while its workflows may be
+            # writing some of them (an email's outbox row, a rescore's lock on the lead):
+            # PostgreSQL may pick this transaction to break a deadlock. All of it was
+            # rolled back; doing it again is the remedy.
+            if not is_transient_conflict(exc) or attempt == ERASE_ATTEMPTS:
+                raise
+            log.info("erasure of %s met a deadlock; attempt %d", lead_id, attempt + 1)
+            await asyncio.sleep(0.05 * attempt)
+    await _checkpoint_if_sqlite(sessions)
+    ended = await _end_workflows(client, workflow_ids)
+    crm = "builtin"
+    if settings.crm_adapter == "webhook":
+        await _tell_crm(settings, lead_id)
+        crm = "notified"
+    log.info("erased lead %s; %d workflows ended", lead_id, ended)
+    return ErasureResult(
+        lead_id=lead_id, erased_at=erased_at.isoformat(), workflows_ended=ended, crm=crm
+    )
+
+
+async def _erase_rows(
+    sessions: async_sessionmaker, settings: Settings, lead_id: str
+) -> tuple[datetime, list[str]]:
+    """The erasure's database part, in one transaction: when the lead was erased, and the
+    ids of its workflows to end."""
     async with sessions() as session:
         lead = await session.get(Lead, lead_id, with_for_update=True)
         if lead is None:
@@ -97,16 +132,7 @@ async def erase_lead(
             )
         workflow_ids = await _workflows_of(session, lead_id)
         await session.commit()
-    await _checkpoint_if_sqlite(sessions)
-    ended = await _end_workflows(client, workflow_ids)
-    crm = "builtin"
-    if settings.crm_adapter == "webhook":
-        await _tell_crm(settings, lead_id)
-        crm = "notified"
-    log.info("erased lead %s; %d workflows ended", lead_id, ended)
-    return ErasureResult(
-        lead_id=lead_id, erased_at=erased_at.isoformat(), workflows_ended=ended, crm=crm
-    )
+    return erased_at, workflow_ids
 
 
 async def _clear_personal_fields(session: AsyncSession, settings: Settings, lead: Lead) -> datetime:
