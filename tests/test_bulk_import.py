@@ -101,7 +101,7 @@ async def test_known_leads_duplicates_and_suppressed_addresses_are_written_one_b
         names = dict(
             (await session.execute(
                 select(Lead.email, Lead.first_name).where(Lead.email.like(f"%@{domain}"))
-            )).tuples().all()
+            )).all()
         )  # fmt: skip
     assert names[f"known@{domain}"] == "New"
     assert names[f"twice@{domain}"] in ("First", "Second") and names[f"fresh@{domain}"] == "Fresh"
@@ -155,7 +155,7 @@ async def test_two_imports_stored_side_by_side_share_accounts_and_write_each_add
     assert sum(r.stored for r in results) == 60  # each shared address by one of the two
     async with sessions() as session:
         query = select(Lead.email, Lead.account_id).where(Lead.email.in_(shared + own_a + own_b))
-        rows = (await session.execute(query)).tuples().all()
+        rows = (await session.execute(query)).all()
         accounts = await session.scalar(
             select(func.count()).select_from(Account).where(Account.domain.in_(domains))
         )

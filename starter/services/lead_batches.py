@@ -62,7 +62,7 @@ async def _accounts(session: AsyncSession, rows: list[LeadIn]) -> dict[str, str]
     if not names:
         return {}
     query = select(Account.domain, Account.id).where(Account.domain.in_(list(names)))
-    found = dict((await session.execute(query)).tuples().all())
+    found: dict[str, str] = {domain: id_ for domain, id_ in await session.execute(query)}
     missing = [  # in domain order, like the leads below: no deadlock between batches
         {"id": new_id(), "domain": domain, "name": name}
         for domain, name in sorted(names.items())
@@ -70,7 +70,7 @@ async def _accounts(session: AsyncSession, rows: list[LeadIn]) -> dict[str, str]
     ]
     if missing:  # a concurrent writer may create some first: the unique domain decides
         await session.execute(_insert(session)(Account).on_conflict_do_nothing(), missing)
-        found = dict((await session.execute(query)).tuples().all())
+        found = {domain: id_ for domain, id_ in await session.execute(query)}
     return found
 
 
@@ -130,7 +130,7 @@ async def store_new_leads(
     statement = (
         _insert(session)(leads).on_conflict_do_nothing().returning(leads.c.id, leads.c.email)
     )
-    inserted = dict((await session.execute(statement, values)).tuples().all())  # id → email
+    inserted = {id_: email for id_, email in await session.execute(statement, values)}
     by_email = {email: lead_id for lead_id, email in inserted.items()}
     stored = {
         line: StoredLead(by_email[lead.email], decision.start_double_opt_in)
