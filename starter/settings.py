@@ -167,6 +167,13 @@ class Settings(BaseSettings):
         description="Bound on one attempt of an effect (email, CRM); a crashed worker's "
         "attempt is retried after it.",
     )
+    local_bookkeeping: bool = Field(
+        default=True,
+        alias="NURTURE_LOCAL_BOOKKEEPING",
+        description="Run a lead's rescoring and segment evaluation as local activities "
+        "(fewer history events and round trips). The simulator turns it off: the Java "
+        "time-skipping test server mishandles local activities next to timers.",
+    )
     worker_max_cached_workflows: int = Field(
         default=1000,
         alias="NURTURE_WORKER_MAX_CACHED_WORKFLOWS",

@@ -88,7 +88,9 @@ def build_worker(
 ) -> Worker:
     """A worker for every Nurture workflow and activity, wired to `settings` and `sessions`."""
     queue = task_queue or settings.task_queue
-    lifecycle = LeadLifecycle(client, queue, settings.effect_timeout_seconds)
+    lifecycle = LeadLifecycle(
+        client, queue, settings.effect_timeout_seconds, settings.local_bookkeeping
+    )
     email = EmailActivities(settings, sessions)
     leads = LeadActivities(sessions, lifecycle)
     crm = CrmActivities(settings, sessions, lifecycle)

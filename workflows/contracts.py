@@ -275,3 +275,6 @@ class LeadInput(BaseModel):
     state: LeadState | None = None
     # Bound on one attempt of an effect: a crashed worker's attempt is retried after it.
     effect_timeout_seconds: int = Field(default=60, ge=1, le=3600)
+    # Scoring and segments as local activities (`NURTURE_LOCAL_BOOKKEEPING`); off on the
+    # Java time-skipping test server, which mishandles them (docs/lifecycle.md).
+    local_bookkeeping: bool = True

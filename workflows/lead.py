@@ -158,6 +158,7 @@ class LeadWorkflow:
                         lead_id=self._input.lead_id,
                         state=self._state,
                         effect_timeout_seconds=self._input.effect_timeout_seconds,
+                        local_bookkeeping=self._input.local_bookkeeping,
                     )
                 )
 
@@ -684,7 +685,7 @@ class LeadWorkflow:
     async def _bookkeeping(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
         """Scoring and segments: local activities since LOCAL_BOOKKEEPING (a run that
         asked before keeps calling them as activities, as its history says)."""
-        if not workflow.patched(LOCAL_BOOKKEEPING):
+        if not self._input.local_bookkeeping or not workflow.patched(LOCAL_BOOKKEEPING):
             return await self._activity(ref, request)
         return await call_local(
             ref,

@@ -84,7 +84,12 @@ def create_app(
             stack.push_async_callback(engine.dispose)
             address = await stack.enter_async_context(temporal_address(settings))
             client = await connect(address, settings.temporal_namespace)
-            lifecycle = LeadLifecycle(client, settings.task_queue, settings.effect_timeout_seconds)
+            lifecycle = LeadLifecycle(
+                client,
+                settings.task_queue,
+                settings.effect_timeout_seconds,
+                settings.local_bookkeeping,
+            )
             state.connections = Connections(client, session_factory(engine), lifecycle)
             try:
                 yield

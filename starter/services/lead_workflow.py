@@ -55,12 +55,17 @@ class LeadLifecycle:
     client: Client
     task_queue: str
     effect_timeout_seconds: int = 60
+    local_bookkeeping: bool = True  # NURTURE_LOCAL_BOOKKEEPING, for the runs it starts
 
     async def nudge(self, lead_id: str, nudge: LeadNudge) -> None:
         """Tell the lead's lifecycle something changed, starting it if it isn't running."""
         await self.client.start_workflow(
             LEAD_WORKFLOW_NAME,
-            LeadInput(lead_id=lead_id, effect_timeout_seconds=self.effect_timeout_seconds),
+            LeadInput(
+                lead_id=lead_id,
+                effect_timeout_seconds=self.effect_timeout_seconds,
+                local_bookkeeping=self.local_bookkeeping,
+            ),
             id=lead_workflow_id(lead_id),
             task_queue=self.task_queue,
             start_signal=LEAD_NUDGE_SIGNAL,
