@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from starter.services.bulk_rows import MAX_ROWS, TooManyRows, parse_csv_rows, parse_json_rows
+from starter.services.bulk_rows import (
+    MAX_CSV_ROWS,
+    MAX_ROWS,
+    TooManyRows,
+    parse_csv_rows,
+    parse_json_rows,
+)
 
 
 def test_csv_rows_are_numbered_by_their_line_in_the_file() -> None:
@@ -52,3 +58,11 @@ def test_json_rows_are_numbered_from_one_and_may_be_anything() -> None:
 def test_more_than_ten_thousand_rows_are_refused() -> None:
     with pytest.raises(TooManyRows):
         parse_json_rows([{"email": f"l{i}@example.com"} for i in range(MAX_ROWS + 1)])
+
+
+def test_a_csv_file_may_hold_ten_times_the_rows_of_a_json_array() -> None:
+    rows = "".join(f"l{i}@example.com\n" for i in range(MAX_ROWS + 1))
+
+    parsed = parse_csv_rows("email\n" + rows)
+
+    assert parsed.total == MAX_ROWS + 1 and MAX_CSV_ROWS == 10 * MAX_ROWS

@@ -31,8 +31,9 @@ CHUNK_ROWS = 100
 
 
 class EnrollmentJobRequest(InputModel):
-    """`POST /v1/enrollment-jobs`: up to 100,000 leads into one journey. Each element of
-    `leads` is validated on its own: bad ones are reported, the rest enrolled."""
+    """`POST /v1/enrollment-jobs`: up to 10,000 leads into one journey (a CSV upload takes
+    100,000). Each element of `leads` is validated on its own: bad ones are reported, the
+    rest enrolled."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -1,5 +1,5 @@
 """Routes that put leads into journeys: one enrollment (`POST /v1/enrollments`) and bulk
-jobs of up to 100,000 (`/v1/enrollment-jobs`, JSON or CSV)."""
+jobs (`/v1/enrollment-jobs`: 10,000 rows as JSON, 100,000 as CSV)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starter.api.auth import caller_name
 from starter.api.deps import Config, Lifecycle, MarketingKey, Sessions, Suppressions, Temporal
 from starter.api.request_guard import body_limit
 from starter.services.bulk_rows import (
-    MAX_ROWS,
+    MAX_CSV_ROWS,
     ParsedRows,
     TooManyRows,
     parse_csv_rows,
@@ -100,7 +100,7 @@ async def create_enrollment_job(
     sessions: Sessions,
     idempotency_key: IdempotencyKey = None,
 ) -> EnrollmentJobView:
-    """Enroll up to 100,000 leads (a JSON array) in the background; poll the job.
+    """Enroll up to 10,000 leads (a JSON array) in the background; poll the job.
 
     Each lead is validated on its own: bad ones are reported by `line` (array index + 1)
     with the field and reason, and the others are enrolled. Enrolling is idempotent on
@@ -165,7 +165,7 @@ async def create_csv_enrollment_job(
     `external_id`, `first_name`, `last_name`, `company`, `title`, `company_size`,
     `industry`, `country`, `timezone`, `persona`; any other column becomes a property).
 
-    Up to 10,000 rows; bad rows are reported by their line in the file (the header is
+    Up to 100,000 rows; bad rows are reported by their line in the file (the header is
     line 1), the others enrolled in the background.
     """
     definition = journey_named(journey, ("query", "journey"))
@@ -216,6 +216,6 @@ def _csv_rows(body: bytes) -> ParsedRows:
     try:
         return parse_csv_rows(text)
     except TooManyRows:
-        raise InvalidParameter(("body",), f"at most {MAX_ROWS} rows per upload") from None
+        raise InvalidParameter(("body",), f"at most {MAX_CSV_ROWS} rows per upload") from None
     except Exception as exc:  # csv.Error and a missing email column: the file's fault
         raise InvalidParameter(("body",), f"not a usable CSV file: {exc}") from None
