@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy import text
 
+from bench.parallel import in_parallel
 from workflows.contracts import lead_workflow_id
 
 if TYPE_CHECKING:
@@ -85,16 +86,6 @@ async def _history_length(stack: Stack, workflow_id: str) -> int:
     return len(history.events)
 
 
-async def _in_parallel(calls: list[Callable[[], Awaitable[None]]], width: int) -> None:
-    queue = list(reversed(calls))
-
-    async def lane() -> None:
-        while queue:
-            await queue.pop()()
-
-    await asyncio.gather(*(lane() for _ in range(width)))
-
-
 async def _side(
     stack: Stack,
     count: int,
@@ -121,7 +112,7 @@ async def _side(
     meter = stack.cpu_meter()
     meter.start()
     began = time.perf_counter()
-    await _in_parallel([call(a) for a in addresses], concurrency)
+    await in_parallel([call(a) for a in addresses], concurrency)
     requests_done = time.perf_counter()
     arrived = stack.sink.arrived
     for _ in range(18_000):  # at most an hour

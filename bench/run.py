@@ -69,6 +69,7 @@ from temporalio.client import Client
 from activities.contracts import SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
 from bench.bulk_import import bulk_import, scratch_database
 from bench.first_email import first_email
+from bench.parallel import in_parallel
 from bench.processes import CpuMeter, pids_where, rss_mib
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
@@ -587,16 +588,6 @@ async def _sent(stack: Stack, pattern: str) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
-async def _in_parallel(calls: list[Callable[..., Awaitable[Any]]], width: int) -> None:
-    gate = asyncio.Semaphore(width)
-
-    async def run(call: Callable[[], Awaitable[Any]]) -> None:
-        async with gate:
-            await call()
-
-    await asyncio.gather(*(run(c) for c in calls))
-
-
 async def _sleepers_side(
     stack: Stack,
     name: str,
@@ -614,7 +605,7 @@ async def _sleepers_side(
     began = time.perf_counter()
     for chunk in range(0, count, max(1, count // 10)):
         part = lead_ids[chunk : chunk + max(1, count // 10)]
-        await _in_parallel([lambda i=i: start(i, due) for i in part], 32)
+        await in_parallel([lambda i=i: start(i, due) for i in part], 32)
         rss.append(round(rss_mib(worker_pid), 1))
     created_in = time.perf_counter() - began
     await asyncio.sleep(3)
