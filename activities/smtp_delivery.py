@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import email.policy
 import re
+import select
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
@@ -65,6 +66,22 @@ async def _written_out(protocol: SMTPProtocol, data: bytes) -> None:
     protocol.write(data)
     async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):  # the server stopped reading
         await protocol._drain_helper()  # aiosmtplib's flow control (pinned 5.x)
+        # All of it in the kernel may still mean a full kernel buffer (a slow reader): the
+        # dot's `send` would then fail and the dot wait in asyncio's buffer after the
+        # COMMIT — lost to a kill. Wait for room (the commit point checks it again).
+        while True:
+            if _has_room(transport):
+                return
+            await asyncio.sleep(0.001)  # polled: the transport owns the socket's writer
+
+
+def _has_room(transport: asyncio.WriteTransport) -> bool:
+    """Whether the transport's socket would take a few bytes now (True where it can't be
+    told: TLS writes go through the transport anyway)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.is_closing():
+        return True
+    return bool(select.select([], [sock.fileno()], [], 0)[1])
 
 
 def _dot_for(protocol: SMTPProtocol) -> Callable[[], None]:
@@ -82,8 +99,8 @@ def _dot_for(protocol: SMTPProtocol) -> Callable[[], None]:
         # another connection, had this one closed.
         if protocol.transport is not transport or transport.is_closing():
             return None
-        if transport.get_write_buffer_size():
-            return None
+        if transport.get_write_buffer_size() or not _has_room(transport):
+            return None  # the dot could not go out at once: nothing is committed
         sock = transport.get_extra_info("socket")
         return None if sock is None else int(sock.fileno())
 

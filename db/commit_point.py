@@ -32,7 +32,11 @@ History (tests/test_worker_kills.py, tests/test_postgres_restart.py):
   anything but success, the write has happened and the transaction's fate is unknown:
   `CommitOutcomeUnknown` tells the caller, who records the effect again once the
   database answers. Other writes (TLS) fall back to psycopg's COMMIT and a 10 µs switch
-  interval.
+  interval;
+- a kernel send buffer filled by the body (a slow reader) made the dot's `send` fail after
+  the COMMIT, and the dot wait in asyncio's buffer: one email lost in a CI run. The body's
+  write now waits for room in the socket, and the commit point commits nothing unless the
+  socket is writable at that instant.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
 from db.models import ConsentRecord, EngagementEvent, Enrollment
@@ -284,7 +284,7 @@ async def test_erasure_leaves_no_trace_of_the_address(
 
     assert marketing_try.status_code == 403
     assert erased.status_code == 200, erased.text
-    assert erased.json()["workflows_ended"] >= 1 and again.status_code == 200
+    assert again.status_code == 200
     assert (await api.get(f"/v1/leads/{lead_id}")).status_code == 404
     async with sessions() as session:
         workflow_ids = (
@@ -298,6 +298,10 @@ async def test_erasure_leaves_no_trace_of_the_address(
         )
     assert await tables_holding(sessions, email, "Erasable") == []
     for workflow_id in [*workflow_ids, lead_workflow_id(lead_id)]:
+        # Ended by the erasure, or by itself on reading the erased lead first (a rescore
+        # under way when the rows were cleared): `workflows_ended` counts only the former.
+        description = await temporal_client.get_workflow_handle(workflow_id).describe()
+        assert description.status != WorkflowExecutionStatus.RUNNING, workflow_id
         assert not await history_holds(temporal_client, workflow_id, email, "Erasable")
 
 
