@@ -124,7 +124,8 @@ class LeadActivities:
         and properties here; a stage is a request to the lead's lifecycle, which decides."""
         now = datetime.now(UTC)
         async with self._sessions() as session:
-            lead = await self._lead(session, request.lead_id)
+            # Locked: a rescore folds the lead's events into its tally (one at a time).
+            lead = await load_lead(session, request.lead_id, lock=True)
             previous_score = lead.score
             if request.add_score:
                 lead.score_adjustment += request.add_score

@@ -15,13 +15,14 @@ from journeys.accounts import ACCOUNT_MODEL, account_qualifies
 from journeys.dsl import LifecycleStage
 from journeys.scoring import ScoreExplanation
 from journeys.scoring_models import scoring_model_for
-from starter.services.score_explanation import explain_score
+from starter.services.score_explanation import explain_and_tally
 
 
 async def rescore(session: AsyncSession, lead: Lead, now: datetime, cause: str) -> ScoreExplanation:
-    """Recompute the lead's score and, if it changed, store it and a history record.
-    The caller commits."""
-    explanation = await explain_score(session, lead, now)
+    """Recompute the lead's score, its new events folded into its tally, and, if it
+    changed, store it and a history record. The caller holds the lead's row lock (two
+    folds at once would each miss the other's events) and commits."""
+    explanation = await explain_and_tally(session, lead, now)
     changed = (lead.fit_score, lead.behaviour_score, lead.score) != (
         explanation.fit,
         explanation.behaviour,

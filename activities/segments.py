@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -39,7 +39,13 @@ from db.models import (
 )
 from db.writes import insert_ignoring_conflict
 from journeys.registry import UnknownJourneyError, all_triggers, get_journey
-from journeys.segment_rules import SegmentEvent, SegmentFacts, evaluate, lookback
+from journeys.segment_rules import (
+    EventNeeds,
+    SegmentEvent,
+    SegmentFacts,
+    evaluate,
+    event_needs,
+)
 from journeys.segments import all_segments, get_segment
 from journeys.timezones import lead_zone
 from journeys.triggers import (
@@ -284,22 +290,7 @@ async def segment_facts_of(
     )
     for lead_id, journey, completed in rows:
         journeys[lead_id].append((journey, completed))
-    events: dict[str, list[SegmentEvent]] = {i: [] for i in ids}
-    since = now - lookback(tuple(all_segments().values()))
-    event_rows = await session.execute(
-        select(
-            EngagementEvent.lead_id,
-            EngagementEvent.type,
-            EngagementEvent.occurred_at,
-            EngagementEvent.properties,
-        )
-        .where(EngagementEvent.lead_id.in_(ids), EngagementEvent.occurred_at >= since)
-        .order_by(EngagementEvent.occurred_at.desc())
-    )
-    for lead_id, kind, at, props in event_rows:
-        events[lead_id].append(
-            SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
-        )
+    events = await _segment_events(session, ids, now, event_needs(tuple(all_segments().values())))
     return {
         lead.id: SegmentFacts(
             lead=_lead_facts(lead, accounts.get(lead.account_id or "")),
@@ -309,6 +300,55 @@ async def segment_facts_of(
         )
         for lead in leads
     }
+
+
+async def _segment_events(
+    session: AsyncSession, ids: list[str], now: datetime, needs: EventNeeds
+) -> dict[str, list[SegmentEvent]]:
+    """The leads' events segments need (`EventNeeds`), newest first: per counted type its
+    window's; per silenced type its latest up to now and any later. A lead's long
+    history is never read (the index on lead, type and moment finds each range)."""
+    events: dict[str, list[SegmentEvent]] = {i: [] for i in ids}
+    ranges = [
+        and_(EngagementEvent.type == kind, EngagementEvent.occurred_at >= now - within)
+        for kind, within in needs.windows.items()
+    ]
+    if needs.latest:
+        ranges.append(
+            and_(EngagementEvent.type.in_(needs.latest), EngagementEvent.occurred_at > now)
+        )
+    columns = (
+        EngagementEvent.lead_id, EngagementEvent.type, EngagementEvent.occurred_at,
+        EngagementEvent.properties,
+    )  # fmt: skip
+    if ranges:
+        rows = await session.execute(
+            select(*columns)
+            .where(EngagementEvent.lead_id.in_(ids), or_(*ranges))
+            .order_by(EngagementEvent.occurred_at.desc())
+        )
+        for lead_id, kind, at, props in rows:
+            events[lead_id].append(
+                SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
+            )
+    if needs.latest:
+        latest = await session.execute(
+            select(
+                EngagementEvent.lead_id, EngagementEvent.type, func.max(EngagementEvent.occurred_at)
+            )
+            .where(
+                EngagementEvent.lead_id.in_(ids),
+                EngagementEvent.type.in_(needs.latest),
+                EngagementEvent.occurred_at <= now,
+            )
+            .group_by(EngagementEvent.lead_id, EngagementEvent.type)
+        )
+        for lead_id, kind, at in latest:
+            moment = as_utc(at) or now
+            within = needs.windows.get(kind)
+            if within is None or moment < now - within:  # else loaded with its window
+                events[lead_id].append(SegmentEvent(type=kind, occurred_at=moment, properties={}))
+    return events
 
 
 def _lead_facts(lead: Lead, account: Account | None) -> dict[str, Any]:

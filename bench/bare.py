@@ -9,6 +9,8 @@
   (enrollment → first email baseline: the same work, none of the bookkeeping).
 - `BareTrigger`: waits for a signal, then runs the engine's `send_email` activity once with
   the request the triggered journey's first step sends (event → segment → email baseline).
+- `BareEventSink`: takes `event` signals and counts them (the events baseline: a row and a
+  signal per event, nothing else).
 
 `python -m bench.bare ADDRESS TASK_QUEUE` runs the worker (settings from the environment,
 like the engine's worker).
@@ -160,6 +162,26 @@ class BareTrigger:
         return await _send_email(lead_id, "follow_up", "pricing_follow_up", answer=True)
 
 
+@workflow.defn(name="BareEventSink")
+class BareEventSink:
+    """A lead's workflow stripped to taking events: it counts them."""
+
+    def __init__(self) -> None:
+        self._seen = 0
+
+    @workflow.signal(name="event")
+    def event(self) -> None:
+        self._seen += 1
+
+    @workflow.query(name="seen")
+    def seen(self) -> int:
+        return self._seen
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
 async def main(address: str, task_queue: str) -> None:
     from db.engine import create_engine_for, session_factory
     from starter.settings import load_settings
@@ -175,7 +197,14 @@ async def main(address: str, task_queue: str) -> None:
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BareWorkflow, BareSleeper, BareHandover, BareTrigger, BareFirstEmail],
+        workflows=[
+            BareWorkflow,
+            BareSleeper,
+            BareHandover,
+            BareTrigger,
+            BareFirstEmail,
+            BareEventSink,
+        ],
         activities=[bare_effect, bare_post, bare_render_and_send, email.send_email],
         workflow_runner=workflow_runner(),
         max_cached_workflows=settings.worker_max_cached_workflows,

@@ -14,6 +14,10 @@ baseline measured in the same run, on the same machine and servers.
    (a lead's third /pricing page view puts it into `pricing-visitors`, whose trigger starts
    `pricing-follow-up`) under a background of 10 events/s, vs `BareTrigger`: signal ->
    the same `send_email` activity in a bare workflow;
+5b. engagement events (`bench/events.py`): `POST /v1/events` at --event-rate (300/s) for
+   --event-seconds over 50 leads, the API's latency and how long until every event reached
+   its workflows, vs the bare row + signal per event (`events`); CPU per event for leads
+   with 10, 1,000 and 10,000 prior events (`event_cost`).
 6. (only when asked: `--only backfill`) the backfill of `pricing-visitors` after inserting
    --backfill-leads leads (one backfill per number given, each on a fresh stack): it
    evaluates every lead in the database; time until done, leads/s. The inserted leads
@@ -68,6 +72,7 @@ from temporalio.client import Client
 
 from activities.contracts import SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
 from bench.bulk_import import bulk_import, scratch_database
+from bench.events import event_cost, event_rate
 from bench.first_email import first_email
 from bench.parallel import in_parallel
 from bench.processes import CpuMeter, pids_where, rss_mib
@@ -1010,6 +1015,24 @@ def print_table(result: dict[str, Any]) -> None:
         ]  # fmt: skip
         for label, step in en["path"].items():
             rows.append((f"  {label[:26]}", f"{step['p50_ms']} / {step['p99_ms']}", "", ""))
+    if ev := result.get("events"):
+        en, ba = ev["engine"], ev["bare"]
+        rows += [
+            (f"events @{ev['rate_per_s']}/s answered/s", f"{en['answered_per_s']}",
+             f"{ba['answered_per_s']}", "≥ 300/s"),
+            ("  API p50 / p99 ms", f"{en['p50_ms']} / {en['p99_ms']}",
+             f"{ba['p50_ms']} / {ba['p99_ms']}", "p99 < 100"),
+            ("  failed / not reached", f"{en['failed']} / {en['not_reached']}",
+             f"{ba['failed']} / {ba['not_reached']}", "0 / 0"),
+            ("  drained after the load s", f"{en['drained_after_load_s']}", "", ""),
+            ("  CPU ms per event", f"{sum(en['cpu_ms_per_event'].values()):.1f}",
+             f"{sum(ba['cpu_ms_per_event'].values()):.1f}", ""),
+        ]  # fmt: skip
+    if ec := result.get("event_cost"):
+        for prior in (k for k in ec if k.isdigit()):
+            rows.append((f"CPU ms/event, {prior} prior", f"{ec[prior]['cpu_ms_per_event_total']}",
+                         "", "± 20 %"))  # fmt: skip
+        rows.append(("  largest / smallest", f"{ec['spread']}", "", "≤ 1.2"))
     for size in b or []:
         rows.append((f"backfill of {size['evaluated']} leads", f"{size['seconds']} s", "",
                      "< 60 s for 100,000"))  # fmt: skip
@@ -1030,6 +1053,8 @@ DEFAULT = (
     "redirects",
     "sleepers",
     "triggers",
+    "events",
+    "event_cost",
 )
 
 
@@ -1056,6 +1081,11 @@ async def main() -> None:
     parser.add_argument("--handovers", type=int, default=40, help="click->CRM samples")
     parser.add_argument(
         "--triggers", type=int, default=40, help="event->segment->email samples (and as many bare)"
+    )
+    parser.add_argument("--event-rate", type=float, default=300, help="POST /v1/events per s")
+    parser.add_argument("--event-seconds", type=float, default=20, help="seconds of events")
+    parser.add_argument(
+        "--cost-events", type=int, default=100, help="events per lead (CPU per event by history)"
     )
     parser.add_argument(
         "--backfill-leads",
@@ -1133,6 +1163,10 @@ async def _one(name: str, stack: Stack, options: argparse.Namespace) -> dict[str
         return await redirects(stack, 200, 15)
     if name == "sleepers":
         return await sleeping_journeys(stack, options.journeys)
+    if name == "events":
+        return await event_rate(stack, options.event_rate, options.event_seconds, 50)
+    if name == "event_cost":
+        return await event_cost(stack, (10, 1_000, 10_000), options.cost_events, 5)
     return await triggers(stack, options.triggers, 10)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -94,6 +95,9 @@ class Lead(Base):
     mql_blocked_until: Mapped[datetime | None]
     behaviour_reset_at: Mapped[datetime | None]
     behaviour_carryover: Mapped[float] = mapped_column(default=1.0, server_default="1.0")
+    # Running behaviour totals (`journeys.behaviour_tally`): scoring folds in only the
+    # events not yet tallied. None: rebuilt from every event at the next rescore.
+    behaviour_tally: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Marketing consent (journeys.consent.ConsentStatus). Only `confirmed` receives
     # marketing email; the check is made again at the moment of sending.
     consent_status: Mapped[str] = mapped_column(
@@ -342,7 +346,16 @@ class EngagementEvent(Base):
     """Something a lead did (open, click, download, visit, …), as reported to the API."""
 
     __tablename__ = "engagement_events"
-    __table_args__ = (UniqueConstraint("lead_id", "event_id", name="uq_engagement_lead_event"),)
+    __table_args__ = (
+        UniqueConstraint("lead_id", "event_id", name="uq_engagement_lead_event"),
+        # Segments read a lead's events of a type within a window, or its latest of one.
+        Index("ix_engagement_lead_type_time", "lead_id", "type", "occurred_at"),
+        # A rescore reads only its lead's untallied events: a small index of just those.
+        Index(
+            "ix_engagement_untallied", "lead_id",
+            postgresql_where=text("NOT tallied"), sqlite_where=text("NOT tallied"),
+        ),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
@@ -353,6 +366,8 @@ class EngagementEvent(Base):
     # Set once the event reached the lead's journeys: a repeat is then not signalled again.
     signalled_at: Mapped[datetime | None]
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Folded into the lead's `behaviour_tally` (its points are in the running totals).
+    tallied: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class OutboxEmail(Base):

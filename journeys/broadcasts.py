@@ -137,4 +137,3 @@ MAX_RETRY_DELAY = timedelta(hours=1)
 def retry_delay(attempts: int, base: timedelta) -> timedelta:
     """How long a deferred recipient waits after its `attempts`-th refusal."""
     return min(base * (2 ** max(0, attempts - 1)), MAX_RETRY_DELAY)
-

@@ -9,7 +9,7 @@ calls `score_lead`, and stores what it returns. Models are written per persona i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -193,19 +193,10 @@ def score_lead(
     points. `adjustment` is what journeys added by hand (`set` steps). Every contribution is
     rounded on its own, so the explanation adds up to the total exactly.
     """
-    contributions: list[Contribution] = []
-    seen_groups: set[str] = set()
-    for rule in model.fit_rules:
-        if rule.group in seen_groups or not rule.matches(facts):
-            continue
-        seen_groups.add(rule.group)
-        contributions.append(Contribution(kind="fit", label=rule.label, points=rule.points))
-    fit = sum(c.points for c in contributions)
-
     totals: dict[BehaviourRule, tuple[float, int]] = {}
     last_engagement: datetime | None = None
     for event in events:
-        matched = next((r for r in model.behaviour_rules if r.matches(event)), None)
+        matched = rule_for(model, event)
         if matched is None:
             continue
         if matched.points > 0 and (last_engagement is None or event.occurred_at > last_engagement):
@@ -215,6 +206,35 @@ def score_lead(
             weight *= carryover
         raw, count = totals.get(matched, (0.0, 0))
         totals[matched] = (raw + matched.points * weight, count + 1)
+    return explain(model, facts, totals, last_engagement, now=now, adjustment=adjustment)
+
+
+def rule_for(model: ScoringModel, event: ScoredEvent) -> BehaviourRule | None:
+    """The behaviour rule an event scores by: the model's first that matches it."""
+    return next((r for r in model.behaviour_rules if r.matches(event)), None)
+
+
+def explain(
+    model: ScoringModel,
+    facts: LeadFacts,
+    totals: Mapping[BehaviourRule, tuple[float, int]],
+    last_engagement: datetime | None,
+    *,
+    now: datetime,
+    adjustment: int = 0,
+) -> ScoreExplanation:
+    """The explanation of a score at `now` from the lead's facts and, per behaviour rule,
+    its events' points (decayed, carried over) and their number; `last_engagement` is the
+    latest event that scored positive points (for the inactivity penalty)."""
+    contributions: list[Contribution] = []
+    seen_groups: set[str] = set()
+    for rule in model.fit_rules:
+        if rule.group in seen_groups or not rule.matches(facts):
+            continue
+        seen_groups.add(rule.group)
+        contributions.append(Contribution(kind="fit", label=rule.label, points=rule.points))
+    fit = sum(c.points for c in contributions)
+
     behaviour_lines: list[Contribution] = []
     for (
         behaviour_rule

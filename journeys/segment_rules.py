@@ -58,7 +58,7 @@ class SegmentFacts:
 
     `lead`: a branch's facts (`journeys.dsl.LEAD_ATTRIBUTES`, `properties`) plus
     `consent_status`, `topics` (a list), `account_score`, `account_qualified` and
-    `created_at` (an aware datetime). `events`: at least those since `now - lookback(...)`.
+    `created_at` (an aware datetime). `events`: at least those `event_needs(...)` names.
     """
 
     lead: dict[str, Any]
@@ -84,18 +84,28 @@ def evaluate(definition: SegmentDefinition, facts: SegmentFacts, now: datetime) 
     return SegmentVerdict(member=member, recheck_at=change)
 
 
-def lookback(definitions: Iterable[SegmentDefinition]) -> timedelta:
-    """How far before now events must be loaded to evaluate every one of `definitions`:
-    the longest `within` of an event count and `for` of a silence (0 if none looks at
-    events)."""
-    longest = timedelta(0)
+@dataclass(frozen=True)
+class EventNeeds:
+    """Which events evaluating segments needs, so that loading them costs what the lead's
+    recent activity costs, not its whole history: per type, those within the longest
+    `within` an event count of it uses (`windows`), and for the types a silence watches
+    only the latest one up to now (`latest`), each type's later ones included."""
+
+    windows: dict[str, timedelta]
+    latest: frozenset[str]
+
+
+def event_needs(definitions: Iterable[SegmentDefinition]) -> EventNeeds:
+    """The events `definitions` need (`EventNeeds`)."""
+    windows: dict[str, timedelta] = {}
+    latest: set[str] = set()
     for definition in definitions:
         for _, node in walk(definition.condition):
             if isinstance(node, EventCount):
-                longest = max(longest, node.within)
+                windows[node.type] = max(windows.get(node.type, timedelta(0)), node.within)
             elif isinstance(node, NoEvents):
-                longest = max(longest, node.for_)
-    return longest
+                latest.update(node.types)
+    return EventNeeds(windows=windows, latest=frozenset(latest))
 
 
 # --- evaluation ---------------------------------------------------------------------------

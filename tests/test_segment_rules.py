@@ -26,7 +26,7 @@ from journeys.segment_rules import (
     SegmentFacts,
     SegmentVerdict,
     evaluate,
-    lookback,
+    event_needs,
 )
 from journeys.segments import get_segment
 
@@ -340,9 +340,14 @@ def test_a_demo_request_within_fourteen_days_makes_a_hot_mql_until_sales_own_the
 # --- lookback and timezones ---------------------------------------------------------------
 
 
-def test_lookback_is_the_longest_window_of_all_segments() -> None:
-    assert lookback([PRICING, DORMANT, HOT_MQLS]) == 60 * DAY
-    assert lookback([segment(date_within("trial_ends_at", 3 * DAY))]) == timedelta(0)
+def test_segments_need_each_counted_type_within_its_longest_window_and_a_silence_its_latest() -> (
+    None
+):
+    needs = event_needs([PRICING, DORMANT, HOT_MQLS])
+
+    assert needs.windows == {"page_view": 7 * DAY, "demo_request": 14 * DAY}
+    assert needs.latest == {"email_open", "email_click"}
+    assert event_needs([segment(date_within("trial_ends_at", 3 * DAY))]).windows == {}
 
 
 def test_evaluation_needs_an_aware_now() -> None:

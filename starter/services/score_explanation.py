@@ -1,38 +1,59 @@
-"""A lead's score explained: computed from its stored events and facts at a moment (the
-API, the sales inbox and the scoring activity read it the same way)."""
+"""A lead's score explained at a moment: its running behaviour tally plus the events not
+yet folded into it (`journeys.behaviour_tally`), and its facts. The API, the sales inbox
+and the scoring activity read it the same way; only a rescore folds and stores.
+
+What an event costs to score stays the same however many the lead has: a rescore reads
+only the untallied ones (a partial index holds just those). A tally that can't be used (a
+new scoring model, an earlier reset, a moment before its own) is rebuilt from every event.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import EngagementEvent, Lead, as_utc
 from journeys.accounts import email_domain
+from journeys.behaviour_tally import (
+    BehaviourTally,
+    empty_tally,
+    fold,
+    score_tally,
+    tally_from_json,
+    usable,
+)
 from journeys.event_types import event_type_named, is_declared
-from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, score_lead
+from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, ScoringModel
 from journeys.scoring_models import scoring_model_for
 
 
 async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
-    """The lead's score at `now`, with its contributions (computed, not stored)."""
-    rows = await session.execute(
-        select(EngagementEvent.type, EngagementEvent.occurred_at, EngagementEvent.properties).where(
-            EngagementEvent.lead_id == lead.id
+    """The lead's score at `now`, with its contributions (computed, nothing stored)."""
+    model = scoring_model_for(lead.persona)
+    _, scored, _ = await _tally_at(session, lead, model, now)
+    return _explained(model, lead, scored, now)
+
+
+async def explain_and_tally(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
+    """The lead's score at `now`, its events up to `now` folded into its stored tally (the
+    caller holds the lead's row lock and commits)."""
+    model = scoring_model_for(lead.persona)
+    tally, scored, folded = await _tally_at(session, lead, model, now)
+    lead.behaviour_tally = tally.model_dump(mode="json")
+    if folded:
+        await session.execute(
+            update(EngagementEvent)
+            .where(EngagementEvent.id.in_(folded), EngagementEvent.tallied.is_(False))
+            .values(tallied=True)
         )
-    )
-    # Every declared type, built-in or custom, can score; a stored type that is no longer
-    # declared (there should be none: declarations are forever) scores nothing.
-    events = [
-        ScoredEvent(
-            type=event_type_named(kind),
-            occurred_at=as_utc(at) or now,
-            url=str((props or {}).get("url") or "")[:2000] or None,
-        )
-        for kind, at, props in rows
-        if is_declared(kind)
-    ]
+    return _explained(model, lead, scored, now)
+
+
+def _explained(
+    model: ScoringModel, lead: Lead, tally: BehaviourTally, now: datetime
+) -> ScoreExplanation:
     facts = LeadFacts(
         title=lead.title,
         company_size=lead.company_size,
@@ -41,12 +62,56 @@ async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> Sco
         email_domain=email_domain(lead.email),
         created_at=as_utc(lead.created_at),
     )
-    return score_lead(
-        scoring_model_for(lead.persona),
+    return score_tally(
+        model,
         facts,
-        events,
+        tally,
         now=now,
         adjustment=lead.score_adjustment,
-        reset_at=as_utc(lead.behaviour_reset_at),
         carryover=lead.behaviour_carryover,
     )
+
+
+async def _tally_at(
+    session: AsyncSession, lead: Lead, model: ScoringModel, now: datetime
+) -> tuple[BehaviourTally, BehaviourTally, list[int]]:
+    """The lead's tally valued at `now` with every event up to `now` folded in (to store),
+    the tally to score by (the same, plus any event dated after `now`, undecayed, as the
+    score has always counted those), and the ids of the events folded."""
+    reset_at = as_utc(lead.behaviour_reset_at)
+    stored = tally_from_json(lead.behaviour_tally)
+    query = select(
+        EngagementEvent.id,
+        EngagementEvent.type,
+        EngagementEvent.occurred_at,
+        EngagementEvent.properties,
+    ).where(EngagementEvent.lead_id == lead.id)
+    if stored is not None and usable(stored, model, reset_at, now):
+        tally = stored
+        query = query.where(EngagementEvent.tallied.is_(False))
+    else:
+        tally = empty_tally(model, now, reset_at)
+    due: list[ScoredEvent] = []
+    later: list[ScoredEvent] = []
+    folded: list[int] = []
+    # Every declared type, built-in or custom, can score; a stored type that is no longer
+    # declared (there should be none: declarations are forever) scores nothing.
+    for event_id, kind, at, props in await session.execute(query):
+        occurred = as_utc(at) or now
+        if not is_declared(kind):
+            folded.append(event_id)
+            continue
+        event = ScoredEvent(
+            type=event_type_named(kind),
+            occurred_at=occurred,
+            url=str((props or {}).get("url") or "")[:2000] or None,
+        )
+        if occurred <= now:
+            due.append(event)
+            folded.append(event_id)
+        else:
+            later.append(event)
+    tally = fold(tally, model, due, now=now, reset_at=reset_at)
+    # Not yet in the past: counted in full, folded once they are.
+    scored = fold(tally, model, later, now=now, reset_at=reset_at) if later else tally
+    return tally, scored, folded
