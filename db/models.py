@@ -350,6 +350,12 @@ class EngagementEvent(Base):
         UniqueConstraint("lead_id", "event_id", name="uq_engagement_lead_event"),
         # Segments read a lead's events of a type within a window, or its latest of one.
         Index("ix_engagement_lead_type_time", "lead_id", "type", "occurred_at"),
+        # The API's sweep looks for events stored but never signalled: there are few.
+        Index(
+            "ix_engagement_unsignalled", "received_at",
+            postgresql_where=text("signalled_at IS NULL"),
+            sqlite_where=text("signalled_at IS NULL"),
+        ),
         # A rescore reads only its lead's untallied events: a small index of just those.
         Index(
             "ix_engagement_untallied", "lead_id",

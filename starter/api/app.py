@@ -36,6 +36,7 @@ from starter.api.routes import (
     templates,
 )
 from starter.api.security_headers import SecurityHeaders
+from starter.services.event_intake import EventIntake
 from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
 from starter.temporal_client import connect
@@ -90,7 +91,11 @@ def create_app(
                 settings.effect_timeout_seconds,
                 settings.local_bookkeeping,
             )
-            state.connections = Connections(client, session_factory(engine), lifecycle)
+            sessions = session_factory(engine)
+            intake = EventIntake(client, sessions, lifecycle)
+            intake.start()
+            stack.push_async_callback(intake.close)
+            state.connections = Connections(client, sessions, lifecycle, intake)
             try:
                 yield
             finally:

@@ -20,6 +20,7 @@ from starter.api.auth import holder_of
 from starter.api.rate_limits import AttemptLimiter
 from starter.api.recent_keys import RecentKeys
 from starter.api.request_guard import FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW
+from starter.services.event_intake import EventIntake
 from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import LinkTokens
 from starter.settings import ApiKeyHolder, Role, Settings
@@ -35,6 +36,7 @@ class Connections:
     temporal: Client
     sessions: async_sessionmaker[AsyncSession]
     lifecycle: LeadLifecycle
+    intake: EventIntake
 
 
 @dataclass
@@ -108,6 +110,10 @@ def _lifecycle(open_: Open) -> LeadLifecycle:
     return open_.lifecycle
 
 
+def _intake(open_: Open) -> EventIntake:
+    return open_.intake
+
+
 def _suppressions(state: State) -> SuppressionList:
     return state.suppressions
 
@@ -120,6 +126,7 @@ Config = Annotated[Settings, Depends(_settings)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 Temporal = Annotated[Client, Depends(_temporal)]
 Lifecycle = Annotated[LeadLifecycle, Depends(_lifecycle)]
+Intake = Annotated[EventIntake, Depends(_intake)]
 Suppressions = Annotated[SuppressionList, Depends(_suppressions)]
 Tokens = Annotated[LinkTokens, Depends(_link_tokens)]
 

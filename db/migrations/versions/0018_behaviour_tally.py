@@ -1,5 +1,5 @@
-"""running behaviour totals per lead, which events are folded into them, and an index for
-the events segments read
+"""running behaviour totals per lead, which events are folded into them, and indexes for
+the events segments read and for events never signalled
 
 Revision ID: 0018
 Revises: 0017
@@ -33,11 +33,19 @@ def upgrade() -> None:
         sqlite_where=sa.text("NOT tallied"),
     )
     op.create_index(
+        "ix_engagement_unsignalled",
+        "engagement_events",
+        ["received_at"],
+        postgresql_where=sa.text("signalled_at IS NULL"),
+        sqlite_where=sa.text("signalled_at IS NULL"),
+    )
+    op.create_index(
         "ix_engagement_lead_type_time", "engagement_events", ["lead_id", "type", "occurred_at"]
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_engagement_unsignalled", table_name="engagement_events")
     op.drop_index("ix_engagement_lead_type_time", table_name="engagement_events")
     op.drop_index("ix_engagement_untallied", table_name="engagement_events")
     with op.batch_alter_table("engagement_events") as table:

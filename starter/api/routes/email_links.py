@@ -9,6 +9,7 @@ pages show a button that POSTs; mail clients POST `List-Unsubscribe=One-Click` d
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -16,23 +17,24 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
 
 from db.email_links import LinkTarget, count_click, link_target
 from db.models import OutboxEmail, utcnow
 from journeys.dsl import EventType
 from journeys.rendering import LINK_PATHS, OWN_LINKS
 from journeys.topics import UnknownTopicError, get_topic
-from starter.api.deps import Config, Lifecycle, Sessions, State, Suppressions, Temporal, Tokens
+from starter.api.deps import Config, Intake, Lifecycle, Sessions, State, Suppressions, Tokens
 from starter.api.pages import render_page
 from starter.api.recent_keys import RecentKeys
 from starter.services.consent import ConfirmOutcome, confirm, unsubscribe
 from starter.services.errors import LeadNotFound
-from starter.services.events import EventIn, record_event
-from starter.services.lead_workflow import LeadLifecycle
+from starter.services.event_intake import EventIntake
+from starter.services.events import EventIn
 from starter.services.link_tokens import TokenInvalid
 from starter.services.preferences import is_topic, unsubscribe_topic
 from starter.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # Links whose click is also a download of the content behind them.
@@ -91,9 +93,8 @@ class _Tracking:
 
     outbox_leads: RecentKeys
     recorded: RecentKeys
-    temporal: Client
     sessions: async_sessionmaker[AsyncSession]
-    lifecycle: LeadLifecycle
+    intake: EventIntake
 
     async def lead_of(self, outbox_id: int) -> str | None:
         """The lead the email went to, or None if there is no such email."""
@@ -119,7 +120,9 @@ class _Tracking:
 
     async def record(self, lead_id: str, kind: EventType, event_id: str,
                      properties: dict[str, str | None]) -> None:  # fmt: skip
-        """Record the event (its empty properties left out), unless it already is."""
+        """Record the event (its empty properties left out), unless it already is: stored
+        when this returns, signalled to the lead's workflows right after. A failure is
+        logged, not raised: the person still gets where the link leads."""
         if self.recorded.get((lead_id, event_id)):
             return
         event = {
@@ -129,18 +132,17 @@ class _Tracking:
             "properties": {k: v for k, v in properties.items() if v},
         }
         try:
-            await record_event(
-                self.temporal, self.sessions, EventIn.model_validate(event), self.lifecycle
-            )
+            await self.intake.record(EventIn.model_validate(event))
         except LeadNotFound:
             return  # erased since the email went out: nothing to record
+        except Exception as exc:  # the database is down: the redirect still goes
+            log.warning("%s of lead %s not recorded: %s", event_id, lead_id, exc)
+            return
         self.recorded.put((lead_id, event_id))
 
 
-def _tracking(
-    state: State, temporal: Temporal, sessions: Sessions, lifecycle: Lifecycle
-) -> _Tracking:
-    return _Tracking(state.outbox_leads, state.recorded_events, temporal, sessions, lifecycle)
+def _tracking(state: State, sessions: Sessions, intake: Intake) -> _Tracking:
+    return _Tracking(state.outbox_leads, state.recorded_events, sessions, intake)
 
 
 Tracking = Annotated[_Tracking, Depends(_tracking)]
@@ -172,15 +174,13 @@ async def click(
         "user_agent": user_agent,
         "referrer": (request.headers.get("referer") or "")[:REFERRER_MAX],
     }
-    # Redirect first; the event is recorded (once per link) and counted after it has gone.
+    # The click is stored (once per link) before the redirect goes: many requests' rows
+    # share a commit (`EventIntake`), so it costs the redirect little; its signals to the
+    # workflows and the link's counter come after.
     event_id = f"{found.outbox_id}-{found.key}"
-    background.add_task(
-        tracking.record, found.lead_id, EventType.EMAIL_CLICK, f"click-{event_id}", details
-    )
+    await tracking.record(found.lead_id, EventType.EMAIL_CLICK, f"click-{event_id}", details)
     if found.link in DOWNLOAD_LINKS:
-        background.add_task(
-            tracking.record, found.lead_id, EventType.DOWNLOAD, f"download-{event_id}", details
-        )
+        await tracking.record(found.lead_id, EventType.DOWNLOAD, f"download-{event_id}", details)
     if found.position is not None:
         background.add_task(tracking.count, found.outbox_id, found.position)
     return RedirectResponse(found.target, status_code=302, headers={"Cache-Control": "no-store"})
@@ -243,10 +243,9 @@ async def open_pixel(
     lead_id = await tracking.lead_of(outbox_id)
     if lead_id is not None:
         _, user_agent = client_of(request)
-        background.add_task(
-            tracking.record, lead_id, EventType.EMAIL_OPEN, f"open-{outbox_id}",
-            {"user_agent": user_agent},
-        )  # fmt: skip
+        await tracking.record(
+            lead_id, EventType.EMAIL_OPEN, f"open-{outbox_id}", {"user_agent": user_agent}
+        )
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 
-from starter.api.deps import Lifecycle, MarketingKey, Sessions, Temporal
-from starter.services.events import EventIn, EventResult, record_event, refuse_future
+from starter.api.deps import Intake, MarketingKey
+from starter.services.events import EventIn, EventResult, refuse_future
 
 router = APIRouter(tags=["events"])
 
@@ -18,12 +18,12 @@ router = APIRouter(tags=["events"])
     response_model=EventResult,
     responses={404: {"description": "No lead with this id"}},
 )
-async def create_event(
-    body: EventIn, _: MarketingKey, temporal: Temporal, sessions: Sessions, lifecycle: Lifecycle
-) -> EventResult:
+async def create_event(body: EventIn, _: MarketingKey, intake: Intake) -> EventResult:
     """Report engagement (a click, open, download, …) for a lead's running journeys.
 
-    Sending the same `event_id` again is harmless: it counts once.
+    The answer comes once the event is stored; it reaches the journeys in `delivered_to`
+    and the lead's scoring right after. Sending the same `event_id` again is harmless: it
+    counts once (and is signalled again only if it never was).
     """
     refuse_future(body, datetime.now(UTC))
-    return await record_event(temporal, sessions, body, lifecycle)
+    return await intake.record(body)
