@@ -42,7 +42,10 @@ async def load_lead(
 ) -> Lead:
     """The lead an activity works on (`lock`: read FOR UPDATE). None there, or erased
     when `erased_too` is False, fails the activity for good: `LeadNotFound`, no retry."""
-    lead = await session.get(Lead, lead_id, with_for_update=lock)
+    # FOR NO KEY UPDATE: it still serialises writers of the lead, but lets inserts that
+    # refer to it (an event's foreign key takes FOR KEY SHARE) through.
+    lock_mode = {"key_share": True} if lock else None
+    lead = await session.get(Lead, lead_id, with_for_update=lock_mode)
     if lead is None or (lead.erased_at is not None and not erased_too):
         raise ApplicationError(f"no lead {lead_id}", type="LeadNotFound", non_retryable=True)
     return lead

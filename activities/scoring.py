@@ -58,7 +58,8 @@ class ScoringActivities:
     async def score_lead(self, request: ScoreLeadRequest) -> ScoreLeadResult:
         """Rescore the lead at the workflow's `now`; report its lifecycle facts."""
         async with self._sessions() as session:
-            lead = await session.get(Lead, request.lead_id, with_for_update=True)
+            # NO KEY UPDATE: events of the lead are inserted meanwhile (`load_lead`).
+            lead = await session.get(Lead, request.lead_id, with_for_update={"key_share": True})
             model = scoring_model_for(lead.persona if lead else None)
             if lead is None or lead.erased_at is not None:
                 return ScoreLeadResult(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
@@ -40,7 +40,6 @@ from db.models import (
 from db.writes import insert_ignoring_conflict
 from journeys.registry import UnknownJourneyError, all_triggers, get_journey
 from journeys.segment_rules import (
-    EventNeeds,
     SegmentEvent,
     SegmentFacts,
     evaluate,
@@ -96,7 +95,8 @@ class SegmentActivities:
         async with self._sessions() as session:
             # Locked: one evaluation of a lead at a time (a timed-out attempt still running
             # and its retry would otherwise both write memberships and firings).
-            lead = await session.get(Lead, request.lead_id, with_for_update=True)
+            # NO KEY UPDATE: events of the lead are inserted meanwhile (`load_lead`).
+            lead = await session.get(Lead, request.lead_id, with_for_update={"key_share": True})
             if lead is None or lead.erased_at is not None:
                 return SegmentsAndTriggersResult(erased=True)
             now = await _not_before_last_change(session, lead.id, request.now)
@@ -303,51 +303,30 @@ async def segment_facts_of(
 
 
 async def _segment_events(
-    session: AsyncSession, ids: list[str], now: datetime, needs: EventNeeds
+    session: AsyncSession, ids: list[str], now: datetime, windows: dict[str, timedelta]
 ) -> dict[str, list[SegmentEvent]]:
-    """The leads' events segments need (`EventNeeds`), newest first: per counted type its
-    window's; per silenced type its latest up to now and any later. A lead's long
-    history is never read (the index on lead, type and moment finds each range)."""
+    """The leads' events segments need (`event_needs`), newest first: per type, its
+    window's. A lead's long history is not read (the index on lead, type and moment
+    finds each range)."""
     events: dict[str, list[SegmentEvent]] = {i: [] for i in ids}
+    if not windows:
+        return events
     ranges = [
         and_(EngagementEvent.type == kind, EngagementEvent.occurred_at >= now - within)
-        for kind, within in needs.windows.items()
+        for kind, within in windows.items()
     ]
-    if needs.latest:
-        ranges.append(
-            and_(EngagementEvent.type.in_(needs.latest), EngagementEvent.occurred_at > now)
+    rows = await session.execute(
+        select(
+            EngagementEvent.lead_id, EngagementEvent.type, EngagementEvent.occurred_at,
+            EngagementEvent.properties,
         )
-    columns = (
-        EngagementEvent.lead_id, EngagementEvent.type, EngagementEvent.occurred_at,
-        EngagementEvent.properties,
+        .where(EngagementEvent.lead_id.in_(ids), or_(*ranges))
+        .order_by(EngagementEvent.occurred_at.desc())
     )  # fmt: skip
-    if ranges:
-        rows = await session.execute(
-            select(*columns)
-            .where(EngagementEvent.lead_id.in_(ids), or_(*ranges))
-            .order_by(EngagementEvent.occurred_at.desc())
+    for lead_id, kind, at, props in rows:
+        events[lead_id].append(
+            SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
         )
-        for lead_id, kind, at, props in rows:
-            events[lead_id].append(
-                SegmentEvent(type=kind, occurred_at=as_utc(at) or now, properties=props or {})
-            )
-    if needs.latest:
-        latest = await session.execute(
-            select(
-                EngagementEvent.lead_id, EngagementEvent.type, func.max(EngagementEvent.occurred_at)
-            )
-            .where(
-                EngagementEvent.lead_id.in_(ids),
-                EngagementEvent.type.in_(needs.latest),
-                EngagementEvent.occurred_at <= now,
-            )
-            .group_by(EngagementEvent.lead_id, EngagementEvent.type)
-        )
-        for lead_id, kind, at in latest:
-            moment = as_utc(at) or now
-            within = needs.windows.get(kind)
-            if within is None or moment < now - within:  # else loaded with its window
-                events[lead_id].append(SegmentEvent(type=kind, occurred_at=moment, properties={}))
     return events
 
 

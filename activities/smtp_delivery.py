@@ -81,7 +81,9 @@ def _has_room(transport: asyncio.WriteTransport) -> bool:
     sock = transport.get_extra_info("socket")
     if sock is None or transport.is_closing():
         return True
-    return bool(select.select([], [sock.fileno()], [], 0)[1])
+    poller = select.poll()  # not select.select: it refuses descriptors past 1023
+    poller.register(sock.fileno(), select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 def _dot_for(protocol: SMTPProtocol) -> Callable[[], None]:

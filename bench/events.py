@@ -1,9 +1,10 @@
 """Engagement events at the API, the way a website's tracking sends them.
 
-- `event_rate`: `POST /v1/events` at a steady rate (open loop, 300/s by default) over a set
-  of enrolled leads for a while: the API's latency, the rate it kept up, and how long
-  until every event had reached its workflows (stored as signalled, and the lead
-  workflows quiet again), with CPU per event by process. Next to it the bare baseline of
+- `event_rate`: `POST /v1/events` at a steady rate (open loop, 300/s by default, from
+  `bench/http_load.py`: 64 keep-alive connections) over a set of enrolled leads for a
+  while: the API's latency, the rate it kept up, and how long until every event had
+  reached its workflows (stored as signalled, and the lead workflows quiet again), with
+  CPU per event by process. Next to it the bare baseline of
   the same work: the bench process inserts the same row and signals a bare workflow
   (`BareEventSink`) per event, at the same rate.
 - `event_cost`: what one event costs as a lead's history grows: leads with 10, 1,000 and
@@ -25,6 +26,7 @@ import httpx
 from sqlalchemy import func, insert, select
 
 from bench.first_email import settled
+from bench.http_load import open_loop, request_bytes
 from db.models import EngagementEvent, Lead
 
 if TYPE_CHECKING:
@@ -140,19 +142,30 @@ async def _engine_rate(
     stack: Stack, leads: list[str], rate: float, seconds: float
 ) -> dict[str, Any]:
     prefix = f"rate-{uuid.uuid4().hex[:8]}-"
+    url = stack.http.base_url
+    host, port = str(url.host), int(url.port or 80)
+    headers = {"Authorization": stack.http.headers["Authorization"]}
+
+    def request() -> bytes:
+        body = _event(random.choice(leads), f"{prefix}{uuid.uuid4().hex}")
+        return request_bytes("POST", f"{host}:{port}", "/v1/events", headers, body)
+
     meter = stack.cpu_meter()
     meter.start()
     began = time.perf_counter()
-    load = await _open_loop(
-        rate, seconds, lambda: _post(stack, random.choice(leads), f"{prefix}{uuid.uuid4().hex}")
-    )
+    load = await open_loop(host, port, rate, seconds, request, ok=(202,))
     load_ended = time.perf_counter()
     await _drained(stack, prefix)
     left = await _unsignalled(stack, prefix)
     cpu = meter.read()
-    answered = load["sent"] - load["failed"]
+    answered = len(load.latencies)
     return {
-        **load,
+        "sent": load.sent,
+        "failed": load.failed,
+        "statuses": load.statuses,
+        "offered_per_s": round(load.sent / load.offered_for, 1),
+        "answered_per_s": round(answered / load.answered_for, 1),
+        **_latencies(load.latencies),
         "not_reached": left,
         "drained_after_load_s": round(time.perf_counter() - load_ended - 1.0, 1),
         "total_s": round(time.perf_counter() - began, 1),

@@ -292,7 +292,11 @@ async def bench_stack(
         for process in processes:
             process.terminate()
         for process in processes:
-            await asyncio.wait_for(process.wait(), 30)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:  # a worker still working off a backlog: the figures are in
+                process.kill()
+                await process.wait()
         controller.stop()
         await engine.dispose()
         await server.shutdown()

@@ -86,8 +86,9 @@ def usable(
         return False
     if reset_at == tally.reset_at:
         return True
-    # A later reset splits at a moment after every tallied event: all of them are before it.
-    return reset_at is not None and reset_at >= tally.at
+    # A later reset splits after every tallied event (dated at or before `at`): all of
+    # them are before it. One exactly at `at` could be an event at the reset itself.
+    return reset_at is not None and reset_at > tally.at
 
 
 def fold(

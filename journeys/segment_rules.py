@@ -84,28 +84,26 @@ def evaluate(definition: SegmentDefinition, facts: SegmentFacts, now: datetime) 
     return SegmentVerdict(member=member, recheck_at=change)
 
 
-@dataclass(frozen=True)
-class EventNeeds:
-    """Which events evaluating segments needs, so that loading them costs what the lead's
-    recent activity costs, not its whole history: per type, those within the longest
-    `within` an event count of it uses (`windows`), and for the types a silence watches
-    only the latest one up to now (`latest`), each type's later ones included."""
-
-    windows: dict[str, timedelta]
-    latest: frozenset[str]
-
-
-def event_needs(definitions: Iterable[SegmentDefinition]) -> EventNeeds:
-    """The events `definitions` need (`EventNeeds`)."""
+def event_needs(definitions: Iterable[SegmentDefinition]) -> dict[str, timedelta]:
+    """Which events evaluating `definitions` needs, per type: those within the longest
+    `within` of an event count and `for` of a silence of that type (and any dated later).
+    Loading costs what the lead's recent activity of those types costs, not its history:
+    an older event changes no verdict — a count's window has passed it, and a silence
+    longer than `for` since it is a silence whether it began then or earlier (the lead's
+    creation starts one too)."""
     windows: dict[str, timedelta] = {}
-    latest: set[str] = set()
+
+    def need(kind: str, span: timedelta) -> None:
+        windows[kind] = max(windows.get(kind, timedelta(0)), span)
+
     for definition in definitions:
         for _, node in walk(definition.condition):
             if isinstance(node, EventCount):
-                windows[node.type] = max(windows.get(node.type, timedelta(0)), node.within)
+                need(node.type, node.within)
             elif isinstance(node, NoEvents):
-                latest.update(node.types)
-    return EventNeeds(windows=windows, latest=frozenset(latest))
+                for kind in node.types:
+                    need(kind, node.for_)
+    return windows
 
 
 # --- evaluation ---------------------------------------------------------------------------

@@ -139,3 +139,17 @@ async def test_a_rejection_after_the_tally_counts_earlier_events_at_the_carryove
     behaviour = await _rescore(sessions, lead_id, NOW)
 
     assert behaviour == await _every_event_at_once(sessions, lead_id, NOW)
+
+
+async def test_a_rescore_at_an_earlier_moment_loses_no_event_for_the_next_one(
+    sessions: async_sessionmaker,
+) -> None:
+    lead_id = await create_confirmed_lead(sessions, decider())
+    await _add_events(sessions, lead_id, [EventType.DOWNLOAD] * 2, NOW, "a")
+    await _rescore(sessions, lead_id, NOW + timedelta(days=1))  # e.g. a wall-clock rescore
+
+    earlier = await _rescore(sessions, lead_id, NOW - timedelta(hours=1))  # the workflow's
+    later = await _rescore(sessions, lead_id, NOW + timedelta(days=2))
+
+    assert earlier == await _every_event_at_once(sessions, lead_id, NOW - timedelta(hours=1))
+    assert later == await _every_event_at_once(sessions, lead_id, NOW + timedelta(days=2))

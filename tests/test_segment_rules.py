@@ -340,14 +340,14 @@ def test_a_demo_request_within_fourteen_days_makes_a_hot_mql_until_sales_own_the
 # --- lookback and timezones ---------------------------------------------------------------
 
 
-def test_segments_need_each_counted_type_within_its_longest_window_and_a_silence_its_latest() -> (
-    None
-):
+def test_segments_need_each_type_within_its_longest_count_window_or_silence() -> None:
     needs = event_needs([PRICING, DORMANT, HOT_MQLS])
 
-    assert needs.windows == {"page_view": 7 * DAY, "demo_request": 14 * DAY}
-    assert needs.latest == {"email_open", "email_click"}
-    assert event_needs([segment(date_within("trial_ends_at", 3 * DAY))]).windows == {}
+    assert needs == {
+        "page_view": 7 * DAY, "demo_request": 14 * DAY,
+        "email_open": 60 * DAY, "email_click": 60 * DAY,
+    }  # fmt: skip
+    assert event_needs([segment(date_within("trial_ends_at", 3 * DAY))]) == {}
 
 
 def test_evaluation_needs_an_aware_now() -> None:

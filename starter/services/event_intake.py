@@ -25,10 +25,12 @@ from typing import Any
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from db.models import EngagementEvent, Enrollment, Lead, utcnow
+from db.writes import is_transient_conflict
 from starter.services.errors import LeadNotFound
 from starter.services.events import EventIn, EventResult
 from starter.services.journey_signals import signal_journeys
@@ -40,9 +42,10 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 500  # at most this many requests' rows in one transaction
 DISPATCH_WIDTH = 32  # leads signalled at once
 SWEEP_EVERY = 10.0  # seconds between sweeps for undelivered events
-SWEEP_AFTER = timedelta(seconds=30)  # an event unsignalled this long is swept
+SWEEP_AFTER = timedelta(seconds=30)  # an event unsignalled this long is swept …
+SWEEP_WITHIN = timedelta(days=1)  # … unless older than this (news that old is no news)
 SWEEP_ROWS = 500
-_RETRY_PAUSE = (0.2, 1.0, 5.0)
+_RETRY_PAUSE = 0.2  # one quick retry of a failed signal; after that, the sweep's turn
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class EventIntake:
         # Stored and on their way to the workflows from this process: a repeat meanwhile
         # is not signalled a second time.
         self._in_flight: set[tuple[str, str]] = set()
+        self._busy = 0  # batches being written or delivered right now
 
     def start(self) -> None:
         """Run the writer, the dispatcher and the sweep."""
@@ -93,10 +97,10 @@ class EventIntake:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
                 while True:
-                    if self._requests.empty() and self._to_signal.empty():
+                    idle = self._requests.empty() and self._to_signal.empty()
+                    if idle and not self._busy:
                         break
-                    await asyncio.sleep(0.05)  # polled: two queues, each drained elsewhere
-                await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.02)  # polled: two queues and their workers
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -116,23 +120,40 @@ class EventIntake:
             batch = [await self._requests.get()]
             while len(batch) < BATCH_ROWS and not self._requests.empty():
                 batch.append(self._requests.get_nowait())
+            self._busy += 1
             try:
-                results, stored = await self._write(batch)
-            except Exception as exc:  # the database failed them all: each request says so
+                await self._write_batch(batch)
+            finally:
+                self._busy -= 1
+
+    async def _write_batch(self, batch: list[_Request]) -> None:
+        """Write the batch in one transaction; if that fails, each request on its own, so
+        that one failing row (or a deadlock with another process) fails only itself."""
+        try:
+            results, stored = await self._write(batch)
+        except Exception as exc:
+            row_specific = isinstance(exc, IntegrityError) or (
+                isinstance(exc, DBAPIError) and is_transient_conflict(exc)
+            )
+            if len(batch) == 1 or not row_specific:  # the database is down: all fail
                 log.warning("storing %d events failed: %s", len(batch), exc)
                 for request in batch:
                     if not request.answer.done():
                         request.answer.set_exception(exc)
+                return
+            log.info("storing %d events together failed (%s): one by one", len(batch), exc)
+            for request in batch:
+                await self._write_batch([request])
+            return
+        if stored:
+            self._to_signal.put_nowait(stored)
+        for request, result in zip(batch, results, strict=True):
+            if request.answer.done():  # the request was cancelled: it is stored anyway
                 continue
-            if stored:
-                self._to_signal.put_nowait(stored)
-            for request, result in zip(batch, results, strict=True):
-                if request.answer.done():  # the request was cancelled: it is stored anyway
-                    continue
-                if isinstance(result, Exception):
-                    request.answer.set_exception(result)
-                else:
-                    request.answer.set_result(result)
+            if isinstance(result, Exception):
+                request.answer.set_exception(result)
+            else:
+                request.answer.set_result(result)
 
     async def _write(
         self, batch: list[_Request]
@@ -189,52 +210,56 @@ class EventIntake:
             events = await self._to_signal.get()
             while not self._to_signal.empty():
                 events.extend(self._to_signal.get_nowait())
+            self._busy += 1
             try:
                 await self.deliver(events)
-            except Exception as exc:  # marking failed (the database): the sweep delivers
-                log.warning("%d events not marked as signalled: %s", len(events), exc)
+            except Exception as exc:  # the database failed: the sweep delivers them
+                log.warning("%d events not delivered: %s", len(events), exc)
+            finally:
+                self._busy -= 1
 
     async def deliver(self, events: list[_Stored]) -> None:
         """Signal the events to their leads' workflows (a lead's in order, leads side by
-        side), retrying a failure a few times; mark the delivered ones as signalled."""
+        side), retrying a failure once; mark the delivered ones as signalled. What fails
+        is left to the sweep."""
         by_lead: dict[str, list[_Stored]] = defaultdict(list)
         for event in events:
             by_lead[event.lead_id].append(event)
         gate = asyncio.Semaphore(DISPATCH_WIDTH)
-        async with self._sessions() as session:
-            journeys = await _running_journeys(session, set(by_lead))
         delivered: list[_Stored] = []
-
-        async def one_lead(lead_id: str, its: list[_Stored]) -> None:
-            async with gate:
-                for event in its:
-                    if await self._signal(event, journeys.get(lead_id, [])):
-                        delivered.append(event)
-
         try:
+            async with self._sessions() as session:
+                journeys = await _running_journeys(session, set(by_lead))
+
+            async def one_lead(lead_id: str, its: list[_Stored]) -> None:
+                async with gate:
+                    for event in its:
+                        if await self._signal(event, journeys.get(lead_id, [])):
+                            delivered.append(event)
+
             await asyncio.gather(*(one_lead(lead, its) for lead, its in by_lead.items()))
             if delivered:
                 await self._mark_signalled(delivered)
-        finally:  # what failed is the sweep's
+        finally:
             self._in_flight.difference_update((e.lead_id, e.event_id) for e in events)
 
     async def _signal(self, event: _Stored, journeys: list[str]) -> bool:
         signal = EngagementSignal(
             event_id=event.event_id, type=event.type, occurred_at=event.occurred_at
         )
-        for pause in (*_RETRY_PAUSE, None):
+        for attempt in (1, 2):
             try:
                 await signal_journeys(self._client, journeys, ENGAGEMENT_SIGNAL, signal)
                 await self._lifecycle.nudge(
                     event.lead_id, LeadNudge(cause=f"event {event.type}", event_id=event.event_id)
                 )
                 return True
-            except Exception as exc:  # Temporal unreachable: later, or the sweep's turn
-                if pause is None:
+            except Exception as exc:  # Temporal unreachable: once more, then the sweep's
+                if attempt == 2:
                     log.warning("event %s of %s not signalled: %s", event.event_id,
                                 event.lead_id, exc)  # fmt: skip
                     return False
-                await asyncio.sleep(pause)
+                await asyncio.sleep(_RETRY_PAUSE)
         return False
 
     async def _mark_signalled(self, events: list[_Stored]) -> None:
@@ -260,8 +285,9 @@ class EventIntake:
                 log.warning("sweeping undelivered events failed: %s", exc)
 
     async def sweep(self, older_than: timedelta = SWEEP_AFTER) -> int:
-        """Deliver events stored at least `older_than` ago and never signalled (a process
-        died between the two); returns how many."""
+        """Deliver events stored at least `older_than` ago (and within `SWEEP_WITHIN`) and
+        never signalled (a process died between the two); returns how many. Every API
+        process sweeps the same rows: a second delivery is ignored by the workflows."""
         async with self._sessions() as session:
             rows = await session.execute(
                 select(
@@ -272,9 +298,10 @@ class EventIntake:
                 .where(
                     EngagementEvent.signalled_at.is_(None),
                     EngagementEvent.received_at < utcnow() - older_than,
+                    EngagementEvent.received_at > utcnow() - SWEEP_WITHIN,
                     Lead.erased_at.is_(None),  # an erased lead's workflows are over
                 )
-                .order_by(EngagementEvent.id)
+                .order_by(EngagementEvent.received_at.desc())  # a crash's leftovers first
                 .limit(SWEEP_ROWS)
             )  # fmt: skip
             found = [_Stored(lead, event_id, kind, at) for lead, event_id, kind, at in rows]
@@ -288,7 +315,9 @@ def _unique_rows(events: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """The rows to insert, one per (lead, event id): the first of a repeated id wins."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     now = utcnow()
-    for event in events:
+    # In key order: two processes' batches then take the unique index's locks in the same
+    # order, and can't deadlock on keys both hold.
+    for event in sorted(events, key=lambda e: (str(e.lead_id), e.event_id)):
         key = (str(event.lead_id), event.event_id)
         rows.setdefault(key, {
             "lead_id": key[0], "event_id": key[1], "type": event.type.value,

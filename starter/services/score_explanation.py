@@ -9,6 +9,7 @@ new scoring model, an earlier reset, a moment before its own) is rebuilt from ev
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -28,27 +29,41 @@ from journeys.event_types import event_type_named, is_declared
 from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, ScoringModel
 from journeys.scoring_models import scoring_model_for
 
+_IDS_PER_STATEMENT = 5_000  # a statement takes at most 65,535 parameters
+
 
 async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
     """The lead's score at `now`, with its contributions (computed, nothing stored)."""
     model = scoring_model_for(lead.persona)
-    _, scored, _ = await _tally_at(session, lead, model, now)
-    return _explained(model, lead, scored, now)
+    return _explained(model, lead, (await _tally_at(session, lead, model, now)).scored, now)
 
 
 async def explain_and_tally(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
     """The lead's score at `now`, its events up to `now` folded into its stored tally (the
     caller holds the lead's row lock and commits)."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE: take its write lock before reading the tally, or a
+        # rescore running alongside could store a tally missing the other's events.
+        await session.execute(
+            update(Lead).where(Lead.id == lead.id).values(behaviour_tally=Lead.behaviour_tally)
+        )
+        await session.refresh(lead, ["behaviour_tally", "behaviour_reset_at", "persona"])
     model = scoring_model_for(lead.persona)
-    tally, scored, folded = await _tally_at(session, lead, model, now)
-    lead.behaviour_tally = tally.model_dump(mode="json")
-    if folded:
+    read = await _tally_at(session, lead, model, now)
+    lead.behaviour_tally = read.tally.model_dump(mode="json")
+    await _set_tallied(session, read.folded, True)
+    if read.rebuilt:  # an event folded by a tally valued later than `now` is not in this one
+        await _set_tallied(session, read.later, False)
+    return _explained(model, lead, read.scored, now)
+
+
+async def _set_tallied(session: AsyncSession, ids: list[int], value: bool) -> None:
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
         await session.execute(
             update(EngagementEvent)
-            .where(EngagementEvent.id.in_(folded), EngagementEvent.tallied.is_(False))
-            .values(tallied=True)
+            .where(EngagementEvent.id.in_(ids[start : start + _IDS_PER_STATEMENT]))
+            .values(tallied=value)
         )
-    return _explained(model, lead, scored, now)
 
 
 def _explained(
@@ -72,12 +87,22 @@ def _explained(
     )
 
 
+@dataclass(frozen=True)
+class _TallyRead:
+    """`tally`: valued at now with every event up to now folded in (to store); `scored`:
+    the same plus the events dated after now, undecayed (to score by); the ids folded and
+    the ids dated after now; `rebuilt`: from every event, the stored tally unusable."""
+
+    tally: BehaviourTally
+    scored: BehaviourTally
+    folded: list[int]
+    later: list[int]
+    rebuilt: bool
+
+
 async def _tally_at(
     session: AsyncSession, lead: Lead, model: ScoringModel, now: datetime
-) -> tuple[BehaviourTally, BehaviourTally, list[int]]:
-    """The lead's tally valued at `now` with every event up to `now` folded in (to store),
-    the tally to score by (the same, plus any event dated after `now`, undecayed, as the
-    score has always counted those), and the ids of the events folded."""
+) -> _TallyRead:
     reset_at = as_utc(lead.behaviour_reset_at)
     stored = tally_from_json(lead.behaviour_tally)
     query = select(
@@ -86,14 +111,16 @@ async def _tally_at(
         EngagementEvent.occurred_at,
         EngagementEvent.properties,
     ).where(EngagementEvent.lead_id == lead.id)
-    if stored is not None and usable(stored, model, reset_at, now):
+    rebuilt = stored is None or not usable(stored, model, reset_at, now)
+    if stored is not None and not rebuilt:
         tally = stored
-        query = query.where(EngagementEvent.tallied.is_(False))
+        query = query.where(~EngagementEvent.tallied)  # as the partial index reads it
     else:
         tally = empty_tally(model, now, reset_at)
     due: list[ScoredEvent] = []
     later: list[ScoredEvent] = []
     folded: list[int] = []
+    later_ids: list[int] = []
     # Every declared type, built-in or custom, can score; a stored type that is no longer
     # declared (there should be none: declarations are forever) scores nothing.
     for event_id, kind, at, props in await session.execute(query):
@@ -111,7 +138,8 @@ async def _tally_at(
             folded.append(event_id)
         else:
             later.append(event)
+            later_ids.append(event_id)
     tally = fold(tally, model, due, now=now, reset_at=reset_at)
     # Not yet in the past: counted in full, folded once they are.
     scored = fold(tally, model, later, now=now, reset_at=reset_at) if later else tally
-    return tally, scored, folded
+    return _TallyRead(tally, scored, folded, later_ids, rebuilt)

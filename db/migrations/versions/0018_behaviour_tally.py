@@ -32,6 +32,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("NOT tallied"),
         sqlite_where=sa.text("NOT tallied"),
     )
+    # Events stored before the API's sweep existed and never signalled stay that way (the
+    # sweep would deliver old news to journeys enrolled since).
+    op.execute("UPDATE engagement_events SET signalled_at = received_at WHERE signalled_at IS NULL")
     op.create_index(
         "ix_engagement_unsignalled",
         "engagement_events",

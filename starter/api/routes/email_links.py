@@ -8,7 +8,9 @@ pages show a button that POSTs; mail clients POST `List-Unsubscribe=One-Click` d
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ from starter.services.preferences import is_topic, unsubscribe_topic
 from starter.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# How long a redirect or a pixel waits for its event's commit before answering anyway.
+RECORD_WAIT = 1.0
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # Links whose click is also a download of the content behind them.
@@ -140,6 +145,18 @@ class _Tracking:
             return
         self.recorded.put((lead_id, event_id))
 
+    async def record_before_answering(
+        self, lead_id: str, events: list[tuple[EventType, str]], properties: dict[str, str | None]
+    ) -> None:
+        """Record the events (in one commit) before the answer goes, waiting at most
+        `RECORD_WAIT` seconds: past that (a database slow to commit), the answer goes and
+        the recording finishes after it."""
+        recording = asyncio.gather(
+            *(self.record(lead_id, kind, event_id, properties) for kind, event_id in events)
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(recording), RECORD_WAIT)
+
 
 def _tracking(state: State, sessions: Sessions, intake: Intake) -> _Tracking:
     return _Tracking(state.outbox_leads, state.recorded_events, sessions, intake)
@@ -178,9 +195,10 @@ async def click(
     # share a commit (`EventIntake`), so it costs the redirect little; its signals to the
     # workflows and the link's counter come after.
     event_id = f"{found.outbox_id}-{found.key}"
-    await tracking.record(found.lead_id, EventType.EMAIL_CLICK, f"click-{event_id}", details)
+    events = [(EventType.EMAIL_CLICK, f"click-{event_id}")]
     if found.link in DOWNLOAD_LINKS:
-        await tracking.record(found.lead_id, EventType.DOWNLOAD, f"download-{event_id}", details)
+        events.append((EventType.DOWNLOAD, f"download-{event_id}"))
+    await tracking.record_before_answering(found.lead_id, events, details)
     if found.position is not None:
         background.add_task(tracking.count, found.outbox_id, found.position)
     return RedirectResponse(found.target, status_code=302, headers={"Cache-Control": "no-store"})
@@ -243,8 +261,8 @@ async def open_pixel(
     lead_id = await tracking.lead_of(outbox_id)
     if lead_id is not None:
         _, user_agent = client_of(request)
-        await tracking.record(
-            lead_id, EventType.EMAIL_OPEN, f"open-{outbox_id}", {"user_agent": user_agent}
+        await tracking.record_before_answering(
+            lead_id, [(EventType.EMAIL_OPEN, f"open-{outbox_id}")], {"user_agent": user_agent}
         )
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
