@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -126,12 +126,23 @@ class ScoringActivities:
             .scalars()
             .all()
         )
-        account = await session.get(Account, lead.account_id, with_for_update=True)
-        assert account is not None
-        account.score = int(sum(b for b in behaviours if b > 0))
-        if account.qualified_at is None and account_qualifies(list(behaviours), ACCOUNT_MODEL):
-            account.qualified_at = now
-        return account.id, account.qualified_at is not None
+        # One statement, the transaction's last before its commit: the account's row is
+        # locked only for that instant. (Locked for the whole rescore, every rescore of an
+        # active account's contacts queued behind it, and the lock waits chained with the
+        # events' rows.)
+        qualifies = account_qualifies(list(behaviours), ACCOUNT_MODEL)
+        qualified_at = (
+            await session.execute(
+                update(Account)
+                .where(Account.id == lead.account_id)
+                .values(
+                    score=int(sum(b for b in behaviours if b > 0)),
+                    qualified_at=func.coalesce(Account.qualified_at, now if qualifies else None),
+                )
+                .returning(Account.qualified_at)
+            )
+        ).scalar_one()
+        return lead.account_id, qualified_at is not None
 
 
 async def contacts_of(session: AsyncSession, account_id: str) -> int:

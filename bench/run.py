@@ -74,8 +74,9 @@ from activities.contracts import SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
 from bench.bulk_import import bulk_import, scratch_database
 from bench.events import event_cost, event_rate
 from bench.first_email import first_email
+from bench.http_load import open_loop, request_bytes
 from bench.parallel import in_parallel
-from bench.processes import CpuMeter, pids_where, rss_mib
+from bench.processes import CpuMeter, cpu_seconds, pids_where, rss_mib
 from db.engine import create_engine_for, session_factory
 from db.migrate import upgrade_to_head
 from db.models import (
@@ -530,40 +531,35 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
 
 
 async def redirects(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+    """Tracked-link hits at `rate` (open loop, `bench/http_load.py`), the generator pinned
+    to the machine's last core (the stack may use every core): each first click of a link
+    is stored before its redirect answers."""
     paths = []
     for message in stack.sink.messages[-400:]:
         try:
             paths.append(_link(message, "/t/c/"))
         except (AssertionError, KeyError, AttributeError):
             continue
-    latencies: list[float] = []
-    errors = 0
+    url = stack.http.base_url
+    host, port = str(url.host), int(url.port or 80)
 
-    async def hit(path: str) -> None:
-        nonlocal errors
-        started = time.perf_counter()
-        try:
-            response = await stack.http.get(path, follow_redirects=False)
-            if response.status_code != 302:
-                errors += 1
-                return
-        except httpx.HTTPError:
-            errors += 1
-            return
-        latencies.append(time.perf_counter() - started)
+    def request() -> bytes:
+        return request_bytes("GET", f"{host}:{port}", random.choice(paths), {})
 
-    tasks = []
-    begin = time.perf_counter()
-    for number in range(int(rate * seconds)):
-        # Open loop: requests leave on schedule whether or not earlier ones returned.
-        await asyncio.sleep(max(0.0, begin + number / rate - time.perf_counter()))
-        tasks.append(asyncio.get_running_loop().create_task(hit(random.choice(paths))))
-    await asyncio.gather(*tasks)
-    achieved = len(tasks) / (time.perf_counter() - begin)
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(cores)})
+    generator_before = cpu_seconds(os.getpid())
+    try:
+        load = await open_loop(host, port, rate, seconds, request, ok=(302,))
+    finally:
+        os.sched_setaffinity(0, cores)
+    generator = cpu_seconds(os.getpid()) - generator_before
     return {
         "rate_per_s": rate,
-        "achieved_per_s": round(achieved, 1),
-        **_latencies(latencies, errors),
+        "achieved_per_s": round(load.sent / load.offered_for, 1),
+        "generator_core": max(cores),
+        "generator_cpu_share": round(generator / load.answered_for, 2),
+        **_latencies(load.latencies, load.failed),
     }
 
 

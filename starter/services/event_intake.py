@@ -45,6 +45,7 @@ SWEEP_EVERY = 10.0  # seconds between sweeps for undelivered events
 SWEEP_AFTER = timedelta(seconds=30)  # an event unsignalled this long is swept …
 SWEEP_WITHIN = timedelta(days=1)  # … unless older than this (news that old is no news)
 SWEEP_ROWS = 500
+MARK_TRIES = 30  # passes at marking events signalled whose rows a rescore holds (≈ 12 s)
 _RETRY_PAUSE = 0.2  # one quick retry of a failed signal; after that, the sweep's turn
 
 
@@ -263,16 +264,39 @@ class EventIntake:
         return False
 
     async def _mark_signalled(self, events: list[_Stored]) -> None:
-        keys = [(e.lead_id, e.event_id) for e in events]
+        """Mark the events as signalled without ever waiting for a row lock: a rescore
+        marking the same rows tallied holds them until its commit, and a wait here joined
+        chains of waits (rescores queue on their account's row). A row held is tried again
+        shortly; one still held after `MARK_TRIES` is left to the sweep (which delivers it
+        again: the workflows ignore an id they have seen)."""
+        pending = [(e.lead_id, e.event_id) for e in events]
+        for attempt in range(MARK_TRIES):
+            pending = await self._mark(pending)
+            if not pending:
+                return
+            await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+        log.info("%d events left unmarked (rows held): the sweep's", len(pending))
+
+    async def _mark(self, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Mark those of `keys` whose rows are free now; the others."""
+        marked: set[tuple[str, str]] = set()
         async with self._sessions() as session:
             for start in range(0, len(keys), SWEEP_ROWS):
                 chunk = keys[start : start + SWEEP_ROWS]
-                await session.execute(
-                    update(EngagementEvent)
+                free = (
+                    select(EngagementEvent.id)
                     .where(tuple_(EngagementEvent.lead_id, EngagementEvent.event_id).in_(chunk))
-                    .values(signalled_at=utcnow())
+                    .with_for_update(skip_locked=True)
                 )
+                done = await session.execute(
+                    update(EngagementEvent)
+                    .where(EngagementEvent.id.in_(free.scalar_subquery()))
+                    .values(signalled_at=utcnow())
+                    .returning(EngagementEvent.lead_id, EngagementEvent.event_id)
+                )
+                marked.update((lead, event_id) for lead, event_id in done)
             await session.commit()
+        return [key for key in keys if key not in marked]
 
     # --- the sweep --------------------------------------------------------------------------
 
