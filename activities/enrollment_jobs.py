@@ -9,18 +9,7 @@ import logging
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import (
-    Boolean,
-    Integer,
-    String,
-    Table,
-    bindparam,
-    column,
-    delete,
-    select,
-    update,
-    values,
-)
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -252,20 +241,22 @@ def _result(chunk: EnrollmentJobChunk) -> EnrollJobChunkResult:
 
 async def _mark_stored(session: AsyncSession, job_id: str, stored: dict[int, StoredLead]) -> None:
     """Mark each staged row with the lead written for it: on PostgreSQL one statement for
-    the batch (UPDATE … FROM VALUES); elsewhere (SQLite, the demo) one per row."""
+    the batch (UPDATE … FROM unnest of three arrays); elsewhere (SQLite, the demo) one
+    per row."""
     table = cast(Table, EnrollmentJobRow.__table__)
     rows = [(line, lead.lead_id, lead.double_opt_in) for line, lead in stored.items()]
     if session.get_bind().dialect.name == "postgresql":
-        marks = values(
-            column("line", Integer),
-            column("lead_id", String),
-            column("double_opt_in", Boolean),
-            name="marks",
-        ).data(rows)
+        # Three array parameters, whatever the batch's size: one short statement.
+        lines, leads, opt_ins = (list(column) for column in zip(*rows, strict=True))
         await session.execute(
-            update(table)
-            .where(table.c.job_id == job_id, table.c.line == marks.c.line)
-            .values(lead_id=marks.c.lead_id, double_opt_in=marks.c.double_opt_in)
+            text(
+                "UPDATE enrollment_job_rows AS r SET lead_id = m.lead_id, "
+                "double_opt_in = m.double_opt_in "
+                "FROM unnest(CAST(:lines AS integer[]), CAST(:leads AS varchar[]), "
+                "CAST(:opt_ins AS boolean[])) AS m(line, lead_id, double_opt_in) "
+                "WHERE r.job_id = :job AND r.line = m.line"
+            ),
+            {"lines": lines, "leads": leads, "opt_ins": opt_ins, "job": job_id},
         )
         return
     await session.execute(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.bulk import among
 from db.models import Suppression
 from db.writes import insert_ignoring_conflict
 from journeys.consent import SuppressionReason, address_hash
@@ -41,7 +42,9 @@ class SuppressionList:
         if not by_key:
             return set()
         found = await session.execute(
-            select(Suppression.address_hash).where(Suppression.address_hash.in_(list(by_key)))
+            select(Suppression.address_hash).where(
+                among(session, Suppression.address_hash, list(by_key))
+            )
         )
         return {by_key[key] for key in found.scalars()}
 

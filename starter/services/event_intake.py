@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -133,8 +133,10 @@ class EventIntake:
         try:
             results, stored = await self._write(batch)
         except Exception as exc:
-            row_specific = isinstance(exc, IntegrityError) or (
-                isinstance(exc, DBAPIError) and is_transient_conflict(exc)
+            # A row the database refuses (bad data, a conflict, a deadlock with another
+            # process) fails only itself; a lost connection fails them all.
+            row_specific = isinstance(exc, DBAPIError) and (
+                is_transient_conflict(exc) or not isinstance(exc, OperationalError | InterfaceError)
             )
             if len(batch) == 1 or not row_specific:  # the database is down: all fail
                 log.warning("storing %d events failed: %s", len(batch), exc)
