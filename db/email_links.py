@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, func, select, update
+from sqlalchemy import ColumnElement, case, distinct, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,18 +63,40 @@ async def link_target(session: AsyncSession, outbox_id: int, position: int) -> L
     return None if found is None else LinkTarget(found.url, found.name, found.lead_id)
 
 
-async def count_click(session: AsyncSession, outbox_id: int, position: int, at: datetime) -> None:
-    """One more click on a link (every click counts here; the engagement event is
-    recorded once per link and email). The caller commits."""
+async def count_clicks(
+    session: AsyncSession, counts: list[tuple[int, int, int, datetime, datetime]]
+) -> None:
+    """Add clicks to links — (outbox id, position, clicks, first at, last at) each: every
+    click counts here; the engagement event is recorded once per link and email — in one
+    statement on PostgreSQL (arrays unnested), one per link elsewhere. The caller commits."""
+    if not counts:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        for outbox_id, position, added, first, last in counts:
+            await session.execute(
+                update(EmailLink)
+                .where(EmailLink.outbox_id == outbox_id, EmailLink.position == position)
+                .values(
+                    clicks=EmailLink.clicks + added,
+                    first_clicked_at=func.coalesce(EmailLink.first_clicked_at, first),
+                    last_clicked_at=last,  # flushes come in time order
+                )
+            )
+        return
+    outboxes, positions, clicks, firsts, lasts = (list(c) for c in zip(*counts, strict=True))
     await session.execute(
-        update(EmailLink)
-        .where(EmailLink.outbox_id == outbox_id, EmailLink.position == position)
-        .values(
-            clicks=EmailLink.clicks + 1,
-            first_clicked_at=func.coalesce(EmailLink.first_clicked_at, at),
-            last_clicked_at=at,
-        )
-    )
+        text(
+            "UPDATE email_links AS l SET clicks = l.clicks + c.clicks, "
+            "first_clicked_at = coalesce(l.first_clicked_at, c.first_at), "
+            "last_clicked_at = greatest(l.last_clicked_at, c.last_at) "
+            "FROM unnest(CAST(:outboxes AS integer[]), CAST(:positions AS integer[]), "
+            "CAST(:clicks AS integer[]), CAST(:firsts AS timestamptz[]), "
+            "CAST(:lasts AS timestamptz[])) AS c(outbox_id, position, clicks, first_at, last_at) "
+            "WHERE l.outbox_id = c.outbox_id AND l.position = c.position"
+        ),
+        {"outboxes": outboxes, "positions": positions, "clicks": clicks, "firsts": firsts,
+         "lasts": lasts},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from starter.api.routes import (
     templates,
 )
 from starter.api.security_headers import SecurityHeaders
+from starter.services.click_counts import ClickCounts
 from starter.services.event_intake import EventIntake
 from starter.services.lead_workflow import LeadLifecycle
 from starter.settings import Settings
@@ -95,7 +96,10 @@ def create_app(
             intake = EventIntake(client, sessions, lifecycle)
             intake.start()
             stack.push_async_callback(intake.close)
-            state.connections = Connections(client, sessions, lifecycle, intake)
+            clicks = ClickCounts(sessions)
+            clicks.start()
+            stack.push_async_callback(clicks.close)
+            state.connections = Connections(client, sessions, lifecycle, intake, clicks)
             try:
                 yield
             finally:

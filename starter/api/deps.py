@@ -20,6 +20,7 @@ from starter.api.auth import holder_of
 from starter.api.rate_limits import AttemptLimiter
 from starter.api.recent_keys import RecentKeys
 from starter.api.request_guard import FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW
+from starter.services.click_counts import ClickCounts
 from starter.services.event_intake import EventIntake
 from starter.services.lead_workflow import LeadLifecycle
 from starter.services.link_tokens import LinkTokens
@@ -37,6 +38,7 @@ class Connections:
     sessions: async_sessionmaker[AsyncSession]
     lifecycle: LeadLifecycle
     intake: EventIntake
+    click_counts: ClickCounts
 
 
 @dataclass
@@ -57,6 +59,9 @@ class ApiState:
     # Tracking: outbox row → lead, and events already recorded (repeat fetches are free).
     outbox_leads: RecentKeys = field(default_factory=lambda: RecentKeys(100_000))
     recorded_events: RecentKeys = field(default_factory=lambda: RecentKeys(100_000))
+    # A link's target, trusted for 30 s: an erasure blanks it (this process forgets them
+    # all at once; another API process redirects to it for at most that long).
+    link_targets: RecentKeys = field(default_factory=lambda: RecentKeys(100_000, max_age=30))
     connections: Connections | None = None
 
     @classmethod
@@ -78,13 +83,13 @@ def install_state(app: FastAPI, state: ApiState) -> None:
     app.state.nurture = state
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:
     """This API instance's state."""
     state: ApiState = request.app.state.nurture
     return state
 
 
-def _connections(state: Annotated[ApiState, Depends(api_state)]) -> Connections:
+async def _connections(state: Annotated[ApiState, Depends(api_state)]) -> Connections:
     if state.connections is None:  # only before start-up or after shutdown
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the API is starting")
     return state.connections
@@ -94,31 +99,35 @@ State = Annotated[ApiState, Depends(api_state)]
 Open = Annotated[Connections, Depends(_connections)]
 
 
-def _settings(state: State) -> Settings:
+async def _settings(state: State) -> Settings:
     return state.settings
 
 
-def _sessions(open_: Open) -> async_sessionmaker[AsyncSession]:
+async def _sessions(open_: Open) -> async_sessionmaker[AsyncSession]:
     return open_.sessions
 
 
-def _temporal(open_: Open) -> Client:
+async def _temporal(open_: Open) -> Client:
     return open_.temporal
 
 
-def _lifecycle(open_: Open) -> LeadLifecycle:
+async def _lifecycle(open_: Open) -> LeadLifecycle:
     return open_.lifecycle
 
 
-def _intake(open_: Open) -> EventIntake:
+async def _intake(open_: Open) -> EventIntake:
     return open_.intake
 
 
-def _suppressions(state: State) -> SuppressionList:
+async def _click_counts(open_: Open) -> ClickCounts:
+    return open_.click_counts
+
+
+async def _suppressions(state: State) -> SuppressionList:
     return state.suppressions
 
 
-def _link_tokens(state: State) -> LinkTokens:
+async def _link_tokens(state: State) -> LinkTokens:
     return state.link_tokens
 
 
@@ -127,6 +136,7 @@ Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 Temporal = Annotated[Client, Depends(_temporal)]
 Lifecycle = Annotated[LeadLifecycle, Depends(_lifecycle)]
 Intake = Annotated[EventIntake, Depends(_intake)]
+Clicks = Annotated[ClickCounts, Depends(_click_counts)]
 Suppressions = Annotated[SuppressionList, Depends(_suppressions)]
 Tokens = Annotated[LinkTokens, Depends(_link_tokens)]
 

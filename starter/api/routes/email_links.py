@@ -16,18 +16,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.email_links import LinkTarget, count_click, link_target
+from db.email_links import LinkTarget, link_target
 from db.models import OutboxEmail, utcnow
 from journeys.dsl import EventType
 from journeys.rendering import LINK_PATHS, OWN_LINKS
 from journeys.topics import UnknownTopicError, get_topic
-from starter.api.deps import Config, Intake, Lifecycle, Sessions, State, Suppressions, Tokens
+from starter.api.deps import (
+    Clicks,
+    Config,
+    Intake,
+    Lifecycle,
+    Sessions,
+    State,
+    Suppressions,
+    Tokens,
+)
 from starter.api.pages import render_page
 from starter.api.recent_keys import RecentKeys
+from starter.services.click_counts import ClickCounts
 from starter.services.consent import ConfirmOutcome, confirm, unsubscribe
 from starter.services.errors import LeadNotFound
 from starter.services.event_intake import EventIntake
@@ -40,6 +50,7 @@ log = logging.getLogger(__name__)
 
 # How long a redirect or a pixel waits for its event's commit before answering anyway.
 RECORD_WAIT = 1.0
+_NO_LINK = "none"  # remembered: no such link
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # Links whose click is also a download of the content behind them.
@@ -98,8 +109,10 @@ class _Tracking:
 
     outbox_leads: RecentKeys
     recorded: RecentKeys
+    link_targets: RecentKeys
     sessions: async_sessionmaker[AsyncSession]
     intake: EventIntake
+    click_counts: ClickCounts
 
     async def lead_of(self, outbox_id: int) -> str | None:
         """The lead the email went to, or None if there is no such email."""
@@ -113,15 +126,19 @@ class _Tracking:
         return outbox.lead_id
 
     async def link(self, outbox_id: int, position: int) -> LinkTarget | None:
-        """Where link `position` of the email leads (None: no such link)."""
+        """Where link `position` of the email leads (None: no such link); remembered for
+        a while (`ApiState.link_targets`)."""
+        if (known := self.link_targets.get((outbox_id, position))) is not None:
+            return known if isinstance(known, LinkTarget) else None
         async with self.sessions() as session:
-            return await link_target(session, outbox_id, position)
+            target = await link_target(session, outbox_id, position)
+        self.link_targets.put((outbox_id, position), target or _NO_LINK)
+        return target
 
-    async def count(self, outbox_id: int, position: int) -> None:
-        """Count a click on the link (every click, for the per-link analytics)."""
-        async with self.sessions() as session:
-            await count_click(session, outbox_id, position, utcnow())
-            await session.commit()
+    def count(self, outbox_id: int, position: int) -> None:
+        """Count a click on the link (every click, for the per-link analytics; written
+        with others a moment later)."""
+        self.click_counts.add(outbox_id, position, utcnow())
 
     async def record(self, lead_id: str, kind: EventType, event_id: str,
                      properties: dict[str, str | None]) -> None:  # fmt: skip
@@ -158,8 +175,10 @@ class _Tracking:
             await asyncio.wait_for(asyncio.shield(recording), RECORD_WAIT)
 
 
-def _tracking(state: State, sessions: Sessions, intake: Intake) -> _Tracking:
-    return _Tracking(state.outbox_leads, state.recorded_events, sessions, intake)
+async def _tracking(state: State, sessions: Sessions, intake: Intake, clicks: Clicks) -> _Tracking:
+    return _Tracking(
+        state.outbox_leads, state.recorded_events, state.link_targets, sessions, intake, clicks
+    )
 
 
 Tracking = Annotated[_Tracking, Depends(_tracking)]
@@ -174,7 +193,6 @@ Tracking = Annotated[_Tracking, Depends(_tracking)]
 async def click(
     token: str,
     request: Request,
-    background: BackgroundTasks,
     settings: Config,
     tokens: Tokens,
     tracking: Tracking,
@@ -200,7 +218,7 @@ async def click(
         events.append((EventType.DOWNLOAD, f"download-{event_id}"))
     await tracking.record_before_answering(found.lead_id, events, details)
     if found.position is not None:
-        background.add_task(tracking.count, found.outbox_id, found.position)
+        tracking.count(found.outbox_id, found.position)
     return RedirectResponse(found.target, status_code=302, headers={"Cache-Control": "no-store"})
 
 
@@ -251,9 +269,7 @@ async def _click_of(
         404: {"description": "Not one of our pixels"},
     },
 )
-async def open_pixel(
-    token: str, request: Request, background: BackgroundTasks, tokens: Tokens, tracking: Tracking
-) -> Response:
+async def open_pixel(token: str, request: Request, tokens: Tokens, tracking: Tracking) -> Response:
     """The open-tracking pixel: a 1x1 GIF; the open is recorded once per email."""
     outbox_id = _valid(tokens.read_open, token)
     if outbox_id is None:

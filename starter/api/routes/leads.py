@@ -14,6 +14,7 @@ from starter.api.deps import (
     MarketingKey,
     MarketingOrSalesKey,
     Sessions,
+    State,
     Suppressions,
     Temporal,
 )
@@ -90,8 +91,15 @@ async def get_score(
     },
 )
 async def delete_lead(
-    lead_id: LeadId, _: AdminKey, temporal: Temporal, sessions: Sessions, settings: Config
+    lead_id: LeadId,
+    _: AdminKey,
+    temporal: Temporal,
+    sessions: Sessions,
+    settings: Config,
+    state: State,
 ) -> ErasureResult:
     """Erase a lead (GDPR art. 17): personal data removed, analytics rows anonymised,
     its workflows ended, the CRM told. Repeating it is harmless."""
-    return await erase_lead(temporal, sessions, settings, lead_id)
+    erased = await erase_lead(temporal, sessions, settings, lead_id)
+    state.link_targets.clear()  # its links' targets are blanked: none redirects from here
+    return erased
