@@ -32,17 +32,22 @@ def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnEl
 
 def with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with the Python-side defaults of the columns they leave out (an ORM or
-    Core insert applies them; `COPY` does not), evaluated once for the batch."""
-    if not rows:
-        return rows
-    missing: dict[str, Any] = {}
-    for column in table.columns:
-        default = column.default
-        if column.name in rows[0] or default is None or not hasattr(default, "arg"):
-            continue
-        arg = default.arg
-        missing[column.name] = arg(None) if callable(arg) else arg
-    return [{**row, **missing} for row in rows] if missing else rows
+    Core insert applies them; `COPY` does not), evaluated for each row. Only plain values
+    and callables without arguments are supported (a SQL expression or a default reading
+    its context raises)."""
+    filled = []
+    for row in rows:
+        complete = dict(row)
+        for column in table.columns:
+            default = column.default
+            if column.name in complete or default is None:
+                continue
+            if not (default.is_scalar or default.is_callable):
+                raise ValueError(f"{table.name}.{column.name}: a default COPY can't evaluate")
+            arg = default.arg  # type: ignore[attr-defined]
+            complete[column.name] = arg(None) if default.is_callable else arg
+        filled.append(complete)
+    return filled
 
 
 def _adapted(value: Any) -> Any:
@@ -69,10 +74,14 @@ async def copy_then_insert(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     returning: Sequence[str],
+    order_by: str | None = None,
 ) -> list[tuple[Any, ...]]:
     """Insert the rows into `table`, skipping those a unique key already holds, and return
     `returning` of the inserted ones (PostgreSQL only): `COPY` into a temporary table of
-    the same columns, then one `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`."""
+    the same columns, then one `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`, in
+    `order_by`'s order (writers of overlapping batches then take the unique index's locks
+    in the same order)."""
+    order = f'ORDER BY "{order_by}"' if order_by else ""
     staging = f"staging_{uuid.uuid4().hex[:12]}"
     names = ", ".join(f'"{c}"' for c in columns)
     await session.execute(
@@ -84,7 +93,7 @@ async def copy_then_insert(
     await copy_rows(session, staging, columns, rows)
     inserted = await session.execute(
         text(
-            f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{staging}" '
+            f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{staging}" {order} '
             f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
         )
     )

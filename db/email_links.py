@@ -78,8 +78,12 @@ async def count_clicks(
                 .where(EmailLink.outbox_id == outbox_id, EmailLink.position == position)
                 .values(
                     clicks=EmailLink.clicks + added,
-                    first_clicked_at=func.coalesce(EmailLink.first_clicked_at, first),
-                    last_clicked_at=last,  # flushes come in time order
+                    # Two processes' flushes may arrive out of order: the earliest first
+                    # click and the latest last one win (SQLite's min/max of two values).
+                    first_clicked_at=func.min(
+                        func.coalesce(EmailLink.first_clicked_at, first), first
+                    ),
+                    last_clicked_at=func.max(func.coalesce(EmailLink.last_clicked_at, last), last),
                 )
             )
         return
@@ -87,7 +91,7 @@ async def count_clicks(
     await session.execute(
         text(
             "UPDATE email_links AS l SET clicks = l.clicks + c.clicks, "
-            "first_clicked_at = coalesce(l.first_clicked_at, c.first_at), "
+            "first_clicked_at = least(l.first_clicked_at, c.first_at), "
             "last_clicked_at = greatest(l.last_clicked_at, c.last_at) "
             "FROM unnest(CAST(:outboxes AS integer[]), CAST(:positions AS integer[]), "
             "CAST(:clicks AS integer[]), CAST(:firsts AS timestamptz[]), "

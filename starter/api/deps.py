@@ -59,9 +59,6 @@ class ApiState:
     # Tracking: outbox row → lead, and events already recorded (repeat fetches are free).
     outbox_leads: RecentKeys = field(default_factory=lambda: RecentKeys(100_000))
     recorded_events: RecentKeys = field(default_factory=lambda: RecentKeys(100_000))
-    # A link's target, trusted for 30 s: an erasure blanks it (this process forgets them
-    # all at once; another API process redirects to it for at most that long).
-    link_targets: RecentKeys = field(default_factory=lambda: RecentKeys(100_000, max_age=30))
     connections: Connections | None = None
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -13,30 +12,20 @@ class RecentKeys:
     the same tracked link many times, and each repeat used to cost a database round trip
     and an attempted insert (docs/performance.md)."""
 
-    def __init__(self, size: int, max_age: float | None = None) -> None:
+    def __init__(self, size: int) -> None:
         self._size = size
-        self._max_age = max_age  # seconds a value is trusted (None: while remembered)
-        self._entries: OrderedDict[Hashable, tuple[object, float]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, object] = OrderedDict()
 
     def get(self, key: Hashable) -> object | None:
         """The value remembered for `key`, or None."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        value, at = entry
-        if self._max_age is not None and time.monotonic() - at > self._max_age:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
         return value
 
     def put(self, key: Hashable, value: object = True) -> None:
         """Remember `key` (forgetting the least recently used key when full)."""
-        self._entries[key] = (value, time.monotonic())
+        self._entries[key] = value
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        self._entries.clear()

@@ -2,7 +2,8 @@
 process adds clicks up in memory and writes them every `FLUSH_EVERY` seconds in one
 transaction (a click's engagement event, once per link and email, is stored before its
 redirect by the event intake; these counters are the per-link totals the click report
-reads). A process that dies loses at most its last fraction of a second of repeat clicks.
+reads). A process that is killed loses the clicks of its last fraction of a second from
+these totals (a graceful stop writes them).
 """
 
 from __future__ import annotations
@@ -74,10 +75,13 @@ class ClickCounts:
                     [(o, p, t.clicks, t.first, t.last) for (o, p), t in sorted(pending.items())],
                 )
                 await session.commit()
-        except Exception as exc:  # the database is away: add them back for the next flush
-            log.warning("%d link counters not written: %s", len(pending), exc)
+        except BaseException as exc:  # not written (the database is away, or a stop came
+            # in the middle): back for the next flush, `close()`'s included
+            log.warning("%d link counters not written: %r", len(pending), exc)
             for key, tally in pending.items():
                 self._merge(key, tally)
+            if not isinstance(exc, Exception):
+                raise
 
     async def _flush_forever(self) -> None:
         while True:

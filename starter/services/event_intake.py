@@ -45,7 +45,8 @@ SWEEP_EVERY = 10.0  # seconds between sweeps for undelivered events
 SWEEP_AFTER = timedelta(seconds=30)  # an event unsignalled this long is swept …
 SWEEP_WITHIN = timedelta(days=1)  # … unless older than this (news that old is no news)
 SWEEP_ROWS = 500
-MARK_TRIES = 30  # passes at marking events signalled whose rows a rescore holds (≈ 12 s)
+MARK_TRIES = 20  # passes at marking events signalled whose rows a rescore holds …
+REMARK_EVERY = 0.5  # … one every this many seconds
 _RETRY_PAUSE = 0.2  # one quick retry of a failed signal; after that, the sweep's turn
 
 
@@ -82,6 +83,7 @@ class EventIntake:
         # is not signalled a second time.
         self._in_flight: set[tuple[str, str]] = set()
         self._busy = 0  # batches being written or delivered right now
+        self._unmarked: list[tuple[tuple[str, str], int]] = []  # (key, passes so far)
 
     def start(self) -> None:
         """Run the writer, the dispatcher and the sweep."""
@@ -90,6 +92,7 @@ class EventIntake:
             loop.create_task(self._write_forever()),
             loop.create_task(self._dispatch_forever()),
             loop.create_task(self._sweep_forever()),
+            loop.create_task(self._remark_forever()),
         ]
 
     async def close(self, within: float = 10.0) -> None:
@@ -268,16 +271,30 @@ class EventIntake:
     async def _mark_signalled(self, events: list[_Stored]) -> None:
         """Mark the events as signalled without ever waiting for a row lock: a rescore
         marking the same rows tallied holds them until its commit, and a wait here joined
-        chains of waits (rescores queue on their account's row). A row held is tried again
-        shortly; one still held after `MARK_TRIES` is left to the sweep (which delivers it
-        again: the workflows ignore an id they have seen)."""
-        pending = [(e.lead_id, e.event_id) for e in events]
-        for attempt in range(MARK_TRIES):
-            pending = await self._mark(pending)
-            if not pending:
-                return
-            await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
-        log.info("%d events left unmarked (rows held): the sweep's", len(pending))
+        chains of waits (rescores queue on their account's row). A row held is handed to
+        the re-marker, so the dispatcher goes on with the next batch at once."""
+        left = await self._mark([(e.lead_id, e.event_id) for e in events])
+        self._unmarked.extend((key, 0) for key in left)
+
+    async def _remark_forever(self) -> None:
+        """Mark what `_mark_signalled` found held, every `REMARK_EVERY` seconds; a row
+        still held after `MARK_TRIES` passes is left to the sweep (which delivers it again:
+        the workflows ignore an id they have seen)."""
+        while True:
+            await asyncio.sleep(REMARK_EVERY)
+            if not self._unmarked:
+                continue
+            tries = dict(self._unmarked)
+            self._unmarked = []
+            try:
+                left = await self._mark(list(tries))
+            except Exception as exc:
+                log.warning("marking %d events failed: %s", len(tries), exc)
+                left = list(tries)
+            again = [(key, tries[key] + 1) for key in left if tries[key] + 1 < MARK_TRIES]
+            self._unmarked.extend(again)
+            if len(again) < len(left):
+                log.info("%d events left unmarked (rows held): the sweep's", len(left) - len(again))
 
     async def _mark(self, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Mark those of `keys` whose rows are free now; the others."""

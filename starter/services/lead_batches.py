@@ -162,7 +162,9 @@ async def _insert_leads(session: AsyncSession, values: list[dict[str, Any]]) -> 
         complete = with_defaults(leads, values)
         columns = list(complete[0])
         rows = [[row[c] for c in columns] for row in complete]
-        return await copy_then_insert(session, "leads", columns, rows, ["id", "email"])
+        return await copy_then_insert(
+            session, "leads", columns, rows, ["id", "email"], order_by="email"
+        )
     statement = (
         _insert(session)(leads).on_conflict_do_nothing().returning(leads.c.id, leads.c.email)
     )

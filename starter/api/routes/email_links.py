@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 # How long a redirect or a pixel waits for its event's commit before answering anyway.
 RECORD_WAIT = 1.0
-_NO_LINK = "none"  # remembered: no such link
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # Links whose click is also a download of the content behind them.
@@ -109,7 +108,6 @@ class _Tracking:
 
     outbox_leads: RecentKeys
     recorded: RecentKeys
-    link_targets: RecentKeys
     sessions: async_sessionmaker[AsyncSession]
     intake: EventIntake
     click_counts: ClickCounts
@@ -126,14 +124,11 @@ class _Tracking:
         return outbox.lead_id
 
     async def link(self, outbox_id: int, position: int) -> LinkTarget | None:
-        """Where link `position` of the email leads (None: no such link); remembered for
-        a while (`ApiState.link_targets`)."""
-        if (known := self.link_targets.get((outbox_id, position))) is not None:
-            return known if isinstance(known, LinkTarget) else None
+        """Where link `position` of the email leads (None: no such link). Read each time,
+        not remembered: an erasure blanks it, and from then on no API process may
+        redirect there."""
         async with self.sessions() as session:
-            target = await link_target(session, outbox_id, position)
-        self.link_targets.put((outbox_id, position), target or _NO_LINK)
-        return target
+            return await link_target(session, outbox_id, position)
 
     def count(self, outbox_id: int, position: int) -> None:
         """Count a click on the link (every click, for the per-link analytics; written
@@ -176,9 +171,7 @@ class _Tracking:
 
 
 async def _tracking(state: State, sessions: Sessions, intake: Intake, clicks: Clicks) -> _Tracking:
-    return _Tracking(
-        state.outbox_leads, state.recorded_events, state.link_targets, sessions, intake, clicks
-    )
+    return _Tracking(state.outbox_leads, state.recorded_events, sessions, intake, clicks)
 
 
 Tracking = Annotated[_Tracking, Depends(_tracking)]

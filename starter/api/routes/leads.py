@@ -14,7 +14,6 @@ from starter.api.deps import (
     MarketingKey,
     MarketingOrSalesKey,
     Sessions,
-    State,
     Suppressions,
     Temporal,
 )
@@ -96,10 +95,7 @@ async def delete_lead(
     temporal: Temporal,
     sessions: Sessions,
     settings: Config,
-    state: State,
 ) -> ErasureResult:
     """Erase a lead (GDPR art. 17): personal data removed, analytics rows anonymised,
     its workflows ended, the CRM told. Repeating it is harmless."""
-    erased = await erase_lead(temporal, sessions, settings, lead_id)
-    state.link_targets.clear()  # its links' targets are blanked: none redirects from here
-    return erased
+    return await erase_lead(temporal, sessions, settings, lead_id)
