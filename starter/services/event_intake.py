@@ -233,6 +233,7 @@ class EventIntake:
             by_lead[event.lead_id].append(event)
         gate = asyncio.Semaphore(DISPATCH_WIDTH)
         delivered: list[_Stored] = []
+        held: set[tuple[str, str]] = set()
         try:
             async with self._sessions() as session:
                 journeys = await _running_journeys(session, set(by_lead))
@@ -245,9 +246,14 @@ class EventIntake:
 
             await asyncio.gather(*(one_lead(lead, its) for lead, its in by_lead.items()))
             if delivered:
-                await self._mark_signalled(delivered)
+                held = set(await self._mark_signalled(delivered))
         finally:
-            self._in_flight.difference_update((e.lead_id, e.event_id) for e in events)
+            # Delivered and marked, or not delivered (the sweep's): no longer in flight.
+            # Delivered but not yet marked stays so until the re-marker is done with it:
+            # a repeat meanwhile must not be signalled again.
+            self._in_flight.difference_update(
+                key for key in ((e.lead_id, e.event_id) for e in events) if key not in held
+            )
 
     async def _signal(self, event: _Stored, journeys: list[str]) -> bool:
         signal = EngagementSignal(
@@ -268,13 +274,15 @@ class EventIntake:
                 await asyncio.sleep(_RETRY_PAUSE)
         return False
 
-    async def _mark_signalled(self, events: list[_Stored]) -> None:
+    async def _mark_signalled(self, events: list[_Stored]) -> list[tuple[str, str]]:
         """Mark the events as signalled without ever waiting for a row lock: a rescore
         marking the same rows tallied holds them until its commit, and a wait here joined
         chains of waits (rescores queue on their account's row). A row held is handed to
-        the re-marker, so the dispatcher goes on with the next batch at once."""
+        the re-marker, so the dispatcher goes on with the next batch at once; returns
+        those keys."""
         left = await self._mark([(e.lead_id, e.event_id) for e in events])
         self._unmarked.extend((key, 0) for key in left)
+        return left
 
     async def _remark_forever(self) -> None:
         """Mark what `_mark_signalled` found held, every `REMARK_EVERY` seconds; a row
@@ -293,6 +301,8 @@ class EventIntake:
                 left = list(tries)
             again = [(key, tries[key] + 1) for key in left if tries[key] + 1 < MARK_TRIES]
             self._unmarked.extend(again)
+            retried = {key for key, _ in again}
+            self._in_flight.difference_update(key for key in tries if key not in retried)
             if len(again) < len(left):
                 log.info("%d events left unmarked (rows held): the sweep's", len(left) - len(again))
 
