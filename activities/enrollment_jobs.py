@@ -23,6 +23,7 @@ from activities.contracts import (
     StoreJobLeadsRequest,
     StoreJobLeadsResult,
 )
+from db.bulk import on_postgresql
 from db.models import EnrollmentJob, EnrollmentJobChunk, EnrollmentJobRow
 from db.suppression_list import SuppressionList
 from db.writes import insert_once
@@ -245,7 +246,7 @@ async def _mark_stored(session: AsyncSession, job_id: str, stored: dict[int, Sto
     per row."""
     table = cast(Table, EnrollmentJobRow.__table__)
     rows = [(line, lead.lead_id, lead.double_opt_in) for line, lead in stored.items()]
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         # Three array parameters, whatever the batch's size: one short statement.
         lines, leads, opt_ins = (list(column) for column in zip(*rows, strict=True))
         await session.execute(

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, case, distinct, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.bulk import on_postgresql
 from db.models import EmailLink, OutboxEmail
 from journeys.link_tracking import TrackedLink
 
@@ -71,7 +72,7 @@ async def count_clicks(
     statement on PostgreSQL (arrays unnested), one per link elsewhere. The caller commits."""
     if not counts:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if not on_postgresql(session):
         for outbox_id, position, added, first, last in counts:
             await session.execute(
                 update(EmailLink)

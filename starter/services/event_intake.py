@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from db.bulk import on_postgresql
 from db.models import EngagementEvent, Enrollment, Lead, utcnow
 from db.writes import is_transient_conflict
 from starter.services.errors import LeadNotFound
@@ -387,8 +388,7 @@ async def _insert_new(
     if not rows:
         return set()
     # PostgreSQL, or the demo's SQLite: both have ON CONFLICT.
-    dialect = session.get_bind().dialect.name
-    statement: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement: Any = pg_insert if on_postgresql(session) else sqlite_insert
     query = (
         statement(EngagementEvent)
         .on_conflict_do_nothing(index_elements=["lead_id", "event_id"])
