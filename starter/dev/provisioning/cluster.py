@@ -466,9 +466,7 @@ class LocalCluster:
     def _drop_databases(self, names: tuple[str, ...]) -> None:
         with self.spec.postgres.connect() as connection:
             for name in names:
-                connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+                _drop_database(connection, name)
 
     def _sql_tool(self, database: str, *args: str) -> None:
         pg = self.spec.postgres
@@ -727,3 +725,33 @@ async def _probe(client: Client, namespace: str) -> None:
 def default_state_dir(data_dir: Path) -> Path:
     """Where `nurture cluster` keeps its config, pids and logs."""
     return data_dir / "cluster"
+
+
+DROP_TRIES = 20
+
+
+def _drop_database(connection: psycopg.Connection, name: str) -> None:
+    """Drop `name`, closing its sessions first.
+
+    FORCE terminates every session on the database, and refuses to a role that isn't a
+    superuser when one of them is an autovacuum worker (whose role is none: PostgreSQL 15
+    reports "must be a member of the role whose process is being terminated"). Autovacuum
+    visits a database soon after heavy writes (it did after the cluster lane restarted
+    PostgreSQL under load). A plain DROP cancels autovacuum itself, waiting up to 5 s for
+    it, so that is the fallback; between tries, a session of ours still closing goes.
+    """
+    force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    plain = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    for attempt in range(DROP_TRIES):
+        try:
+            connection.execute(force)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+        try:
+            connection.execute(plain)
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == DROP_TRIES - 1:
+                raise
+            time.sleep(0.5)
