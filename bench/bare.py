@@ -43,12 +43,16 @@ async def bare_effect(lead: str) -> str:
     return lead
 
 
+_HTTP: list[httpx.AsyncClient] = []  # one for the worker's life, as the CRM activity keeps
+
+
 @activity.defn(name="bare_post")
 async def bare_post(url: str) -> int:
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(url, json={"bare": activity.info().workflow_id})
-        response.raise_for_status()
-        return response.status_code
+    if not _HTTP:
+        _HTTP.append(httpx.AsyncClient(timeout=10))
+    response = await _HTTP[0].post(url, json={"bare": activity.info().workflow_id})
+    response.raise_for_status()
+    return response.status_code
 
 
 async def _send_email(lead_id: str, step_id: str, template: str, answer: bool = False) -> str:
