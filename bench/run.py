@@ -4,7 +4,8 @@ baseline measured in the same run, on the same machine and servers.
 1. enrollments/s through the HTTP API for --seconds (p50/p99) vs `start_workflow` of a
    bare workflow with one activity;
 2. click -> CRM handover latency (tracking hit to the CRM receiving the lead) under a
-   background of 10 events/s, vs signal -> activity -> POST in a bare workflow;
+   background of 10 events/s, vs signal -> activity -> POST in a bare workflow; the same
+   click -> the welcome journey's next-step email, vs `BareTrigger` (signal -> email);
 3. click-redirect latency at 200 requests/s (no baseline: nothing in bare Temporal);
 4. --journeys sleeping journeys (10,000 by default): creation rate and worker RSS with the
    workflow cache bounded; their timers all due in the same minute: time until every one
@@ -468,7 +469,7 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
     background_leads = [
         await _enroll(stack, {"email": f"bg@{uuid.uuid4().hex[:12]}.example"}) for _ in range(20)
     ]
-    ready: list[tuple[str, str]] = []  # (lead id, tracked click path)
+    ready: list[tuple[str, str, str]] = []  # (lead id, address, tracked click path)
     for _ in range(samples):
         token = uuid.uuid4().hex[:10]
         email = f"dana@{token}.example"
@@ -483,8 +484,8 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
             })  # fmt: skip
             response.raise_for_status()
         welcome = await _wait_for(lambda e=email: stack.sink.to(e), 300)
-        ready.append((lead_id, _link(welcome[0], "/t/c/")))
-    for lead_id, _ in ready:  # primed: behaviour 25 scored
+        ready.append((lead_id, email, _link(welcome[0], "/t/c/")))
+    for lead_id, *_ in ready:  # primed: behaviour 25 scored
         for _ in range(600):
             score = (await stack.http.get(f"/v1/leads/{lead_id}/score")).json()
             if score.get("behaviour", 0) >= 25:
@@ -495,12 +496,23 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
     )
     try:
         engine: list[float] = []
-        for lead_id, path in ready:
+        # The same click also moves the welcome journey on: its next-step email.
+        next_email, next_lost = [], 0
+        for lead_id, email, path in ready:
             started = time.perf_counter()
             response = await stack.http.get(path, follow_redirects=False)
             assert response.status_code == 302, response.text
             arrived = await _wait_for(lambda i=lead_id: stack.crm.arrived.get(i), 60)
             engine.append(arrived - started)
+            try:
+                second = await _wait_for(lambda e=email: _second_arrival(stack, e), 30)
+                next_email.append(second - started)
+            except TimeoutError:
+                next_lost += 1
+            await asyncio.sleep(0.3)
+        bare_email = TriggerSamples()  # a signal, then an email: `BareTrigger`
+        for _ in range(samples):
+            await _bare_trigger(stack, bare_email)
             await asyncio.sleep(0.3)
         bare: list[float] = []
         bare_lost = 0  # not arrived within 20 s
@@ -523,8 +535,17 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
     return {
         "engine": _latencies(engine),
         "bare": _latencies(bare, bare_lost),
+        "next_email": {
+            "engine": _latencies(next_email, next_lost),
+            "bare": _latencies(bare_email.latencies, bare_email.lost),
+        },
         "background_per_s": background,
     }
+
+
+def _second_arrival(stack: Stack, address: str) -> float | None:
+    arrivals = stack.sink.arrivals.get(address, [])
+    return arrivals[1] if len(arrivals) > 1 else None
 
 
 # --- 3. click redirects ---------------------------------------------------------------
@@ -989,6 +1010,10 @@ def print_table(result: dict[str, Any]) -> None:
         rows.append(("click→CRM p50 / p99 ms",
                      f"{h['engine']['p50_ms']} / {h['engine']['p99_ms']}",
                      f"{h['bare']['p50_ms']} / {h['bare']['p99_ms']}", "p99 < 250"))  # fmt: skip
+        if n := h.get("next_email"):
+            en, ba = n["engine"], n["bare"]
+            rows.append(("click→next email p50 / p99 ms", f"{en['p50_ms']} / {en['p99_ms']}",
+                         f"{ba['p50_ms']} / {ba['p99_ms']}", "p99 < 250"))  # fmt: skip
     if r:
         rows.append((f"redirect @{r['rate_per_s']}/s p50/p99 ms",
                      f"{r['p50_ms']} / {r['p99_ms']}", "", "p99 < 50"))  # fmt: skip
