@@ -71,7 +71,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
-from activities.contracts import SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
+from activities.contracts import HAND_OVER_LEAD, SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
 from bench.bulk_import import bulk_import, scratch_database
 from bench.events import event_cost, event_rate
 from bench.first_email import first_email
@@ -498,12 +498,19 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
         engine: list[float] = []
         # The same click also moves the welcome journey on: its next-step email.
         next_email, next_lost = [], 0
+        path_marks: dict[str, list[float]] = {}  # HANDOVER_PATH's moments, per sample
         for lead_id, email, path in ready:
-            started = time.perf_counter()
+            wall, started = time.time(), time.perf_counter()
             response = await stack.http.get(path, follow_redirects=False)
             assert response.status_code == 302, response.text
+            answered = time.perf_counter() - started
             arrived = await _wait_for(lambda i=lead_id: stack.crm.arrived.get(i), 60)
             engine.append(arrived - started)
+            marks = await _milestones(stack, lead_workflow_id(lead_id), wall)
+            marks |= {"redirect answered": answered, "CRM received": arrived - started}
+            for label, milestone in HANDOVER_PATH:
+                if milestone in marks:
+                    path_marks.setdefault(label, []).append(marks[milestone])
             try:
                 second = await _wait_for(lambda e=email: _second_arrival(stack, e), 30)
                 next_email.append(second - started)
@@ -539,8 +546,22 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
             "engine": _latencies(next_email, next_lost),
             "bare": _latencies(bare_email.latencies, bare_email.lost),
         },
+        # p50/p99 of each moment of the engine's path, after the click left (Temporal's
+        # clock for the workflow's: the same machine's).
+        "path": {label: _latencies(path_marks.get(label, [])) for label, _ in HANDOVER_PATH},
         "background_per_s": background,
     }
+
+
+# The engine's click → CRM path, in order: (label, milestone of the lead workflow's).
+HANDOVER_PATH = (
+    ("redirect answered", "redirect answered"),
+    ("lead workflow signalled", "signalled"),
+    ("scoring + stage change recorded", "local activities recorded"),
+    ("handover scheduled", f"{HAND_OVER_LEAD.name} scheduled"),
+    ("handover started", f"{HAND_OVER_LEAD.name} started"),
+    ("CRM received", "CRM received"),
+)
 
 
 def _second_arrival(stack: Stack, address: str) -> float | None:

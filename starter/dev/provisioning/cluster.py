@@ -198,7 +198,8 @@ class ClusterSpec:
     dynamic_config: dict[str, object] = field(default_factory=dict)
 
 
-# Dynamic config: what Nurture needs (update-with-start for sales feedback, updates) and what
+# Dynamic config: what Nurture needs (update-with-start for sales feedback, updates), eager
+# activities (an activity a workflow task schedules goes straight back to its worker), and what
 # the dev server sets by default (search attributes visible at once, the persistence QPS that
 # goes with it). A test cluster's rate limits are raised so the load tests measure Nurture.
 BASE_DYNAMIC_CONFIG: dict[str, object] = {
@@ -206,6 +207,7 @@ BASE_DYNAMIC_CONFIG: dict[str, object] = {
     "frontend.enableUpdateWorkflowExecutionAsyncAccepted": True,
     "frontend.enableExecuteMultiOperation": True,
     "system.forceSearchAttributesCacheRefreshOnRead": True,
+    "system.enableActivityEagerExecution": True,
     "frontend.persistenceMaxQPS": 10000,
     "history.persistenceMaxQPS": 45000,
     "matching.persistenceMaxQPS": 10000,

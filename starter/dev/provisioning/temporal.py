@@ -37,7 +37,13 @@ TEMPORAL_CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
 TEMPORAL_CLI_VERSION = "v1.5.1"
 
 # Update-with-start (used for sales feedback) needs multi-operations on the frontend.
-DEV_SERVER_ARGS = ("--dynamic-config-value", "frontend.enableExecuteMultiOperation=true")
+# Eager activities: an activity a workflow task schedules goes back to the worker in the
+# task's completion when the worker has a free slot, not round through matching
+# (docs/performance.md); off by default in the server.
+DEV_SERVER_ARGS = (
+    "--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",
+    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+)  # fmt: skip
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
