@@ -56,12 +56,6 @@ LEAD_RUNS = {
     # Issue 18: the start and its nudge in one pass; scoring and segments as local activities.
     "lead-one-pass-local-bookkeeping": ("whitepaper-nurture", "1d:download,2d:demo_request", 4),
 }
-# Lead workflow histories recorded with local bookkeeping on (the simulator turns it off:
-# the Java test server can hang on local activities next to timers; rerun if it does).
-LOCAL_LEAD_RUNS = {
-    # Issue 18: the stage change to MQL as a local activity, then the handover.
-    "lead-stage-change-local": ("whitepaper-nurture", "1d:demo_request", 2),
-}
 
 
 async def _save(
@@ -72,26 +66,19 @@ async def _save(
     print(f"recorded {name}: {len(history.events)} events")
 
 
-async def _record_lead_runs(stack: SimulationStack, runs: dict[str, tuple[str, str, int]]) -> None:
-    for name, (journey, events, days) in runs.items():
-        if (HISTORIES / f"{name}.json").exists():
-            continue
-        report = await stack.run(
-            get_journey(journey),
-            persona=PERSONAS["decision-maker"],
-            days=days,
-            events=parse_events(events),
-        )
-        await _save(stack, name, lead_workflow_id(report.lead_id))
-
-
 async def main() -> None:
     HISTORIES.mkdir(exist_ok=True)
-    if any(not (HISTORIES / f"{name}.json").exists() for name in LOCAL_LEAD_RUNS):
-        async with simulation_stack(overrides={"NURTURE_LOCAL_BOOKKEEPING": "true"}) as stack:
-            await _record_lead_runs(stack, LOCAL_LEAD_RUNS)
     async with simulation_stack() as stack:
-        await _record_lead_runs(stack, LEAD_RUNS)
+        for name, (journey, events, days) in LEAD_RUNS.items():
+            if (HISTORIES / f"{name}.json").exists():
+                continue
+            report = await stack.run(
+                get_journey(journey),
+                persona=PERSONAS["decision-maker"],
+                days=days,
+                events=parse_events(events),
+            )
+            await _save(stack, name, lead_workflow_id(report.lead_id))
         for name, (journey, events, properties) in RUNS.items():
             if (HISTORIES / f"{name}.json").exists():
                 continue
