@@ -262,14 +262,9 @@ class EventIntake:
         )
         for attempt in (1, 2):
             try:
-                # Side by side: the lead workflow's rescore (and a handover it leads to)
-                # doesn't wait for the journeys' signals.
-                await asyncio.gather(
-                    signal_journeys(self._client, journeys, ENGAGEMENT_SIGNAL, signal),
-                    self._lifecycle.nudge(
-                        event.lead_id,
-                        LeadNudge(cause=f"event {event.type}", event_id=event.event_id),
-                    ),
+                await signal_journeys(self._client, journeys, ENGAGEMENT_SIGNAL, signal)
+                await self._lifecycle.nudge(
+                    event.lead_id, LeadNudge(cause=f"event {event.type}", event_id=event.event_id)
                 )
                 return True
             except Exception as exc:  # Temporal unreachable: once more, then the sweep's
