@@ -170,8 +170,7 @@ class Settings(BaseSettings):
     local_bookkeeping: bool = Field(
         default=True,
         alias="NURTURE_LOCAL_BOOKKEEPING",
-        description="Run a lead's rescoring, segment evaluation and stage changes as local "
-        "activities "
+        description="Run a lead's rescoring and segment evaluation as local activities "
         "(fewer history events and round trips). The simulator turns it off: the Java "
         "time-skipping test server mishandles local activities next to timers.",
     )

@@ -95,10 +95,6 @@ ONE_PASS_AT_START = "one-pass-at-start"
 # whose result the loop needs at once, now without a round trip through the server's task
 # queue and with one history event each instead of three.
 LOCAL_BOOKKEEPING = "lead-bookkeeping-local"
-# Stage changes as local activities too (issue 18): a write that is idempotent per key and
-# whose result the loop needs at once. A lead that qualifies now reaches the CRM's handover
-# from the workflow task that rescored it, without a round trip through the task queue.
-LOCAL_STAGE_CHANGE = "stage-change-local"
 
 
 class FeedbackRefused(ApplicationError):
@@ -626,8 +622,7 @@ class LeadWorkflow:
     ) -> None:
         """Change the stage in the database (once per key). `mirror`: take the stage and
         counts it reports back (not when answered feedback already moved them on)."""
-        result = await self._local_if_patched(
-            LOCAL_STAGE_CHANGE,
+        result = await self._activity(
             CHANGE_STAGE,
             ChangeStageRequest(
                 lead_id=self._input.lead_id,
@@ -690,14 +685,7 @@ class LeadWorkflow:
     async def _bookkeeping(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
         """Scoring and segments: local activities since LOCAL_BOOKKEEPING (a run that
         asked before keeps calling them as activities, as its history says)."""
-        return await self._local_if_patched(LOCAL_BOOKKEEPING, ref, request)
-
-    async def _local_if_patched(
-        self, patch: str, ref: ActivityRef[RequestT, ResultT], request: RequestT
-    ) -> ResultT:
-        """A local activity where `patch` applies and the run was started with local
-        bookkeeping (`NURTURE_LOCAL_BOOKKEEPING`), else a regular one."""
-        if not self._input.local_bookkeeping or not workflow.patched(patch):
+        if not self._input.local_bookkeeping or not workflow.patched(LOCAL_BOOKKEEPING):
             return await self._activity(ref, request)
         return await call_local(
             ref,
