@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -32,6 +32,7 @@ from activities.contracts import (
 )
 from activities.leads import load_lead
 from activities.scoring import contacts_of
+from db.bulk import on_postgresql
 from db.models import Account, CrmHandover, Lead, RoutingCursor, utcnow
 from db.writes import insert_ignoring_conflict, insert_once
 from journeys.handover import HandoverStatus
@@ -59,6 +60,10 @@ async def next_round_robin_position(session: AsyncSession, name: str = "leads") 
             )
         ).scalar_one()
     )
+
+
+DELIVERY_LOCK_WAIT = "15s"  # for a concurrent attempt's delivery of the same handover
+DELIVERY_STALL = "60s"  # a delivery's transaction idle this long is ended by PostgreSQL
 
 
 class CrmActivities:
@@ -209,7 +214,17 @@ class CrmActivities:
         """Deliver the handover of `key` unless delivered. Its row stays locked across the
         CRM call: a concurrent attempt (another contact qualifying the same account, a
         retry while a timed-out attempt still waits on the CRM) waits, then finds it
-        delivered, instead of delivering it a second time."""
+        delivered, instead of delivering it a second time. (SQLite, the demo's database,
+        ignores the lock: there two attempts at once can both post the same key.)"""
+        if on_postgresql(session):
+            # Bounds: a waiter gives up after DELIVERY_LOCK_WAIT and its activity retries
+            # with backoff; a holder whose process froze mid-call (its connection still
+            # open) is cut off by the server after DELIVERY_STALL. The POST itself times
+            # out after 10 s.
+            await session.execute(text(f"SET LOCAL lock_timeout = '{DELIVERY_LOCK_WAIT}'"))
+            await session.execute(
+                text(f"SET LOCAL idle_in_transaction_session_timeout = '{DELIVERY_STALL}'")
+            )
         row = await self._handover(session, key, lock=True)
         assert row is not None
         if row.delivered_at is not None:

@@ -71,7 +71,13 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
-from activities.contracts import HAND_OVER_LEAD, SCORE_LEAD, SEGMENTS_AND_TRIGGERS, SEND_EMAIL
+from activities.contracts import (
+    CHANGE_STAGE,
+    HAND_OVER_LEAD,
+    SCORE_LEAD,
+    SEGMENTS_AND_TRIGGERS,
+    SEND_EMAIL,
+)
 from bench.bulk_import import bulk_import, scratch_database
 from bench.events import event_cost, event_rate
 from bench.first_email import first_email
@@ -506,6 +512,8 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
             answered = time.perf_counter() - started
             arrived = await _wait_for(lambda i=lead_id: stack.crm.arrived.get(i), 60)
             engine.append(arrived - started)
+            # Once the handover activity is over: its started event is written with its end.
+            await _settled(stack, lead_workflow_id(lead_id))
             marks = await _milestones(stack, lead_workflow_id(lead_id), wall)
             marks |= {"redirect answered": answered, "CRM received": arrived - started}
             for label, milestone in HANDOVER_PATH:
@@ -557,7 +565,8 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
 HANDOVER_PATH = (
     ("redirect answered", "redirect answered"),
     ("lead workflow signalled", "signalled"),
-    ("scoring + stage change recorded", "local activities recorded"),
+    ("scoring recorded (local activity)", "local activities recorded"),
+    ("stage change done", f"{CHANGE_STAGE.name} done"),
     ("handover scheduled", f"{HAND_OVER_LEAD.name} scheduled"),
     ("handover started", f"{HAND_OVER_LEAD.name} started"),
     ("CRM received", "CRM received"),
