@@ -243,6 +243,22 @@ class HandOverLeadResult(_Contract):
 HAND_OVER_LEAD = ActivityRef("hand_over_lead", HandOverLeadRequest, HandOverLeadResult)
 
 
+class BecomeMqlRequest(_Contract):
+    """The MQL moment in one activity: the stage change, then the handover, each once per
+    its own key (a retry repeats neither)."""
+
+    stage: ChangeStageRequest
+    handover: HandOverLeadRequest
+
+
+class BecomeMqlResult(_Contract):
+    stage: ChangeStageResult
+    handover: HandOverLeadResult
+
+
+BECOME_MQL = ActivityRef("become_mql", BecomeMqlRequest, BecomeMqlResult)
+
+
 class HandOverAccountRequest(_Contract):
     """Route a newly account-qualified account to its owner, once per account."""
 

@@ -25,6 +25,7 @@ from activities.enrollment_jobs import EnrollmentJobActivities
 from activities.inbound import InboundActivities
 from activities.leads import LeadActivities
 from activities.lifecycle import LifecycleActivities
+from activities.mql import MqlActivities
 from activities.scoring import ScoringActivities
 from activities.segments import SegmentActivities
 from db.engine import create_engine_for, session_factory
@@ -96,6 +97,7 @@ def build_worker(
     crm = CrmActivities(settings, sessions, lifecycle)
     scoring = ScoringActivities(sessions)
     stages = LifecycleActivities(lifecycle, sessions)
+    mql = MqlActivities(stages, crm)
     inbound = InboundActivities(
         settings.require_secret_key(), sessions, lifecycle, settings=settings, notices=email
     )
@@ -131,6 +133,7 @@ def build_worker(
             crm.hand_over,
             crm.hand_over_lead,
             crm.hand_over_account,
+            mql.become_mql,
             scoring.score_lead,
             stages.change_stage,
             stages.journey_finished,

@@ -55,6 +55,8 @@ LEAD_RUNS = {
     "lead-mql-sla-reassigned": ("whitepaper-nurture", "1d:demo_request", 5),
     # Issue 18: the start and its nudge in one pass; scoring and segments as local activities.
     "lead-one-pass-local-bookkeeping": ("whitepaper-nurture", "1d:download,2d:demo_request", 4),
+    # Issue 18: the MQL stage change and the handover in one activity (`become_mql`).
+    "lead-mql-in-one-activity": ("whitepaper-nurture", "1d:demo_request", 2),
 }
 
 

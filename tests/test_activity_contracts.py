@@ -45,6 +45,7 @@ NAMES = {
     "hand_over",
     "hand_over_lead",
     "hand_over_account",
+    "become_mql",
     "score_lead",
     "change_stage",
     "enroll_in_journey",

@@ -17,10 +17,12 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
+        BECOME_MQL,
         CHANGE_STAGE,
         ENROLL_IN_JOURNEY,
         EXPIRE_CONSENT,
@@ -31,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
         SEGMENTS_AND_TRIGGERS,
         SEND_CONFIRMATION,
         ActivityRef,
+        BecomeMqlRequest,
         ChangeStageRequest,
+        ChangeStageResult,
         ConfirmationRequest,
         EnrollInJourneyRequest,
         ExpireConsentRequest,
@@ -74,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         SlaPhase,
         TimelineEntry,
     )
+    from workflows.effects import EFFECT_RETRY
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ResultT = TypeVar("ResultT")
@@ -95,6 +100,10 @@ ONE_PASS_AT_START = "one-pass-at-start"
 # whose result the loop needs at once, now without a round trip through the server's task
 # queue and with one history event each instead of three.
 LOCAL_BOOKKEEPING = "lead-bookkeeping-local"
+# The MQL stage change and the CRM handover as one activity (issue 18): one workflow task
+# and one trip through the task queue less between qualifying and the CRM.
+MQL_IN_ONE_ACTIVITY = "mql-in-one-activity"
+ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
 
 class FeedbackRefused(ApplicationError):
@@ -320,18 +329,36 @@ class LeadWorkflow:
             reason = f"score {s.score} (fit {s.fit}, behaviour {s.behaviour}) passed thresholds"
             actor = "scoring"
         key = f"mql:{self._input.lead_id}:{cycle}"
-        await self._change_stage(
+        handover_request = HandOverLeadRequest(
+            lead_id=self._input.lead_id,
+            idempotency_key=f"{key}/handover",
+            cycle=cycle,
+            reason=reason[:200],
+        )
+        stage_request = self._stage_request(
             LifecycleStage.MQL, key=f"{key}/stage", cause=reason, actor=actor, new_mql_cycle=True
         )
-        handover = await self._activity(
-            HAND_OVER_LEAD,
-            HandOverLeadRequest(
-                lead_id=self._input.lead_id,
-                idempotency_key=f"{key}/handover",
-                cycle=cycle,
-                reason=reason[:200],
-            ),
-        )
+        both = None
+        if workflow.patched(MQL_IN_ONE_ACTIVITY):
+            try:
+                # One attempt: the usual case, both at once.
+                both = await self._activity(
+                    BECOME_MQL,
+                    BecomeMqlRequest(stage=stage_request, handover=handover_request),
+                    retry_policy=ONE_ATTEMPT,
+                )
+            except ActivityError:
+                # The CRM (or anything) failed it: the stage change is made and mirrored
+                # on its own, so sales can act on the MQL while the handover retries
+                # alone, as it always did. Both are idempotent per key.
+                pass
+        if both is not None:
+            self._stage_changed(both.stage, key=stage_request.idempotency_key, cause=reason)
+            handover = both.handover
+        else:
+            result = await self._activity(CHANGE_STAGE, stage_request)
+            self._stage_changed(result, key=stage_request.idempotency_key, cause=reason)
+            handover = await self._activity(HAND_OVER_LEAD, handover_request)
         s.owner, s.mql_at, s.sla_phase = handover.owner, workflow.now(), SlaPhase.RUNNING
         self._note(f"MQL (cycle {cycle}): handed over to {handover.owner} ({handover.rule})")
         await self._notify(handover.owner, "mql_assigned", f"{key}/notify")
@@ -622,25 +649,64 @@ class LeadWorkflow:
     ) -> None:
         """Change the stage in the database (once per key). `mirror`: take the stage and
         counts it reports back (not when answered feedback already moved them on)."""
-        result = await self._activity(
-            CHANGE_STAGE,
-            ChangeStageRequest(
-                lead_id=self._input.lead_id,
-                idempotency_key=key,
-                stage=stage,
-                cause=cause[:200],
-                actor=actor[:200],
-                new_mql_cycle=new_mql_cycle,
-                feedback_outcome=feedback.outcome if feedback else None,
-                feedback_note_id=feedback.note_id if feedback else None,
-                feedback_reason=feedback.reason if feedback else None,
-                feedback_rep=feedback.rep if feedback else None,
-                counts_as_rejection=counts_as_rejection,
-                mql_blocked_until=mql_blocked_until,
-                behaviour_carryover=behaviour_carryover,
-                at=at or workflow.now(),
-            ),
+        request = self._stage_request(
+            stage,
+            key=key,
+            cause=cause,
+            actor=actor,
+            new_mql_cycle=new_mql_cycle,
+            feedback=feedback,
+            counts_as_rejection=counts_as_rejection,
+            mql_blocked_until=mql_blocked_until,
+            behaviour_carryover=behaviour_carryover,
+            at=at,
         )
+        result = await self._activity(CHANGE_STAGE, request)
+        self._stage_changed(
+            result, key=key, cause=cause, mql_blocked_until=mql_blocked_until, mirror=mirror
+        )
+
+    def _stage_request(
+        self,
+        stage: LifecycleStage,
+        *,
+        key: str,
+        cause: str,
+        actor: str,
+        new_mql_cycle: bool = False,
+        feedback: SalesFeedback | None = None,
+        counts_as_rejection: bool = False,
+        mql_blocked_until: datetime | None = None,
+        behaviour_carryover: float | None = None,
+        at: datetime | None = None,
+    ) -> ChangeStageRequest:
+        return ChangeStageRequest(
+            lead_id=self._input.lead_id,
+            idempotency_key=key,
+            stage=stage,
+            cause=cause[:200],
+            actor=actor[:200],
+            new_mql_cycle=new_mql_cycle,
+            feedback_outcome=feedback.outcome if feedback else None,
+            feedback_note_id=feedback.note_id if feedback else None,
+            feedback_reason=feedback.reason if feedback else None,
+            feedback_rep=feedback.rep if feedback else None,
+            counts_as_rejection=counts_as_rejection,
+            mql_blocked_until=mql_blocked_until,
+            behaviour_carryover=behaviour_carryover,
+            at=at or workflow.now(),
+        )
+
+    def _stage_changed(
+        self,
+        result: ChangeStageResult,
+        *,
+        key: str,
+        cause: str,
+        mql_blocked_until: datetime | None = None,
+        mirror: bool = True,
+    ) -> None:
+        """Take in what a stage change reported (see `_change_stage`)."""
         if result.stage != result.previous_stage:
             self._stages_reached.append(StageReachedRef(stage=result.stage, key=key))
         s = self._state
@@ -675,11 +741,18 @@ class LeadWorkflow:
         )
         self._note(f"enrolled in {journey}")
 
-    async def _activity(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
+    async def _activity(
+        self,
+        ref: ActivityRef[RequestT, ResultT],
+        request: RequestT,
+        *,
+        retry_policy: RetryPolicy = EFFECT_RETRY,
+    ) -> ResultT:
         return await call(
             ref,
             request,
             start_to_close_timeout=timedelta(seconds=self._input.effect_timeout_seconds),
+            retry_policy=retry_policy,
         )
 
     async def _bookkeeping(self, ref: ActivityRef[RequestT, ResultT], request: RequestT) -> ResultT:
