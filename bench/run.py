@@ -72,6 +72,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client
 
 from activities.contracts import (
+    BECOME_MQL,
     CHANGE_STAGE,
     HAND_OVER_LEAD,
     SCORE_LEAD,
@@ -565,7 +566,14 @@ async def click_to_handover(stack: Stack, samples: int, background: float) -> di
 HANDOVER_PATH = (
     ("redirect answered", "redirect answered"),
     ("lead workflow signalled", "signalled"),
-    ("scoring recorded (local activity)", "local activities recorded"),
+    ("its workflow task started", "workflow task started"),
+    ("scoring (local activity) scheduled", f"{SCORE_LEAD.name} (local) scheduled"),
+    ("scoring (local activity) done", f"{SCORE_LEAD.name} (local) done"),
+    ("scoring recorded (workflow task done)", "local activities recorded"),
+    # since `mql-in-one-activity`: one activity, the stage change then the handover
+    ("MQL activity scheduled", f"{BECOME_MQL.name} scheduled"),
+    ("MQL activity started", f"{BECOME_MQL.name} started"),
+    # before it (and after a failed attempt of it): two activities
     ("stage change done", f"{CHANGE_STAGE.name} done"),
     ("handover scheduled", f"{HAND_OVER_LEAD.name} scheduled"),
     ("handover started", f"{HAND_OVER_LEAD.name} started"),
@@ -796,11 +804,23 @@ async def _milestones(stack: Stack, workflow_id: str, since: float) -> dict[str,
         elif event.HasField("activity_task_completed_event_attributes"):
             scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
             marks.setdefault(f"{names.get(scheduled)} done", at)
+        elif event.HasField("workflow_task_started_event_attributes"):
+            if "signalled" in marks:
+                marks.setdefault("workflow task started", at)
         elif event.HasField("marker_recorded_event_attributes"):
             # Local activities (the lead workflow's scoring and segments since issue 18)
-            # leave a marker, written with the workflow task that ran them.
-            if event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            # leave a marker, written with the workflow task that ran them; its data says
+            # when the activity was scheduled and when it completed.
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
                 marks.setdefault("local activities recorded", at)
+                data = json.loads(marker.details["data"].payloads[0].data)
+                name = data["activity_type"]
+                for key, field_name in (("scheduled", "original_schedule_time"),
+                                        ("done", "complete_time")):  # fmt: skip
+                    moment = data[field_name]
+                    seconds = moment["seconds"] + moment.get("nanos", 0) / 1e9 - since
+                    marks.setdefault(f"{name} (local) {key}", seconds)
     return marks
 
 
