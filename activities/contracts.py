@@ -237,7 +237,7 @@ class HandOverLeadResult(_Contract):
     handover_id: int
     owner: str
     rule: str
-    created: bool
+    created: bool  # this call delivered it (not a concurrent or an earlier attempt)
 
 
 HAND_OVER_LEAD = ActivityRef("hand_over_lead", HandOverLeadRequest, HandOverLeadResult)
@@ -270,7 +270,7 @@ class HandOverAccountRequest(_Contract):
 class HandOverAccountResult(_Contract):
     handover_id: int
     owner: str
-    created: bool
+    created: bool  # this call delivered it (not a concurrent or an earlier attempt)
 
 
 HAND_OVER_ACCOUNT = ActivityRef("hand_over_account", HandOverAccountRequest, HandOverAccountResult)

@@ -8,6 +8,7 @@ webhook retry re-sends the same `Idempotency-Key`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,7 @@ async def next_round_robin_position(session: AsyncSession, name: str = "leads") 
     )
 
 
+CRM_CALL_TIMEOUT = 10  # seconds for a whole POST to the CRM
 DELIVERY_LOCK_WAIT = "15s"  # for a concurrent attempt's delivery of the same handover
 DELIVERY_STALL = "60s"  # a delivery's transaction idle this long is ended by PostgreSQL
 
@@ -85,7 +87,10 @@ class CrmActivities:
         CA bundle (≈ 28 ms of CPU here, in the event loop), and its connections to the CRM
         are kept alive between handovers."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10)
+            # No cap on connections: as many deliveries at once as the worker runs (each
+            # made its own client before), idle ones kept for the next.
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+            self._http = httpx.AsyncClient(timeout=10, limits=limits)
         return self._http
 
     async def _route(
@@ -219,8 +224,8 @@ class CrmActivities:
         if on_postgresql(session):
             # Bounds: a waiter gives up after DELIVERY_LOCK_WAIT and its activity retries
             # with backoff; a holder whose process froze mid-call (its connection still
-            # open) is cut off by the server after DELIVERY_STALL. The POST itself times
-            # out after 10 s.
+            # open) is cut off by the server after DELIVERY_STALL. The POST itself ends within
+            # CRM_CALL_TIMEOUT.
             await session.execute(text(f"SET LOCAL lock_timeout = '{DELIVERY_LOCK_WAIT}'"))
             await session.execute(
                 text(f"SET LOCAL idle_in_transaction_session_timeout = '{DELIVERY_STALL}'")
@@ -283,9 +288,10 @@ class CrmActivities:
             "Idempotency-Key": key,
             SIGNATURE_HEADER: sign(body, settings.require_crm_webhook_secret()),
         }
-        response = await self._client().post(
-            settings.crm_webhook_url, content=body, headers=headers
-        )
+        async with asyncio.timeout(CRM_CALL_TIMEOUT):  # in all: httpx's 10 s is per phase
+            response = await self._client().post(
+                settings.crm_webhook_url, content=body, headers=headers
+            )
         if response.status_code >= 300:
             raise ApplicationError(
                 f"CRM webhook answered {response.status_code}", type="CrmUnavailable"

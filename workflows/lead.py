@@ -18,7 +18,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
@@ -138,6 +138,10 @@ class LeadWorkflow:
         # Asked to continue as new (`UPGRADE_SIGNAL`): a run that began before a patch
         # picks the patched code up in its next run.
         self._upgrade_requested = False
+        # While `become_mql` runs, the lead is MQL in the database and the CRM may have it
+        # (and send feedback) before the workflow has mirrored the stage: feedback then
+        # waits for the mirror instead of being judged against the stage before.
+        self._mql_in_flight = False
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -339,26 +343,32 @@ class LeadWorkflow:
             LifecycleStage.MQL, key=f"{key}/stage", cause=reason, actor=actor, new_mql_cycle=True
         )
         both = None
-        if workflow.patched(MQL_IN_ONE_ACTIVITY):
-            try:
-                # One attempt: the usual case, both at once.
-                both = await self._activity(
-                    BECOME_MQL,
-                    BecomeMqlRequest(stage=stage_request, handover=handover_request),
-                    retry_policy=ONE_ATTEMPT,
-                )
-            except ActivityError:
-                # The CRM (or anything) failed it: the stage change is made and mirrored
-                # on its own, so sales can act on the MQL while the handover retries
-                # alone, as it always did. Both are idempotent per key.
-                pass
-        if both is not None:
-            self._stage_changed(both.stage, key=stage_request.idempotency_key, cause=reason)
-            handover = both.handover
-        else:
-            result = await self._activity(CHANGE_STAGE, stage_request)
-            self._stage_changed(result, key=stage_request.idempotency_key, cause=reason)
-            handover = await self._activity(HAND_OVER_LEAD, handover_request)
+        try:
+            if workflow.patched(MQL_IN_ONE_ACTIVITY):
+                self._mql_in_flight = True
+                try:
+                    # One attempt: the usual case, both at once.
+                    both = await self._activity(
+                        BECOME_MQL,
+                        BecomeMqlRequest(stage=stage_request, handover=handover_request),
+                        retry_policy=ONE_ATTEMPT,
+                    )
+                except ActivityError as failed:
+                    if is_cancelled_exception(failed):
+                        raise  # the workflow is being cancelled: not a failure to work around
+                    # The CRM (or anything) failed it: the stage change is made and mirrored
+                    # on its own, so sales can act on the MQL while the handover retries
+                    # alone, as it always did. Both are idempotent per key.
+            if both is not None:
+                self._stage_changed(both.stage, key=stage_request.idempotency_key, cause=reason)
+                handover = both.handover
+            else:
+                result = await self._activity(CHANGE_STAGE, stage_request)
+                self._stage_changed(result, key=stage_request.idempotency_key, cause=reason)
+                self._mql_in_flight = False  # mirrored: feedback is judged while it hands over
+                handover = await self._activity(HAND_OVER_LEAD, handover_request)
+        finally:
+            self._mql_in_flight = False
         s.owner, s.mql_at, s.sla_phase = handover.owner, workflow.now(), SlaPhase.RUNNING
         self._note(f"MQL (cycle {cycle}): handed over to {handover.owner} ({handover.rule})")
         await self._notify(handover.owner, "mql_assigned", f"{key}/notify")
@@ -473,8 +483,11 @@ class LeadWorkflow:
 
     # --- sales feedback -----------------------------------------------------------------
 
-    def _target_for(self, feedback: SalesFeedback) -> LifecycleStage:
-        stage = self._state.stage
+    def _target_for(
+        self, feedback: SalesFeedback, *, stage: LifecycleStage | None = None
+    ) -> LifecycleStage:
+        """The stage `feedback` moves the lead to from its stage (or `stage`)."""
+        stage = stage or self._state.stage
         if stage is None or self._policy is None:
             raise FeedbackRefused("the lead's lifecycle is still starting; retry", stage)
         try:
@@ -492,6 +505,8 @@ class LeadWorkflow:
         """Take sales feedback and answer at once; the validator refuses feedback that
         doesn't fit the stage. Its effects run in the main loop, whatever it is waiting on."""
         if workflow.patched(FEEDBACK_AT_ONCE):
+            if self._mql_in_flight:
+                await workflow.wait_condition(lambda: not self._mql_in_flight)
             result = self._accept_feedback(feedback)
             key = self._state.feedback_queue[-1].key
             try:
@@ -507,7 +522,9 @@ class LeadWorkflow:
 
     @sales_feedback.validator
     def _validate_sales_feedback(self, feedback: SalesFeedback) -> None:
-        self._target_for(feedback)
+        # While the MQL activity runs, judge against MQL (the handler waits for the mirror
+        # and judges again).
+        self._target_for(feedback, stage=LifecycleStage.MQL if self._mql_in_flight else None)
 
     @workflow.signal(name=SALES_FEEDBACK_SIGNAL)
     async def sales_feedback_signal(self, feedback: SalesFeedback) -> None:
@@ -516,6 +533,8 @@ class LeadWorkflow:
             # A CRM's signal may come right behind the nudge that starts the workflow: judge
             # it once the lifecycle knows the lead's stage and policy.
             await workflow.wait_condition(lambda: self._policy is not None or self._erased)
+            if self._mql_in_flight:
+                await workflow.wait_condition(lambda: not self._mql_in_flight)
             if self._erased:
                 return
             try:
