@@ -360,11 +360,12 @@ class LeadWorkflow:
                     # on its own, so sales can act on the MQL while the handover retries
                     # alone, as it always did. Both are idempotent per key.
             if both is not None:
-                self._stage_changed(both.stage, key=stage_request.idempotency_key, cause=reason)
+                self._stage_changed(
+                    both.stage, key=stage_request.idempotency_key, cause=stage_request.cause
+                )
                 handover = both.handover
             else:
-                result = await self._activity(CHANGE_STAGE, stage_request)
-                self._stage_changed(result, key=stage_request.idempotency_key, cause=reason)
+                await self._change_stage(stage_request)
                 self._mql_in_flight = False  # mirrored: feedback is judged while it hands over
                 handover = await self._activity(HAND_OVER_LEAD, handover_request)
         finally:
@@ -475,10 +476,12 @@ class LeadWorkflow:
             )
             return
         await self._change_stage(
-            nudge.stage,
-            key=f"stage:{self._input.lead_id}:{workflow.uuid4()}",
-            cause=nudge.cause,
-            actor=nudge.requested_by or "journey",
+            self._stage_request(
+                nudge.stage,
+                key=f"stage:{self._input.lead_id}:{workflow.uuid4()}",
+                cause=nudge.cause,
+                actor=nudge.requested_by or "journey",
+            )
         )
 
     # --- sales feedback -----------------------------------------------------------------
@@ -591,15 +594,17 @@ class LeadWorkflow:
             rejection = outcome == FeedbackOutcome.REJECT
             back_to_nurture = item.target == LifecycleStage.RECYCLED
             await self._change_stage(
-                item.target,
-                key=item.key,
-                cause=f"sales {outcome.value}",
-                actor=self._actor_of(item.feedback),
-                feedback=item.feedback,
-                counts_as_rejection=rejection,
-                mql_blocked_until=item.at + self._policy.cooldown if back_to_nurture else None,
-                behaviour_carryover=self._policy.reject_carryover if rejection else None,
-                at=item.at,
+                self._stage_request(
+                    item.target,
+                    key=item.key,
+                    cause=f"sales {outcome.value}",
+                    actor=self._actor_of(item.feedback),
+                    feedback=item.feedback,
+                    counts_as_rejection=rejection,
+                    mql_blocked_until=item.at + self._policy.cooldown if back_to_nurture else None,
+                    behaviour_carryover=self._policy.reject_carryover if rejection else None,
+                    at=item.at,
+                ),
                 mirror=False,
             )
             s.feedback_queue.pop(0)
@@ -624,15 +629,18 @@ class LeadWorkflow:
         rejection = outcome == FeedbackOutcome.REJECT
         back_to_nurture = target == LifecycleStage.RECYCLED
         now = workflow.now()
+        reason = f": {feedback.reason}" if feedback.reason else ""
         await self._change_stage(
-            target,
-            key=f"feedback:{self._input.lead_id}:{workflow.uuid4()}",
-            cause=f"sales {outcome.value}" + (f": {feedback.reason}" if feedback.reason else ""),
-            actor=f"rep:{feedback.rep}" if feedback.rep else "sales",
-            feedback=feedback,
-            counts_as_rejection=rejection,
-            mql_blocked_until=now + self._policy.cooldown if back_to_nurture else None,
-            behaviour_carryover=self._policy.reject_carryover if rejection else None,
+            self._stage_request(
+                target,
+                key=f"feedback:{self._input.lead_id}:{workflow.uuid4()}",
+                cause=f"sales {outcome.value}{reason}",
+                actor=f"rep:{feedback.rep}" if feedback.rep else "sales",
+                feedback=feedback,
+                counts_as_rejection=rejection,
+                mql_blocked_until=now + self._policy.cooldown if back_to_nurture else None,
+                behaviour_carryover=self._policy.reject_carryover if rejection else None,
+            )
         )
         self._state.mql_at, self._state.sla_phase = None, SlaPhase.RUNNING
         if back_to_nurture:
@@ -651,38 +659,16 @@ class LeadWorkflow:
 
     # --- effects ------------------------------------------------------------------------
 
-    async def _change_stage(
-        self,
-        stage: LifecycleStage,
-        *,
-        key: str,
-        cause: str,
-        actor: str,
-        new_mql_cycle: bool = False,
-        feedback: SalesFeedback | None = None,
-        counts_as_rejection: bool = False,
-        mql_blocked_until: datetime | None = None,
-        behaviour_carryover: float | None = None,
-        at: datetime | None = None,
-        mirror: bool = True,
-    ) -> None:
+    async def _change_stage(self, request: ChangeStageRequest, *, mirror: bool = True) -> None:
         """Change the stage in the database (once per key). `mirror`: take the stage and
         counts it reports back (not when answered feedback already moved them on)."""
-        request = self._stage_request(
-            stage,
-            key=key,
-            cause=cause,
-            actor=actor,
-            new_mql_cycle=new_mql_cycle,
-            feedback=feedback,
-            counts_as_rejection=counts_as_rejection,
-            mql_blocked_until=mql_blocked_until,
-            behaviour_carryover=behaviour_carryover,
-            at=at,
-        )
         result = await self._activity(CHANGE_STAGE, request)
         self._stage_changed(
-            result, key=key, cause=cause, mql_blocked_until=mql_blocked_until, mirror=mirror
+            result,
+            key=request.idempotency_key,
+            cause=request.cause,
+            mql_blocked_until=request.mql_blocked_until,
+            mirror=mirror,
         )
 
     def _stage_request(
