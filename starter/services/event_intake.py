@@ -179,6 +179,12 @@ class EventIntake:
             rows = _unique_rows(r.event for r in batch if str(r.event.lead_id) in live)
             new = await _insert_new(session, rows)
             repeats = [key for key in rows if key not in new]
+            # Which repeats are on their way from this process, taken *before* reading which
+            # are unsignalled: a delivery leaves `_in_flight` only after its mark commits, so
+            # a key gone from it by now is marked in what the read sees. (Checked after the
+            # read, a mark committed in between looked unsignalled and not in flight, and
+            # the repeat was signalled again.)
+            in_flight = {key for key in repeats if key in self._in_flight}
             unsignalled = await _unsignalled(session, repeats)
             journeys = await _running_journeys(session, live)
             await session.commit()
@@ -195,7 +201,9 @@ class EventIntake:
             # New, or a repeat of one stored but never signalled (its first request's
             # process died before): signalled now. A repeat of one signalled, or on its
             # way from this process, is not.
-            deliver = not duplicate or (key in unsignalled and key not in self._in_flight)
+            deliver = not duplicate or (
+                key in unsignalled and key not in in_flight and key not in self._in_flight
+            )
             if deliver:
                 self._in_flight.add(key)
                 stored.append(_Stored(key[0], event.event_id, event.type.value, event.occurred_at))
