@@ -90,7 +90,7 @@ class CrmActivities:
             # No cap on connections: as many deliveries at once as the worker runs (each
             # made its own client before), idle ones kept for the next.
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
-            self._http = httpx.AsyncClient(timeout=10, limits=limits)
+            self._http = httpx.AsyncClient(timeout=CRM_CALL_TIMEOUT, limits=limits)
         return self._http
 
     async def _route(
@@ -288,7 +288,7 @@ class CrmActivities:
             "Idempotency-Key": key,
             SIGNATURE_HEADER: sign(body, settings.require_crm_webhook_secret()),
         }
-        async with asyncio.timeout(CRM_CALL_TIMEOUT):  # in all: httpx's 10 s is per phase
+        async with asyncio.timeout(CRM_CALL_TIMEOUT):  # in all: httpx bounds each phase only
             response = await self._client().post(
                 settings.crm_webhook_url, content=body, headers=headers
             )
