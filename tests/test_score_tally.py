@@ -100,6 +100,23 @@ async def test_an_explanation_counts_events_not_yet_tallied_without_storing_anyt
     assert await _untallied(sessions, lead_id) == 1
 
 
+async def test_an_explanation_read_while_a_rescore_commits_counts_every_event(
+    sessions: async_sessionmaker,
+) -> None:
+    lead_id = await create_confirmed_lead(sessions, decider())
+    await _add_events(sessions, lead_id, [EventType.EMAIL_CLICK], NOW - timedelta(days=1), "a")
+    await _rescore(sessions, lead_id, NOW - timedelta(hours=12))
+    await _add_events(sessions, lead_id, [EventType.DOWNLOAD], NOW - timedelta(minutes=1), "b")
+
+    async with sessions() as reader:
+        lead = await reader.get(Lead, lead_id)  # the tally without the download
+        assert lead is not None
+        await _rescore(sessions, lead_id, NOW)  # folds the download in and commits
+        explained = await explain_score(reader, lead, NOW)
+
+    assert explained.behaviour == await _every_event_at_once(sessions, lead_id, NOW)
+
+
 async def test_a_new_persona_rebuilds_the_tally_from_every_event(
     sessions: async_sessionmaker,
 ) -> None:

@@ -9,10 +9,12 @@ new scoring model, an earlier reset, a moment before its own) is rebuilt from ev
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import EngagementEvent, Lead, as_utc
@@ -103,27 +105,42 @@ class _TallyRead:
 async def _tally_at(
     session: AsyncSession, lead: Lead, model: ScoringModel, now: datetime
 ) -> _TallyRead:
-    reset_at = as_utc(lead.behaviour_reset_at)
-    stored = tally_from_json(lead.behaviour_tally)
-    query = select(
+    # The stored tally and the events not in it are read in one statement, so one snapshot:
+    # read apart, a rescore committing in between (it folds events in and marks them
+    # tallied) would leave an older tally next to no untallied events, and the events
+    # between them counted nowhere. The tally in `lead` may be older than that snapshot.
+    events = select(
         EngagementEvent.id,
         EngagementEvent.type,
         EngagementEvent.occurred_at,
         EngagementEvent.properties,
     ).where(EngagementEvent.lead_id == lead.id)
+    untallied = events.where(~EngagementEvent.tallied).subquery()  # as the partial index reads
+    stored_rows = (
+        await session.execute(
+            select(Lead.behaviour_tally, Lead.behaviour_reset_at, *untallied.c)
+            .select_from(Lead)
+            .outerjoin(untallied, true())
+            .where(Lead.id == lead.id)
+        )
+    ).all()
+    stored_json = stored_rows[0][0] if stored_rows else lead.behaviour_tally
+    reset_at = as_utc(stored_rows[0][1] if stored_rows else lead.behaviour_reset_at)
+    stored = tally_from_json(stored_json)
     rebuilt = stored is None or not usable(stored, model, reset_at, now)
     if stored is not None and not rebuilt:
         tally = stored
-        query = query.where(~EngagementEvent.tallied)  # as the partial index reads it
-    else:
+        rows: Iterable[Any] = [row[2:] for row in stored_rows if row[2] is not None]
+    else:  # the rebuild reads no stored tally: every event, whenever read, is consistent
         tally = empty_tally(model, now, reset_at)
+        rows = await session.execute(events)
     due: list[ScoredEvent] = []
     later: list[ScoredEvent] = []
     folded: list[int] = []
     later_ids: list[int] = []
     # Every declared type, built-in or custom, can score; a stored type that is no longer
     # declared (there should be none: declarations are forever) scores nothing.
-    for event_id, kind, at, props in await session.execute(query):
+    for event_id, kind, at, props in rows:
         occurred = as_utc(at) or now
         if not is_declared(kind):
             folded.append(event_id)
