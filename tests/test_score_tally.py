@@ -117,6 +117,26 @@ async def test_an_explanation_read_while_a_rescore_commits_counts_every_event(
     assert explained.behaviour == await _every_event_at_once(sessions, lead_id, NOW)
 
 
+async def test_an_explanation_read_while_a_rejection_commits_scores_by_that_rejection(
+    sessions: async_sessionmaker,
+) -> None:
+    lead_id = await create_confirmed_lead(sessions, decider())
+    await _add_events(sessions, lead_id, [EventType.DOWNLOAD] * 2, NOW - timedelta(days=2), "a")
+    await _rescore(sessions, lead_id, NOW - timedelta(days=1))
+
+    async with sessions() as reader:
+        lead = await reader.get(Lead, lead_id)  # before the rejection
+        assert lead is not None
+        async with sessions() as sales:
+            rejected = await sales.get(Lead, lead_id)
+            assert rejected is not None
+            rejected.behaviour_reset_at, rejected.behaviour_carryover = NOW, 0.5
+            await sales.commit()
+        explained = await explain_score(reader, lead, NOW)
+
+    assert explained.behaviour == await _every_event_at_once(sessions, lead_id, NOW)
+
+
 async def test_a_new_persona_rebuilds_the_tally_from_every_event(
     sessions: async_sessionmaker,
 ) -> None:

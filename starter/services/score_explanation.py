@@ -32,12 +32,19 @@ from journeys.scoring import LeadFacts, ScoredEvent, ScoreExplanation, ScoringMo
 from journeys.scoring_models import scoring_model_for
 
 _IDS_PER_STATEMENT = 5_000  # a statement takes at most 65,535 parameters
+# What a score is computed from besides the facts and the events, read with the events.
+_SCORING_STATE = (
+    Lead.behaviour_tally,
+    Lead.behaviour_reset_at,
+    Lead.behaviour_carryover,
+    Lead.score_adjustment,
+    Lead.persona,
+)
 
 
 async def explain_score(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
     """The lead's score at `now`, with its contributions (computed, nothing stored)."""
-    model = scoring_model_for(lead.persona)
-    return _explained(model, lead, (await _tally_at(session, lead, model, now)).scored, now)
+    return _explained(lead, await _tally_at(session, lead, now), now)
 
 
 async def explain_and_tally(session: AsyncSession, lead: Lead, now: datetime) -> ScoreExplanation:
@@ -49,14 +56,12 @@ async def explain_and_tally(session: AsyncSession, lead: Lead, now: datetime) ->
         await session.execute(
             update(Lead).where(Lead.id == lead.id).values(behaviour_tally=Lead.behaviour_tally)
         )
-        await session.refresh(lead, ["behaviour_tally", "behaviour_reset_at", "persona"])
-    model = scoring_model_for(lead.persona)
-    read = await _tally_at(session, lead, model, now)
+    read = await _tally_at(session, lead, now)
     lead.behaviour_tally = read.tally.model_dump(mode="json")
     await _set_tallied(session, read.folded, True)
     if read.rebuilt:  # an event folded by a tally valued later than `now` is not in this one
         await _set_tallied(session, read.later, False)
-    return _explained(model, lead, read.scored, now)
+    return _explained(lead, read, now)
 
 
 async def _set_tallied(session: AsyncSession, ids: list[int], value: bool) -> None:
@@ -68,9 +73,7 @@ async def _set_tallied(session: AsyncSession, ids: list[int], value: bool) -> No
         )
 
 
-def _explained(
-    model: ScoringModel, lead: Lead, tally: BehaviourTally, now: datetime
-) -> ScoreExplanation:
+def _explained(lead: Lead, read: _TallyRead, now: datetime) -> ScoreExplanation:
     facts = LeadFacts(
         title=lead.title,
         company_size=lead.company_size,
@@ -80,12 +83,12 @@ def _explained(
         created_at=as_utc(lead.created_at),
     )
     return score_tally(
-        model,
+        read.model,
         facts,
-        tally,
+        read.scored,
         now=now,
-        adjustment=lead.score_adjustment,
-        carryover=lead.behaviour_carryover,
+        adjustment=read.adjustment,
+        carryover=read.carryover,
     )
 
 
@@ -93,8 +96,12 @@ def _explained(
 class _TallyRead:
     """`tally`: valued at now with every event up to now folded in (to store); `scored`:
     the same plus the events dated after now, undecayed (to score by); the ids folded and
-    the ids dated after now; `rebuilt`: from every event, the stored tally unusable."""
+    the ids dated after now; `rebuilt`: from every event, the stored tally unusable; the
+    model, carryover and adjustment read with the tally (from the same snapshot)."""
 
+    model: ScoringModel
+    adjustment: int
+    carryover: float
     tally: BehaviourTally
     scored: BehaviourTally
     folded: list[int]
@@ -102,13 +109,12 @@ class _TallyRead:
     rebuilt: bool
 
 
-async def _tally_at(
-    session: AsyncSession, lead: Lead, model: ScoringModel, now: datetime
-) -> _TallyRead:
-    # The stored tally and the events not in it are read in one statement, so one snapshot:
-    # read apart, a rescore committing in between (it folds events in and marks them
-    # tallied) would leave an older tally next to no untallied events, and the events
-    # between them counted nowhere. The tally in `lead` may be older than that snapshot.
+async def _tally_at(session: AsyncSession, lead: Lead, now: datetime) -> _TallyRead:
+    # The lead's scoring state and the events not in its tally are read in one statement,
+    # so one snapshot: read apart, a rescore committing in between (it folds events in and
+    # marks them tallied) would leave an older tally next to no untallied events, and the
+    # events between them counted nowhere; a rejection in between would pair one state's
+    # reset with another's carryover. `lead`'s own columns may be older than the snapshot.
     events = select(
         EngagementEvent.id,
         EngagementEvent.type,
@@ -118,19 +124,23 @@ async def _tally_at(
     untallied = events.where(~EngagementEvent.tallied).subquery()  # as the partial index reads
     stored_rows = (
         await session.execute(
-            select(Lead.behaviour_tally, Lead.behaviour_reset_at, *untallied.c)
+            select(*_SCORING_STATE, *untallied.c)
             .select_from(Lead)
             .outerjoin(untallied, true())
             .where(Lead.id == lead.id)
         )
     ).all()
-    stored_json = stored_rows[0][0] if stored_rows else lead.behaviour_tally
-    reset_at = as_utc(stored_rows[0][1] if stored_rows else lead.behaviour_reset_at)
+    # No row only if the lead is gone (leads are erased, never deleted): its own columns.
+    state = stored_rows[0] if stored_rows else [getattr(lead, c.key) for c in _SCORING_STATE]
+    stored_json, reset, carryover, adjustment, persona = state[: len(_SCORING_STATE)]
+    model = scoring_model_for(persona)
+    reset_at = as_utc(reset)
     stored = tally_from_json(stored_json)
     rebuilt = stored is None or not usable(stored, model, reset_at, now)
     if stored is not None and not rebuilt:
         tally = stored
-        rows: Iterable[Any] = [row[2:] for row in stored_rows if row[2] is not None]
+        first = len(_SCORING_STATE)  # the event's columns; None: the lead has no untallied
+        rows: Iterable[Any] = [row[first:] for row in stored_rows if row[first] is not None]
     else:  # the rebuild reads no stored tally: every event, whenever read, is consistent
         tally = empty_tally(model, now, reset_at)
         rows = await session.execute(events)
@@ -159,4 +169,4 @@ async def _tally_at(
     tally = fold(tally, model, due, now=now, reset_at=reset_at)
     # Not yet in the past: counted in full, folded once they are.
     scored = fold(tally, model, later, now=now, reset_at=reset_at) if later else tally
-    return _TallyRead(tally, scored, folded, later_ids, rebuilt)
+    return _TallyRead(model, adjustment, carryover, tally, scored, folded, later_ids, rebuilt)
