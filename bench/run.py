@@ -1112,9 +1112,10 @@ def print_table(result: dict[str, Any]) -> None:
         rows.append((f"backfill of {size['evaluated']} leads", f"{size['seconds']} s", "",
                      "< 60 s for 100,000"))  # fmt: skip
         rows.append(("  leads/s", f"{size['leads_per_s']}", "", ""))
-    print(f"{'benchmark':<30}{'engine':>18}{'bare Temporal':>18}  target")
+    print(f"{'benchmark':<30}{'engine':>18} {'bare Temporal':>18}  target")
     for name, engine, bare, target in rows:
-        print(f"{name:<30}{engine:>18}{bare:>18}  {target}")
+        # The space keeps a cell wider than its column apart from the next one.
+        print(f"{name:<30}{engine:>18} {bare:>18}  {target}")
 
 
 # What a run without --only does. The backfill only when asked: it evaluates every lead of
