@@ -17,6 +17,7 @@ from starter.dev.smtp_sink import SmtpSink
 from starter.services.enrollment import start_journey
 from starter.settings import Settings
 from tests.conftest import body_text, new_email
+from tests.lifecycle_helpers import eventually
 from tests.sample_journeys import with_short_waits
 
 
@@ -152,7 +153,11 @@ async def test_lead_view_shows_stage_current_step_emails_and_events(
         },
     )
 
-    response = await api.get(f"/v1/leads/{body['lead_id']}")
+    # The email reaches the sink before its activity returns and the journey moves on.
+    response = await eventually(
+        lambda: api.get(f"/v1/leads/{body['lead_id']}"),
+        lambda r: r.status_code != 200 or r.json()["journeys"][0]["current_step"] == "await_click",
+    )
 
     assert response.status_code == 200
     lead = response.json()
