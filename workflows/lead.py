@@ -360,9 +360,7 @@ class LeadWorkflow:
                     # on its own, so sales can act on the MQL while the handover retries
                     # alone, as it always did. Both are idempotent per key.
             if both is not None:
-                self._stage_changed(
-                    both.stage, key=stage_request.idempotency_key, cause=stage_request.cause
-                )
+                self._stage_changed(both.stage, stage_request)
                 handover = both.handover
             else:
                 await self._change_stage(stage_request)
@@ -662,14 +660,7 @@ class LeadWorkflow:
     async def _change_stage(self, request: ChangeStageRequest, *, mirror: bool = True) -> None:
         """Change the stage in the database (once per key). `mirror`: take the stage and
         counts it reports back (not when answered feedback already moved them on)."""
-        result = await self._activity(CHANGE_STAGE, request)
-        self._stage_changed(
-            result,
-            key=request.idempotency_key,
-            cause=request.cause,
-            mql_blocked_until=request.mql_blocked_until,
-            mirror=mirror,
-        )
+        self._stage_changed(await self._activity(CHANGE_STAGE, request), request, mirror=mirror)
 
     def _stage_request(
         self,
@@ -703,17 +694,14 @@ class LeadWorkflow:
         )
 
     def _stage_changed(
-        self,
-        result: ChangeStageResult,
-        *,
-        key: str,
-        cause: str,
-        mql_blocked_until: datetime | None = None,
-        mirror: bool = True,
+        self, result: ChangeStageResult, request: ChangeStageRequest, *, mirror: bool = True
     ) -> None:
-        """Take in what a stage change reported (see `_change_stage`)."""
+        """Take in what the stage change `request` reported (see `_change_stage`)."""
+        cause = request.cause
         if result.stage != result.previous_stage:
-            self._stages_reached.append(StageReachedRef(stage=result.stage, key=key))
+            self._stages_reached.append(
+                StageReachedRef(stage=result.stage, key=request.idempotency_key)
+            )
         s = self._state
         if not mirror:
             self._note(f"stage {result.previous_stage.value} → {result.stage.value} ({cause})")
@@ -724,8 +712,8 @@ class LeadWorkflow:
         s.mql_cycles = result.mql_cycles
         if not s.feedback_queue:  # else feedback taken meanwhile decided the stage already
             s.stage, s.rejections = result.stage, result.rejections
-        if mql_blocked_until is not None:
-            s.mql_blocked_until = mql_blocked_until
+        if request.mql_blocked_until is not None:
+            s.mql_blocked_until = request.mql_blocked_until
         self._publish()
 
     async def _notify(self, rep_id: str, template: OwnerNotification, key: str) -> None:
